@@ -1,0 +1,44 @@
+# rds-csi: the two commands a newcomer needs are `make demo` and `make test`.
+GO        ?= go
+FUZZTIME  ?= 10s
+BENCHTIME ?= 2s
+BIN       := bin
+
+# Every fuzz target, as package:Target. CI runs each for FUZZTIME.
+FUZZ_TARGETS := \
+	./emulator/routeros:FuzzParse \
+	./emulator/routeros:FuzzQuote
+
+.PHONY: all build demo test vet unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## demo: start the emulator and play a scripted RouterOS session against it.
+demo:
+	$(GO) run ./cmd/rds-emulator demo
+
+## test: everything CI runs: vet, race-enabled unit and integration tests, bounded fuzzing.
+test: vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+## bench: throughput and latency figures (see README for what each one means).
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./emulator/... ./driver/...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,481 @@
+package console
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/rds-csi/rds-csi/emulator/routeros"
+	"github.com/rds-csi/rds-csi/emulator/store"
+)
+
+// partitionID stands for the pool's partition entry in a session's numbering; store
+// IDs of file disks start at 1.
+const partitionID = 0
+
+func diskProps(d store.Disk) []prop {
+	return []prop{
+		{"type", "file"},
+		{"slot", quoted(d.Slot)},
+		{"slot-default", `""`},
+		{"parent", `""`},
+		{"fs", "-"},
+		{"model", quoted(d.FilePath)},
+		{"size", spacedInt(d.FileSize)},
+		{"mount-filesystem", "yes"},
+		{"mount-read-only", "no"},
+		{"compress", "no"},
+		{"sector-size", "512"},
+		{"raid-master", "none"},
+		{"nvme-tcp-export", yesNo(d.NVMeTCPExport)},
+		{"nvme-tcp-server-port", strconv.Itoa(d.NVMeTCPServerPort)},
+		{"nvme-tcp-server-nqn", quoted(d.NVMeTCPServerNQN)},
+		{"nvme-tcp-server-allow-host-name", quoted(d.NVMeTCPServerAllowHostName)},
+		{"iscsi-export", "no"},
+		{"nfs-sharing", "no"},
+		{"smb-sharing", "no"},
+		{"media-sharing", "no"},
+		{"media-interface", "none"},
+		{"swap", "no"},
+		{"file-path", bare(d.FilePath)},
+		{"file-size", humanSize(d.FileSize)},
+		{"file-offset", "0"},
+	}
+}
+
+// diskMatchProps exposes a disk's properties, unformatted, to where-expressions.
+func diskMatchProps(d store.Disk) routeros.Props {
+	return func(name string) (string, bool) {
+		switch name {
+		case "type":
+			return "file", true
+		case "slot":
+			return d.Slot, true
+		case "model", "file-path":
+			return d.FilePath, true
+		case "size":
+			return strconv.FormatInt(d.FileSize, 10), true
+		case "file-size":
+			return humanSize(d.FileSize), true
+		case "nvme-tcp-export":
+			return yesNo(d.NVMeTCPExport), true
+		case "nvme-tcp-server-port":
+			return strconv.Itoa(d.NVMeTCPServerPort), true
+		case "nvme-tcp-server-nqn":
+			return d.NVMeTCPServerNQN, true
+		case "nvme-tcp-server-allow-host-name":
+			return d.NVMeTCPServerAllowHostName, true
+		case "comment":
+			return d.Comment, true
+		case "disabled":
+			return "no", true
+		}
+		return "", false
+	}
+}
+
+func partitionProps(p store.Pool) []prop {
+	return []prop{
+		{"type", "partition"},
+		{"slot", quoted(p.Name)},
+		{"mount-point", quoted(p.Name)},
+		{"file-system", "btrfs"},
+		{"size", spacedInt(p.Size)},
+		{"free", spacedInt(p.Free())},
+		{"use", usePercent(p) + "%"},
+	}
+}
+
+func usePercent(p store.Pool) string {
+	if p.Size <= 0 {
+		return "0"
+	}
+	return strconv.FormatInt(p.Used*100/p.Size, 10)
+}
+
+func partitionMatchProps(p store.Pool) routeros.Props {
+	return func(name string) (string, bool) {
+		switch name {
+		case "type":
+			return "partition", true
+		case "slot", "mount-point":
+			return p.Name, true
+		case "file-system":
+			return "btrfs", true
+		case "size":
+			return strconv.FormatInt(p.Size, 10), true
+		case "free":
+			return strconv.FormatInt(p.Free(), 10), true
+		case "disabled":
+			return "no", true
+		}
+		return "", false
+	}
+}
+
+func (s *Session) disk(b *strings.Builder, cmd routeros.Command) error {
+	switch cmd.Verb {
+	case "print":
+		return s.diskPrint(b, cmd)
+	case "add":
+		return s.diskAdd(cmd)
+	case "set":
+		return s.diskSet(cmd)
+	case "remove":
+		return s.diskRemove(cmd)
+	}
+	return failure("bad command name " + cmd.Verb)
+}
+
+// selectDisks returns the IDs of the disks an expression matches, in print order.
+// The partition entry is included as partitionID when it matches. `slot=X` alone
+// is answered from the store's index so lookups stay O(1) with many disks.
+func (s *Session) selectDisks(where routeros.Expr) []uint64 {
+	st := s.c.store
+	if cmp, ok := where.(*routeros.Compare); ok && cmp.Op == "=" && cmp.Prop == "slot" {
+		var ids []uint64
+		if p := st.Pool(); p.Name == cmp.Value {
+			ids = append(ids, partitionID)
+		}
+		if d, ok := st.DiskBySlot(cmp.Value); ok {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	var ids []uint64
+	if where == nil || where.Match(partitionMatchProps(st.Pool())) {
+		ids = append(ids, partitionID)
+	}
+	for _, d := range st.Disks() {
+		if where == nil || where.Match(diskMatchProps(d)) {
+			ids = append(ids, d.ID)
+		}
+	}
+	return ids
+}
+
+func (s *Session) diskPrint(b *strings.Builder, cmd routeros.Command) error {
+	ids := s.selectDisks(cmd.Where)
+	s.lastDisks = ids
+	if hasWord(cmd, "count-only") {
+		b.WriteString(strconv.Itoa(len(ids)) + "\n")
+		return nil
+	}
+	entries := make([]entry, 0, len(ids))
+	st := s.c.store
+	for _, id := range ids {
+		if id == partitionID {
+			entries = append(entries, entry{props: partitionProps(st.Pool())})
+			continue
+		}
+		d, ok := st.DiskByID(id)
+		if !ok {
+			continue // removed concurrently
+		}
+		entries = append(entries, entry{comment: d.Comment, props: diskProps(d)})
+	}
+	if hasWord(cmd, "detail") {
+		renderDetail(b, entries, s.Width)
+		return nil
+	}
+	renderTable(b, entries, []string{"slot", "type", "file-path", "file-size"})
+	return nil
+}
+
+// resolveDisks turns a set/remove item selector into disk IDs. Like RouterOS, an
+// empty match is "no such item".
+func (s *Session) resolveDisks(items *routeros.Items) ([]uint64, error) {
+	if items == nil {
+		return nil, failure("no such item")
+	}
+	var ids []uint64
+	if items.Find != nil {
+		ids = s.selectDisks(items.Find.Where)
+	} else {
+		for _, n := range items.Indices {
+			if n < 0 || n >= len(s.lastDisks) {
+				return nil, failure("no such item")
+			}
+			ids = append(ids, s.lastDisks[n])
+		}
+	}
+	if len(ids) == 0 {
+		return nil, failure("no such item")
+	}
+	return ids, nil
+}
+
+func (s *Session) diskAdd(cmd routeros.Command) error {
+	args := argMap(cmd)
+	if t, ok := args["type"]; !ok {
+		return failure("type not specified")
+	} else if t.Text != "file" {
+		return invalidValue("type")
+	}
+	d := store.Disk{NVMeTCPServerPort: 4420}
+	var copyFrom *routeros.Find
+	sizeGiven := false
+	for _, a := range cmd.Args {
+		v := a.Value.Text
+		switch a.Name {
+		case "type":
+		case "slot":
+			if v == "" {
+				return invalidValue("slot")
+			}
+			d.Slot = v
+		case "file-path":
+			p, err := s.filePath(v)
+			if err != nil {
+				return err
+			}
+			d.FilePath = p
+		case "file-size":
+			n, err := ParseSize(v)
+			if err != nil {
+				return invalidValue("file-size")
+			}
+			d.FileSize, sizeGiven = n, true
+		case "copy-from":
+			if a.Value.Find == nil {
+				return invalidValue("copy-from")
+			}
+			copyFrom = a.Value.Find
+		default:
+			if err := setNVMeArg(&d, a); err != nil {
+				return err
+			}
+		}
+	}
+	if d.FilePath == "" {
+		return failure("file-path not specified")
+	}
+	if d.Slot == "" {
+		return failure("slot not specified")
+	}
+	if copyFrom != nil {
+		src := s.selectDisks(copyFrom.Where)
+		var srcDisk store.Disk
+		found := 0
+		for _, id := range src {
+			if dd, ok := s.c.store.DiskByID(id); ok && id != partitionID {
+				srcDisk, found = dd, found+1
+			}
+		}
+		if found != 1 {
+			return failure("no such item")
+		}
+		_, err := s.c.store.CopyDisk(srcDisk.Slot, d)
+		return err
+	}
+	if !sizeGiven {
+		return failure("file-size not specified")
+	}
+	_, err := s.c.store.AddDisk(d)
+	return err
+}
+
+// setNVMeArg applies the export-related arguments shared by add and set.
+func setNVMeArg(d *store.Disk, a routeros.Arg) error {
+	v := a.Value.Text
+	switch a.Name {
+	case "nvme-tcp-export":
+		b, ok := parseYesNo(v)
+		if !ok {
+			return invalidValue(a.Name)
+		}
+		d.NVMeTCPExport = b
+	case "nvme-tcp-server-port":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			return invalidValue(a.Name)
+		}
+		d.NVMeTCPServerPort = n
+	case "nvme-tcp-server-nqn":
+		d.NVMeTCPServerNQN = v
+	case "nvme-tcp-server-allow-host-name":
+		d.NVMeTCPServerAllowHostName = v
+	case "comment":
+		d.Comment = v
+	default:
+		return invalidValue(a.Name)
+	}
+	return nil
+}
+
+// filePath checks a file-path argument: absolute (a missing leading slash is
+// added, as RouterOS accepts both), inside the pool, no empty or dot segments.
+func (s *Session) filePath(v string) (string, error) {
+	p := "/" + strings.TrimPrefix(v, "/")
+	pool := s.c.store.Pool().Name
+	if !strings.HasPrefix(p, "/"+pool+"/") {
+		return "", invalidValue("file-path")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", invalidValue("file-path")
+		}
+	}
+	return p, nil
+}
+
+func (s *Session) diskSet(cmd routeros.Command) error {
+	ids, err := s.resolveDisks(cmd.Items)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == partitionID {
+			return failure("can not change partition")
+		}
+	}
+	for _, id := range ids {
+		_, err := s.c.store.UpdateDisk(id, func(d *store.Disk) error {
+			for _, a := range cmd.Args {
+				switch a.Name {
+				case "file-size":
+					n, err := ParseSize(a.Value.Text)
+					if err != nil {
+						return invalidValue("file-size")
+					}
+					d.FileSize = n
+				case "slot":
+					if a.Value.Text == "" {
+						return invalidValue("slot")
+					}
+					d.Slot = a.Value.Text
+				default:
+					if err := setNVMeArg(d, a); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) diskRemove(cmd routeros.Command) error {
+	ids, err := s.resolveDisks(cmd.Items)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == partitionID {
+			return failure("can not remove partition")
+		}
+	}
+	for _, id := range ids {
+		if err := s.c.store.RemoveDisk(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func argMap(cmd routeros.Command) map[string]routeros.Value {
+	m := make(map[string]routeros.Value, len(cmd.Args))
+	for _, a := range cmd.Args {
+		m[a.Name] = a.Value
+	}
+	return m
+}
+
+func hasWord(cmd routeros.Command, w string) bool {
+	for _, x := range cmd.Words {
+		if x == w {
+			return true
+		}
+	}
+	return false
+}
+
+func parseYesNo(v string) (bool, bool) {
+	switch v {
+	case "yes", "true":
+		return true, true
+	case "no", "false":
+		return false, true
+	}
+	return false, false
+}
+
+// ParseSize reads a RouterOS size argument: plain bytes or a binary suffix
+// (K, M, G, T, P, optionally followed by "iB" or "B"): 1G is 1 073 741 824 bytes.
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSuffix(strings.TrimSuffix(v, "B"), "i")
+	mult := int64(1)
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		case 'P':
+			mult = 1 << 50
+		}
+		if mult > 1 {
+			s = s[:len(s)-1]
+		} else if s != v {
+			return 0, strconv.ErrSyntax // "iB"/"B" without a unit
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, strconv.ErrSyntax
+	}
+	if n > (1<<62)/mult {
+		return 0, strconv.ErrRange
+	}
+	return n * mult, nil
+}
+
+// renderTable prints the non-detail form: a legend, a column header and one row
+// per entry. Nothing in the driver reads it; it exists so a person at the prompt
+// gets what they expect.
+func renderTable(b *strings.Builder, entries []entry, cols []string) {
+	b.WriteString(flagsLegend + "\n")
+	upper := make([]string, len(cols))
+	for i, c := range cols {
+		upper[i] = strings.ToUpper(c)
+	}
+	b.WriteString("Columns: " + strings.Join(upper, ", ") + "\n")
+	rows := [][]string{append([]string{"#"}, upper...)}
+	for i, e := range entries {
+		m := map[string]string{}
+		for _, p := range e.props {
+			m[p.name] = p.value
+		}
+		row := []string{strconv.Itoa(i)}
+		for _, c := range cols {
+			row = append(row, strings.Trim(m[c], `"`))
+		}
+		rows = append(rows, row)
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			if len(c) > widths[i] {
+				widths[i] = len(c)
+			}
+		}
+	}
+	for _, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			line.WriteString(c)
+			if i < len(r)-1 {
+				line.WriteString(strings.Repeat(" ", widths[i]-len(c)+2))
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+}
+

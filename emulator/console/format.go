@@ -1,0 +1,192 @@
+package console
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rds-csi/rds-csi/emulator/routeros"
+)
+
+// flagsLegend is the first line of every /disk and /file print, matching or not.
+const flagsLegend = "Flags: X - disabled; B - blocked"
+
+// DefaultWidth is the terminal width RouterOS assumes when none was negotiated.
+const DefaultWidth = 80
+
+// prop is one name=value pair as printed.
+type prop struct{ name, value string }
+
+func (p prop) String() string { return p.name + "=" + p.value }
+
+// quoted renders a string-typed property the way RouterOS does: always in double
+// quotes, escaped so the output parses back to the stored value.
+func quoted(s string) string { return routeros.Quote(s) }
+
+// bare renders a value RouterOS prints unquoted (paths, numbers, enums) unless it
+// contains something that would make it ambiguous, in which case it is quoted.
+func bare(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			strings.ContainsRune("./:_-+@%,*", r)) {
+			return quoted(s)
+		}
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// spacedInt prints a byte count with spaces between thousands: 53 687 091 200.
+func spacedInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// humanSize prints sizes the lossy way RouterOS does in file-size= and /file
+// size=: one decimal and a binary unit (50.0GiB, 1.5TiB). Below 1 KiB it prints
+// the plain number.
+func humanSize(n int64) string {
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	if n < 1024 {
+		return strconv.FormatInt(n, 10)
+	}
+	v := float64(n)
+	u := -1
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f%s", v, units[u])
+}
+
+// entry is one item of a print detail listing.
+type entry struct {
+	flags   string // flag letters, e.g. "X"; "" for none
+	comment string
+	props   []prop
+}
+
+// renderDetail prints entries in `print detail` form at the given width.
+func renderDetail(b *strings.Builder, entries []entry, width int) {
+	b.WriteString(flagsLegend)
+	b.WriteByte('\n')
+	if width <= 0 {
+		width = DefaultWidth
+	}
+	idxWidth := len(strconv.Itoa(len(entries) - 1))
+	if idxWidth < 2 {
+		idxWidth = 2
+	}
+	for i, e := range entries {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		flag := e.flags
+		if flag == "" {
+			flag = " "
+		}
+		head := fmt.Sprintf("%*d %s ", idxWidth, i, flag)
+		indent := strings.Repeat(" ", len(head))
+		tokens := make([]string, 0, len(e.props)+1)
+		if e.comment != "" {
+			// RouterOS prints the comment on its own line after the index.
+			b.WriteString(head + ";;; " + e.comment + "\n")
+			head = indent
+		}
+		for _, p := range e.props {
+			tokens = append(tokens, p.String())
+		}
+		wrapTokens(b, head, indent, tokens, width)
+	}
+}
+
+// wrapTokens lays tokens out greedily. A token that does not fit on the current
+// line starts a new one if it fits there; a token too long for any line is cut at
+// the width wherever it falls, even inside a value, which is the quirk real
+// RouterOS output has and the driver's parser must handle. Lines that end between
+// tokens stay shorter than the width, so a line filled exactly to the width always
+// means "cut inside a token": that keeps the emulator's output unambiguous to
+// unwrap. (Real output is not always so kind: the parser must not rely on it.)
+func wrapTokens(b *strings.Builder, head, indent string, tokens []string, width int) {
+	line := head
+	lineHasToken := false
+	avail := width - len(indent)
+	if avail < 1 {
+		avail = 1
+	}
+	flush := func() {
+		b.WriteString(line)
+		b.WriteByte('\n')
+		line, lineHasToken = indent, false
+	}
+	for _, tok := range tokens {
+		sep := ""
+		if lineHasToken {
+			sep = " "
+		}
+		switch {
+		case len(line)+len(sep)+len(tok) < width:
+			line += sep + tok
+		case len(tok) < avail:
+			flush()
+			line += tok
+		default:
+			text := sep + tok
+			for text != "" {
+				room := width - len(line)
+				if room <= 0 {
+					flush()
+					room = width - len(line)
+					text = strings.TrimPrefix(text, " ")
+				}
+				if room > len(text) {
+					room = len(text)
+				}
+				line += text[:room]
+				text = text[room:]
+			}
+		}
+		lineHasToken = true
+	}
+	if lineHasToken || line != indent {
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+}
+
+// renderKeyValues prints the `key: value` form of /system menus, keys right-aligned
+// as RouterOS does.
+func renderKeyValues(b *strings.Builder, kv []prop) {
+	w := 0
+	for _, p := range kv {
+		if len(p.name) > w {
+			w = len(p.name)
+		}
+	}
+	for _, p := range kv {
+		fmt.Fprintf(b, "%*s: %s\n", w+2, p.name, p.value)
+	}
+}

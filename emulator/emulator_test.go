@@ -1,0 +1,363 @@
+package emulator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rds-csi/rds-csi/emulator"
+	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+)
+
+func addCmd(slot, size string) string {
+	return "/disk add type=file file-path=/storage-pool/k8s/" + slot + ".img file-size=" + size +
+		" slot=" + slot + " nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn=nqn.2000-02.com.mikrotik:" + slot
+}
+
+func TestExecAcceptance(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	if out := emu.Run("/disk print detail"); !strings.HasPrefix(out, "Flags: X - disabled; B - blocked\n") {
+		t.Fatalf("print: %q", out)
+	}
+	if out := emu.Run(addCmd("pvc-1", "1G")); out != "" {
+		t.Fatalf("add printed %q", out)
+	}
+	if out := emu.Run("/disk print detail where slot=pvc-1"); !strings.Contains(out, "size=1 073 741 824") {
+		t.Fatalf("print after add: %q", out)
+	}
+	out, status, err := emu.RunAs("admin", "/disk remove [find slot=nope]")
+	if err != nil || out != "failure: no such item\n" || status != 1 {
+		t.Fatalf("remove missing: %q status %d err %v", out, status, err)
+	}
+}
+
+func TestZeroExitOnError(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{ZeroExitOnError: true})
+	out, status, err := emu.RunAs("admin", "/disk remove [find slot=nope]")
+	if err != nil || status != 0 || out != "failure: no such item\n" {
+		t.Fatalf("got %q status %d err %v; want the error text with exit status 0", out, status, err)
+	}
+}
+
+func TestAuthentication(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	other, err := gossh.NewSignerFromKey(mustKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		cfg  *gossh.ClientConfig
+	}{
+		{"unknown key", &gossh.ClientConfig{User: "admin", Auth: []gossh.AuthMethod{gossh.PublicKeys(other)}, HostKeyCallback: gossh.FixedHostKey(emu.HostKey())}},
+		{"unknown user", &gossh.ClientConfig{User: "root", Auth: []gossh.AuthMethod{gossh.PublicKeys(emu.ClientSigner())}, HostKeyCallback: gossh.FixedHostKey(emu.HostKey())}},
+		{"password", &gossh.ClientConfig{User: "admin", Auth: []gossh.AuthMethod{gossh.Password("admin")}, HostKeyCallback: gossh.FixedHostKey(emu.HostKey())}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.Timeout = 5 * time.Second
+			if c, err := gossh.Dial("tcp", emu.Addr(), tc.cfg); err == nil {
+				c.Close()
+				t.Fatal("login accepted")
+			}
+		})
+	}
+	// Login options do not change who you are.
+	if _, _, err := emu.RunAs("admin+ct512w", "/system identity print"); err != nil {
+		t.Fatalf("admin+ct512w: %v", err)
+	}
+}
+
+func TestKeepaliveGlobalRequestRejected(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ok, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+	if err != nil || ok {
+		t.Fatalf("keepalive: ok=%v err=%v; want a refusal", ok, err)
+	}
+	// The connection is still usable after the refusal.
+	if out, _, err := emulatortest.Exec(c, "/system identity print"); err != nil || !strings.Contains(out, "name: rds") {
+		t.Fatalf("after keepalive: %q %v", out, err)
+	}
+}
+
+func TestLoginWidthOption(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	slot := "pvc-5b0c7e2a-1d4f-4c1e-9a55-0f6f3b1e2d11"
+	emu.Run(addCmd(slot, "50G"))
+	narrow := emu.Run("/disk print detail where slot=" + slot)
+	wide, _, err := emu.RunAs("admin+ct512w", "/disk print detail where slot="+slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(narrow, "\n"); n < 8 {
+		t.Fatalf("80-column output has only %d lines:\n%s", n, narrow)
+	}
+	if n := strings.Count(wide, "\n"); n > 3 {
+		t.Fatalf("512-column output has %d lines, want at most legend + two:\n%s", n, wide)
+	}
+	for _, l := range strings.Split(wide, "\n") {
+		if len(l) > 512 {
+			t.Fatalf("line of %d columns at width 512", len(l))
+		}
+	}
+}
+
+func TestInteractiveShell(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 40, 120, gossh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.StdinPipe()
+	var out syncBuffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	waitForOutput(t, &out, "[admin@rds] > ")
+	// A typo fixed with backspace, then the command.
+	io.WriteString(in, "/system identity prinx\x7ft\r")
+	waitForOutput(t, &out, "name: rds\r\n[admin@rds] > ")
+	io.WriteString(in, "/disk frob\r")
+	waitForOutput(t, &out, "bad command name frob (line 1 column 7)\r\n")
+	io.WriteString(in, "quit\r")
+	if err := s.Wait(); err != nil {
+		t.Fatalf("shell exit: %v", err)
+	}
+}
+
+func TestShellWithoutPty(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stdin = strings.NewReader(addCmd("pvc-1", "1G") + "\n/disk print count-only where slot=pvc-1\n")
+	var out bytes.Buffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[admin@rds] > [admin@rds] > 1\n[admin@rds] > "; out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestHostKeyStableAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := emulatortest.Start(t, emulatortest.Options{StateDir: dir})
+	first.Run(addCmd("pvc-1", "1G"))
+	key := first.HostKey()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := emulatortest.Start(t, emulatortest.Options{StateDir: dir})
+	if !bytes.Equal(second.HostKey().Marshal(), key.Marshal()) {
+		t.Fatal("host key changed across restart")
+	}
+	// The new instance has its own client key; the disk must still be there.
+	if out := second.Run("/disk print count-only where slot=pvc-1"); out != "1\n" {
+		t.Fatalf("disk lost across restart: %q", out)
+	}
+}
+
+func TestCrashAndRestart(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := emulatortest.Exec(c, addCmd("pvc-1", "1G")); err != nil {
+		t.Fatal(err)
+	}
+	emu.Crash()
+	if _, _, err := emulatortest.Exec(c, "/system identity print"); err == nil {
+		t.Fatal("connection survived the crash")
+	}
+	if conn, err := net.DialTimeout("tcp", emu.Addr(), time.Second); err == nil {
+		conn.Close()
+		t.Fatal("crashed emulator still accepts TCP")
+	}
+	if err := emu.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if out := emu.Run("/disk print count-only where slot=pvc-1"); out != "1\n" {
+		t.Fatalf("disk lost across crash: %q", out)
+	}
+}
+
+func TestFaultsOverSSH(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	emu.Faults().FailNext(1, "failure: not enough space")
+	out, status, _ := emulatortest.Exec(c, addCmd("pvc-1", "1G"))
+	if out != "failure: not enough space\n" || status != 1 {
+		t.Fatalf("fail-next: %q %d", out, status)
+	}
+	if out := emu.Run("/disk print count-only where slot=pvc-1"); out != "0\n" {
+		t.Fatalf("a failed command must not run: %q", out)
+	}
+
+	emu.Faults().HangNext(1)
+	done := make(chan string, 1)
+	go func() {
+		out, _, _ := emulatortest.Exec(c, addCmd("pvc-2", "1G"))
+		done <- out
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for emu.Faults().Hanging() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("command never hung")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatal("hung command answered before release")
+	default:
+	}
+	emu.Faults().Release()
+	if out := <-done; out != "" {
+		t.Fatalf("released add printed %q", out)
+	}
+
+	emu.Faults().RejectConnections(true)
+	if _, err := emu.Dial("admin"); err == nil {
+		t.Fatal("new connection accepted while rejecting")
+	}
+	if _, _, err := emulatortest.Exec(c, "/system identity print"); err != nil {
+		t.Fatalf("existing connection broken by reject: %v", err)
+	}
+	emu.Faults().RejectConnections(false)
+	if out := emu.Run("/disk print count-only where slot=pvc-2"); out != "1\n" {
+		t.Fatalf("after reject off: %q", out)
+	}
+}
+
+func TestMetricsAndCommandLog(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	var mu sync.Mutex
+	var log []emulator.CommandRecord
+	emu := emulatortest.Start(t, emulatortest.Options{Registerer: reg, CommandLog: func(r emulator.CommandRecord) {
+		mu.Lock()
+		log = append(log, r)
+		mu.Unlock()
+	}})
+	emu.Run(addCmd("pvc-1", "1G"))
+	emu.Run("/disk print detail")
+	emu.Run("/disk frob")
+
+	if got := testutil.ToFloat64(mustCounter(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "add", "result": "ok"})); got != 1 {
+		t.Fatalf("add ok = %v", got)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "invalid", "result": "error"})); got != 1 {
+		t.Fatalf("invalid error = %v", got)
+	}
+	if n, err := testutil.GatherAndCount(reg, "rds_emulator_disks", "rds_emulator_pool_used_bytes", "rds_emulator_sessions", "rds_emulator_command_duration_seconds"); err != nil || n < 4 {
+		t.Fatalf("gathered %d series, err %v", n, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader("# HELP rds_emulator_disks File disks present.\n# TYPE rds_emulator_disks gauge\nrds_emulator_disks 1\n"), "rds_emulator_disks"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(log) != 3 || log[0].User != "admin" || log[0].Status != "ok" || log[2].Status != "error" ||
+		!strings.HasPrefix(log[2].Output, "bad command name frob") {
+		b, _ := json.Marshal(log)
+		t.Fatalf("command log: %s", b)
+	}
+}
+
+func TestInMemoryConn(t *testing.T) {
+	signer := mustSigner(t)
+	emu2, err := emulator.New(emulator.Config{AuthorizedKeys: []gossh.PublicKey{signer.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu2.Close()
+	client, err := emu2.DialInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := gossh.NewClientConn(client, "in-memory", &gossh.ClientConfig{
+		User: "admin", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: gossh.FixedHostKey(emu2.HostKey()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := gossh.NewClient(conn, chans, reqs)
+	defer c.Close()
+	if out, _, err := emulatortest.Exec(c, "/system identity print"); err != nil || !strings.Contains(out, "name: rds") {
+		t.Fatalf("over a pipe: %q %v", out, err)
+	}
+	if out, _ := emu2.Exec(context.Background(), "admin", addCmd("pvc-1", "1G")); out != "" {
+		t.Fatalf("Exec: %q", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the SSH reader goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitForOutput(t *testing.T, b *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(b.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in output:\n%q", want, b.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

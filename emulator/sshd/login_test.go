@@ -1,0 +1,24 @@
+package sshd
+
+import "testing"
+
+func TestParseLogin(t *testing.T) {
+	cases := map[string]Login{
+		"admin":           {User: "admin"},
+		"admin+ct512w":    {User: "admin", NoColors: true, NoAutodetect: true, Width: 512},
+		"admin+c":         {User: "admin", NoColors: true},
+		"admin+200w40h":   {User: "admin", Width: 200, Height: 40},
+		"admin+0w":        {User: "admin"}, // zero width is ignored, not "no width"
+		"admin+99999999w": {User: "admin"}, // absurd widths are ignored
+		"admin+xyz":       {User: "admin"}, // unknown options are ignored
+		"adm+in+t":        {User: "adm"},   // only the first '+' splits; "in+t" holds no t before '+'? see below
+		"":                {User: ""},
+	}
+	// Only the first '+' splits; the options "in+t" hold a 't'.
+	cases["adm+in+t"] = Login{User: "adm", NoAutodetect: true}
+	for in, want := range cases {
+		if got := ParseLogin(in); got != want {
+			t.Errorf("ParseLogin(%q) = %+v, want %+v", in, got, want)
+		}
+	}
+}

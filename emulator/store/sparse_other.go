@@ -1,0 +1,10 @@
+//go:build !linux
+
+package store
+
+import "os"
+
+// Without a portable SEEK_DATA, copySparse falls back to skipping zero blocks.
+func nextData(f *os.File, off, size int64) (start, end int64, more bool, err error) {
+	return 0, 0, false, errNoExtents
+}

@@ -1,0 +1,773 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+)
+
+// DefaultPool is the pool (and mount-point) name used when Options.Pool is empty.
+const DefaultPool = "storage-pool"
+
+// Names inside Options.Dir.
+const (
+	journalFile  = "journal.log"
+	snapshotFile = "snapshot"
+	lockFile     = "LOCK"
+	filesDir     = "files"
+	tmpDir       = "tmp"
+)
+
+// Compaction thresholds: the journal is folded into a snapshot once it holds
+// more than compactMinRecords records and more than compactFactor times the
+// number of live items, which keeps replay short without making compaction
+// (which is O(state)) frequent. Variables so tests can force compactions.
+var (
+	compactMinRecords = 10000
+	compactFactor     = 4
+)
+
+// Disk is a /disk entry of type=file.
+type Disk struct {
+	ID                         uint64 // creation order; never reused
+	Slot                       string
+	FilePath                   string // with leading "/": /<pool>/dir/name.img
+	FileSize                   int64  // bytes
+	NVMeTCPExport              bool
+	NVMeTCPServerPort          int
+	NVMeTCPServerNQN           string
+	NVMeTCPServerAllowHostName string
+	Comment                    string
+	Created                    time.Time
+}
+
+// File is a /file entry. Name has no leading slash.
+type File struct {
+	Name         string
+	Type         string // "directory", ".img file", "file"
+	Size         int64  // logical size in bytes; 0 for directories
+	LastModified time.Time
+	Dir          bool
+}
+
+// Pool is the partition that holds the files. Used counts every regular
+// file's logical size, sparse or not, disk or orphan, as RDS does.
+type Pool struct {
+	Name string
+	Size int64
+	Used int64
+}
+
+// Free is the space left; it can be negative if the pool was reconfigured
+// smaller than what is already used.
+func (p Pool) Free() int64 { return p.Size - p.Used }
+
+// Options configures Open.
+type Options struct {
+	// Dir is the state directory; "" keeps everything in memory (no files,
+	// no persistence).
+	Dir string
+	// Pool names the pool; "" means DefaultPool for a new state and "keep
+	// the recorded one" for an existing one.
+	Pool string
+	// PoolSize in bytes: required for a new state; for an existing one a
+	// different positive value resizes the pool (journaled), 0 keeps it.
+	PoolSize int64
+	// Clock supplies every timestamp; nil means the real clock.
+	Clock clock.Clock
+	// Fsync makes each change durable against machine crashes before it is
+	// acknowledged (journal fsync, plus the directory of new files). Without
+	// it the journal write() still happens before acknowledging, which
+	// survives the process being killed but not the machine going down.
+	Fsync bool
+}
+
+// Store is the emulated RDS state. All methods are safe for concurrent use.
+type Store struct {
+	clk     clock.Clock
+	fsync   bool
+	dir     string // "" when in memory
+	persist bool
+
+	mu          sync.RWMutex
+	st          *state
+	journal     *os.File
+	jsize       int64  // bytes of intact records in the journal
+	seq         uint64 // sequence number of the last record
+	nrec        int    // records since the last compaction
+	nextCompact int
+	lock        *os.File
+	closed      bool
+	broken      error // set when the journal can no longer be trusted for appends
+}
+
+// Open loads (or creates) the state in o.Dir, heals the host files so they
+// match the journal, and compacts the journal into a fresh snapshot.
+func Open(o Options) (*Store, error) {
+	s := &Store{clk: o.Clock, fsync: o.Fsync, dir: o.Dir, persist: o.Dir != "", st: newState()}
+	if s.clk == nil {
+		s.clk = clock.New()
+	}
+	if o.PoolSize < 0 {
+		return nil, fmt.Errorf("store: negative PoolSize %d", o.PoolSize)
+	}
+	if !s.persist {
+		name := o.Pool
+		if name == "" {
+			name = DefaultPool
+		}
+		if o.PoolSize == 0 {
+			return nil, errors.New("store: PoolSize is required")
+		}
+		if err := s.commit(&record{Op: opPool, Name: name, Size: o.PoolSize}); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	if err := s.open(o); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) open(o Options) error {
+	for _, d := range []string{s.dir, filepath.Join(s.dir, filesDir), filepath.Join(s.dir, tmpDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	var err error
+	if s.lock, err = lockDir(filepath.Join(s.dir, lockFile)); err != nil {
+		return err
+	}
+
+	sd, err := readSnapshot(filepath.Join(s.dir, snapshotFile))
+	if err != nil {
+		return err
+	}
+	if sd != nil {
+		if s.st, err = stateFromSnapshot(sd); err != nil {
+			return &CorruptError{File: filepath.Join(s.dir, snapshotFile), Reason: err.Error()}
+		}
+		s.seq = sd.Seq
+	}
+
+	jpath := filepath.Join(s.dir, journalFile)
+	recs, valid, size, err := readJournal(jpath)
+	if err != nil {
+		return err
+	}
+	s.journal, err = os.OpenFile(jpath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if valid < size {
+		// A torn tail is a write that never returned, so never acknowledged:
+		// cut it off so new records do not land behind garbage.
+		if err := s.journal.Truncate(valid); err != nil {
+			return fmt.Errorf("store: truncating torn journal tail: %w", err)
+		}
+		if err := s.journal.Sync(); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	s.jsize = valid
+	for i, r := range recs {
+		if r.Seq <= s.seq {
+			continue // already in the snapshot (crash during compaction)
+		}
+		if r.Seq != s.seq+1 {
+			return &CorruptError{File: jpath, Reason: fmt.Sprintf("record %d has sequence %d, expected %d", i+1, r.Seq, s.seq+1)}
+		}
+		if err := s.st.check(r); err != nil {
+			return &CorruptError{File: jpath, Reason: fmt.Sprintf("record %d (seq %d, %s) does not apply: %v", i+1, r.Seq, r.Op, err)}
+		}
+		s.st.mutate(r)
+		s.seq = r.Seq
+		s.nrec++
+	}
+
+	if err := s.configurePool(o); err != nil {
+		return err
+	}
+	if err := s.reconcile(); err != nil {
+		return err
+	}
+	if err := s.importOrphans(); err != nil {
+		return err
+	}
+	// Whatever is left in tmp/ is a staged copy that was never journaled
+	// (or one reconcile just published).
+	staged, err := os.ReadDir(filepath.Join(s.dir, tmpDir))
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, e := range staged {
+		if err := os.RemoveAll(filepath.Join(s.dir, tmpDir, e.Name())); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	clear(s.st.stages)
+	return s.compact()
+}
+
+func (s *Store) configurePool(o Options) error {
+	p := s.st.pool
+	if p.Name == "" {
+		name := o.Pool
+		if name == "" {
+			name = DefaultPool
+		}
+		if o.PoolSize == 0 {
+			return errors.New("store: PoolSize is required for a new state directory")
+		}
+		return s.commit(&record{Op: opPool, Name: name, Size: o.PoolSize})
+	}
+	if o.Pool != "" && o.Pool != p.Name {
+		return fmt.Errorf("store: %s holds pool %q, not %q", s.dir, p.Name, o.Pool)
+	}
+	if o.PoolSize != 0 && o.PoolSize != p.Size {
+		return s.commit(&record{Op: opPool, Name: p.Name, Size: o.PoolSize})
+	}
+	return nil
+}
+
+// reconcile makes the host match the replayed state: every file exists with at
+// least its recorded size (publishing journaled copies still in tmp/), and
+// every journaled removal is carried out. This is what heals a crash between
+// a journal write and the filesystem change it describes.
+func (s *Store) reconcile() error {
+	if err := os.MkdirAll(s.host(s.st.pool.Name), 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	names := make([]string, 0, len(s.st.files))
+	for n := range s.st.files {
+		names = append(names, n)
+	}
+	slices.Sort(names) // parents before children
+	for _, n := range names {
+		f := s.st.files[n]
+		p := s.host(n)
+		if f.Dir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			continue
+		}
+		if stage, ok := s.st.stages[n]; ok {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				if err := os.Rename(filepath.Join(s.dir, tmpDir, stage), p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("store: publishing copy %s: %w", n, err)
+				}
+			}
+		}
+		if _, err := growFile(p, f.Size); err != nil {
+			return fmt.Errorf("store: restoring %s: %w", n, err)
+		}
+	}
+	// Deepest first, so directories are empty by the time they are removed.
+	tombs := make([]string, 0, len(s.st.tombs))
+	for n := range s.st.tombs {
+		tombs = append(tombs, n)
+	}
+	slices.Sort(tombs)
+	for i := len(tombs) - 1; i >= 0; i-- {
+		n := tombs[i]
+		if _, live := s.st.files[n]; !live {
+			if err := os.Remove(s.host(n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				// Keep the tomb: it stops importOrphans from resurrecting
+				// the file and goes into the snapshot, so the next Open
+				// tries again. A directory still holding unknown files
+				// ends up here too; importing those files revives it.
+				continue
+			}
+		}
+		delete(s.st.tombs, n)
+	}
+	return nil
+}
+
+// importOrphans records regular files found under the pool that the journal
+// does not know, as orphans that use space, rather than ignoring them (they
+// would leak invisibly) or deleting them (they may hold someone's data). They
+// appear after a machine crash without Fsync, or when placed there by hand
+// to stage an orphan.
+func (s *Store) importOrphans() error {
+	root := s.host(s.st.pool.Name)
+	var found []record
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.host(""), p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if _, ok := s.st.files[name]; ok {
+			return nil
+		}
+		if _, ok := s.st.tombs[name]; ok {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		found = append(found, record{Op: opImport, Name: name, Size: fi.Size()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: scanning %s: %w", root, err)
+	}
+	for i := range found {
+		r := &found[i]
+		r.Time = s.now()
+		if s.st.check(r) != nil {
+			continue // e.g. a name RouterOS could not have; leave it alone
+		}
+		if err := s.commit(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close flushes the journal and releases the state directory.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.journal != nil {
+		err = s.journal.Sync()
+	}
+	if cerr := s.closeFiles(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) closeFiles() error {
+	var err error
+	if s.journal != nil {
+		err = s.journal.Close()
+		s.journal = nil
+	}
+	if s.lock != nil {
+		if cerr := s.lock.Close(); err == nil {
+			err = cerr
+		}
+		s.lock = nil
+	}
+	return err
+}
+
+func (s *Store) now() time.Time { return s.clk.Now().UTC() }
+
+// host maps a /file name to its path on the host.
+func (s *Store) host(name string) string {
+	return filepath.Join(s.dir, filesDir, filepath.FromSlash(path.Clean("/"+name)))
+}
+
+// BackingPath returns where the sparse file for a disk's file-path (or a /file
+// name) lives on the host, or "" for an in-memory store.
+func (s *Store) BackingPath(filePath string) string {
+	if !s.persist {
+		return ""
+	}
+	return s.host(fileName(filePath))
+}
+
+func (s *Store) writable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return s.broken
+}
+
+// commit journals r (write-ahead: before any host change and before the
+// caller acknowledges) and applies it to memory. The caller holds s.mu and
+// has already run s.st.check(r).
+func (s *Store) commit(r *record) error {
+	if err := s.st.check(r); err != nil {
+		return err
+	}
+	if s.persist {
+		r.Seq = s.seq + 1
+		if err := s.append(r); err != nil {
+			return err
+		}
+		s.seq = r.Seq
+		s.nrec++
+	}
+	s.st.mutate(r)
+	return nil
+}
+
+var encBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func (s *Store) append(r *record) error {
+	payload, err := marshalRecord(r)
+	if err != nil {
+		return err
+	}
+	bp := encBufPool.Get().(*[]byte)
+	buf := appendFrame((*bp)[:0], payload)
+	defer func() { *bp = buf[:0]; encBufPool.Put(bp) }()
+	// One write() per record: a kill -9 cannot split it, only a machine
+	// crash can, and that is the torn tail Open cuts off.
+	n, err := s.journal.Write(buf)
+	if err == nil && s.fsync {
+		err = s.journal.Sync()
+	}
+	if err != nil {
+		// Remove any partial record so later ones do not follow garbage,
+		// which Open would have to treat as mid-journal corruption.
+		if n > 0 {
+			if terr := s.journal.Truncate(s.jsize); terr != nil {
+				s.broken = fmt.Errorf("store: journal damaged by a failed append (%v) and could not be repaired: %w", err, terr)
+			}
+		}
+		return fmt.Errorf("failure: journal append: %w", err)
+	}
+	s.jsize += int64(n)
+	return nil
+}
+
+// maybeCompact folds the journal into a snapshot once it is long compared with
+// the state, so replay stays proportional to the state and not its history.
+func (s *Store) maybeCompact() {
+	if !s.persist || s.nrec <= compactMinRecords || s.nrec <= compactFactor*(len(s.st.disks)+len(s.st.files)) || s.nrec < s.nextCompact {
+		return
+	}
+	if err := s.compact(); err != nil {
+		// Not fatal: the journal is still complete. Back off so a failing
+		// disk does not turn every mutation into an O(state) attempt.
+		s.nextCompact = 2 * s.nrec
+	}
+}
+
+// compact writes the snapshot and only then empties the journal. A crash in
+// between leaves records the snapshot already covers; their sequence numbers
+// make replay skip them.
+func (s *Store) compact() error {
+	if err := writeSnapshot(s.dir, s.st.snapshot(s.seq)); err != nil {
+		return fmt.Errorf("store: writing snapshot: %w", err)
+	}
+	if err := s.journal.Truncate(0); err != nil {
+		return fmt.Errorf("store: resetting journal: %w", err)
+	}
+	if err := s.journal.Sync(); err != nil {
+		return fmt.Errorf("store: resetting journal: %w", err)
+	}
+	s.jsize, s.nrec, s.nextCompact = 0, 0, 0
+	return nil
+}
+
+// syncNew makes new host entries durable: the directory holding each one.
+func (s *Store) syncNew(name string, newDirs []string) error {
+	if !s.fsync {
+		return nil
+	}
+	for _, d := range append(newDirs, name) {
+		if err := syncDir(filepath.Dir(s.host(d))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostErr reports a host failure after the journal write: the change stands.
+func hostErr(err error) error {
+	return fmt.Errorf("failure: %w: %w", ErrHost, err)
+}
+
+// prepErr reports a host failure before the journal write: nothing changed.
+func prepErr(err error) error {
+	return fmt.Errorf("failure: %w", err)
+}
+
+// Pool returns the pool and its usage.
+func (s *Store) Pool() Pool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.pool
+}
+
+// AddDisk creates a file disk. ID and Created are assigned. If FilePath names
+// an existing file no disk uses (an orphan), the disk adopts it: the file is
+// grown to FileSize if smaller and the disk's FileSize becomes the file's
+// size if larger, since the disk exposes the whole file. FileSize may be 0
+// only when adopting.
+//
+// Like every mutation, an error wrapping ErrHost means the disk was recorded
+// but the host file could not be created or grown; the returned Disk is
+// valid and the next Open retries the host side.
+func (s *Store) AddDisk(d Disk) (Disk, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return Disk{}, err
+	}
+	now := s.now()
+	d.ID, d.Created = s.st.nextID, now
+	name := fileName(d.FilePath)
+	f, exists := s.st.files[name]
+	if exists && !f.Dir && d.FileSize >= 0 && d.FileSize < f.Size {
+		d.FileSize = f.Size
+	}
+	r := &record{Op: opAdd, Time: now, Disk: toDiskRec(&d)}
+	if err := s.st.check(r); err != nil {
+		return Disk{}, err
+	}
+	newDirs := s.st.missingDirs(name)
+	if s.persist && len(newDirs) > 0 {
+		// Directories before the journal write: an empty directory left by
+		// a crash is harmless, and a failure here leaves nothing recorded.
+		if err := os.MkdirAll(filepath.Dir(s.host(name)), 0o755); err != nil {
+			return Disk{}, prepErr(err)
+		}
+	}
+	if err := s.commit(r); err != nil {
+		return Disk{}, err
+	}
+	defer s.maybeCompact()
+	if s.persist {
+		created, err := growFile(s.host(name), d.FileSize)
+		if err == nil && created {
+			err = s.syncNew(name, newDirs)
+		}
+		if err != nil {
+			return d, hostErr(err)
+		}
+	}
+	return d, nil
+}
+
+// CopyDisk creates disk d whose file is a copy of the file of the disk in
+// srcSlot; its size is the larger of d.FileSize and the source file's size.
+// The target file must not exist yet. The copy is made into tmp/ before the
+// journal write and renamed into place after it, so a crash can never leave a
+// half-copied file under a journaled name.
+func (s *Store) CopyDisk(srcSlot string, d Disk) (Disk, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return Disk{}, err
+	}
+	srcID, ok := s.st.bySlot[srcSlot]
+	if !ok {
+		return Disk{}, ErrNoSuchItem
+	}
+	srcName := fileName(s.st.disks[srcID].FilePath)
+	src := s.st.files[srcName]
+	now := s.now()
+	d.ID, d.Created = s.st.nextID, now
+	if d.FileSize < src.Size && d.FileSize >= 0 {
+		d.FileSize = src.Size
+	}
+	name := fileName(d.FilePath)
+	r := &record{Op: opCopy, Time: now, Disk: toDiskRec(&d), Name: srcName}
+	if err := s.st.check(r); err != nil {
+		return Disk{}, err
+	}
+	newDirs := s.st.missingDirs(name)
+	var stagePath string
+	if s.persist {
+		r.Stage = "copy-" + strconv.FormatUint(d.ID, 10)
+		stagePath = filepath.Join(s.dir, tmpDir, r.Stage)
+		if err := os.MkdirAll(filepath.Dir(s.host(name)), 0o755); err != nil {
+			return Disk{}, prepErr(err)
+		}
+		if err := copySparse(stagePath, s.host(srcName), d.FileSize, s.fsync); err != nil {
+			return Disk{}, prepErr(err)
+		}
+	}
+	if err := s.commit(r); err != nil {
+		if stagePath != "" {
+			os.Remove(stagePath)
+		}
+		return Disk{}, err
+	}
+	defer s.maybeCompact()
+	if s.persist {
+		err := os.Rename(stagePath, s.host(name))
+		if err == nil {
+			delete(s.st.stages, name)
+			err = s.syncNew(name, newDirs)
+		}
+		if err != nil {
+			return d, hostErr(err)
+		}
+	}
+	return d, nil
+}
+
+// DiskBySlot finds a disk by slot in O(1).
+func (s *Store) DiskBySlot(slot string) (Disk, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.st.bySlot[slot]
+	if !ok {
+		return Disk{}, false
+	}
+	return *s.st.disks[id], true
+}
+
+// DiskByID finds a disk by its internal ID in O(1).
+func (s *Store) DiskByID(id uint64) (Disk, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	d, ok := s.st.disks[id]
+	if !ok {
+		return Disk{}, false
+	}
+	return *d, true
+}
+
+// Disks lists all disks in creation order.
+func (s *Store) Disks() []Disk {
+	s.mu.RLock()
+	out := make([]Disk, 0, len(s.st.disks))
+	for _, d := range s.st.disks {
+		out = append(out, *d)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Disk) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// DiskCount is the number of disks.
+func (s *Store) DiskCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.st.disks)
+}
+
+// UpdateDisk changes the disk with the given ID: change edits a copy, and the
+// result is validated as a whole before anything is recorded. Slot must stay
+// unique, FileSize may only grow (the file grows with it), and ID, FilePath
+// and Created may not change. change runs with the store locked, so it must
+// not call the Store.
+func (s *Store) UpdateDisk(id uint64, change func(*Disk) error) (Disk, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return Disk{}, err
+	}
+	cur, ok := s.st.disks[id]
+	if !ok {
+		return Disk{}, ErrNoSuchItem
+	}
+	d := *cur
+	if err := change(&d); err != nil {
+		return Disk{}, err
+	}
+	if d.ID != id {
+		return Disk{}, errFixedID
+	}
+	if d == *cur {
+		return d, nil // nothing to record
+	}
+	r := &record{Op: opUpdate, Time: s.now(), Disk: toDiskRec(&d)}
+	if err := s.commit(r); err != nil {
+		return Disk{}, err
+	}
+	defer s.maybeCompact()
+	if s.persist && d.FileSize > cur.FileSize {
+		name := fileName(d.FilePath)
+		if _, err := growFile(s.host(name), s.st.files[name].Size); err != nil {
+			return d, hostErr(err)
+		}
+	}
+	return d, nil
+}
+
+// RemoveDisk removes a disk but, as on real RDS, not its file: the file stays
+// and keeps using space until RemoveFile.
+func (s *Store) RemoveDisk(id uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if err := s.commit(&record{Op: opRmDisk, ID: id, Time: s.now()}); err != nil {
+		return err
+	}
+	s.maybeCompact()
+	return nil
+}
+
+// Files lists all files and directories sorted by name. Directories inside the
+// pool get entries (created on demand by AddDisk); the pool's mount point
+// itself has none, matching the /file print samples from RDS.
+func (s *Store) Files() []File {
+	s.mu.RLock()
+	out := make([]File, 0, len(s.st.files))
+	for _, f := range s.st.files {
+		out = append(out, *f)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// FileByName finds a file by its /file name (no leading slash) in O(1).
+func (s *Store) FileByName(name string) (File, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f, ok := s.st.files[name]
+	if !ok {
+		return File{}, false
+	}
+	return *f, true
+}
+
+// RemoveFile removes a file or an empty directory. A name with a leading
+// slash matches nothing, as on RouterOS. A file a disk still uses is refused.
+func (s *Store) RemoveFile(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	if err := s.commit(&record{Op: opRmFile, Name: name, Time: s.now()}); err != nil {
+		return err
+	}
+	defer s.maybeCompact()
+	if s.persist {
+		// On failure the tomb stays (and goes into snapshots), so the next
+		// Open retries the unlink.
+		if err := os.Remove(s.host(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return hostErr(err)
+		}
+	}
+	delete(s.st.tombs, name)
+	return nil
+}
