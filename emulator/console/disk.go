@@ -478,4 +478,3 @@ func renderTable(b *strings.Builder, entries []entry, cols []string) {
 		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
 	}
 }
-

@@ -41,11 +41,7 @@ type Emulator struct {
 // Start starts an emulator on 127.0.0.1 and stops it when the test ends.
 func Start(t testing.TB, o Options) *Emulator {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
+	signer, err := gossh.NewSignerFromKey(mustKeyPriv(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +128,13 @@ func Exec(c *gossh.Client, cmd string) (string, int, error) {
 		return out.String(), -1, err
 	}
 	return out.String(), 0, nil
+}
+
+func mustKeyPriv(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv
 }

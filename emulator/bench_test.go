@@ -1,0 +1,138 @@
+package emulator_test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	"github.com/rds-csi/rds-csi/emulator/store"
+)
+
+// benchDisks is how many disks are present while the emulator is measured.
+const benchDisks = 10000
+
+// floorRate remembers the floor's commands/s from the same run, per mode, so the
+// emulator's sub-benchmarks can report their ratio to it.
+var floorRate sync.Map
+
+// BenchmarkThroughput measures commands per second over SSH: the bare floor
+// server first, then the emulator with 10,000 disks present, each sequentially on
+// one connection and with 16 parallel connections. Emulator commands alternate
+// `/disk add` and `/disk print detail where slot=` for the disk just added.
+func BenchmarkThroughput(b *testing.B) {
+	floor := emulatortest.StartFloor(b)
+	emu := emulatortest.Start(b, emulatortest.Options{PoolSize: 1 << 50})
+	populate(b, emu.Store(), benchDisks)
+
+	for _, mode := range []struct {
+		name  string
+		conns int
+	}{{"sequential", 1}, {"parallel16", 16}} {
+		b.Run("floor/"+mode.name, func(b *testing.B) {
+			rate := measure(b, mode.conns, func() (*gossh.Client, error) {
+				return gossh.Dial("tcp", floor.Addr, floor.ClientConfig())
+			}, func(worker, i int) string { return "/disk print detail" }, func(out string) bool {
+				return out == emulatortest.FloorReply
+			})
+			floorRate.Store(mode.name, rate)
+		})
+		var seq atomic.Int64
+		b.Run(fmt.Sprintf("emulator-%ddisks/%s", benchDisks, mode.name), func(b *testing.B) {
+			rate := measure(b, mode.conns, func() (*gossh.Client, error) { return emu.Dial("admin") },
+				func(worker, i int) string {
+					n := seq.Add(1)
+					slot := fmt.Sprintf("bench-%d-%d", worker, n/2)
+					if n%2 == 0 {
+						return "/disk add type=file file-path=/storage-pool/bench/" + slot + ".img file-size=1M slot=" + slot
+					}
+					return "/disk print detail where slot=" + slot
+				}, func(string) bool { return true })
+			if f, ok := floorRate.Load(mode.name); ok {
+				b.ReportMetric(rate/f.(float64), "x-floor")
+			}
+		})
+	}
+}
+
+// BenchmarkPrintAll10k is the latency of a full `/disk print detail` with 10,000
+// disks: the one operation allowed to be O(n).
+func BenchmarkPrintAll10k(b *testing.B) {
+	emu := emulatortest.Start(b, emulatortest.Options{PoolSize: 1 << 50})
+	populate(b, emu.Store(), benchDisks)
+	c, err := emu.Dial("admin+ct512w")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, _, err := emulatortest.Exec(c, "/disk print detail")
+		if err != nil || len(out) < benchDisks*100 {
+			b.Fatalf("print: %d bytes, %v", len(out), err)
+		}
+	}
+}
+
+func populate(b *testing.B, st *store.Store, n int) {
+	b.Helper()
+	for i := st.DiskCount(); i < n; i++ {
+		slot := fmt.Sprintf("pvc-%08d", i)
+		if _, err := st.AddDisk(store.Disk{
+			Slot: slot, FilePath: "/storage-pool/k8s/" + slot + ".img", FileSize: 1 << 30,
+			NVMeTCPExport: true, NVMeTCPServerPort: 4420, NVMeTCPServerNQN: "nqn.2000-02.com.mikrotik:" + slot,
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// measure runs b.N commands over conns connections and reports commands/s.
+func measure(b *testing.B, conns int, dial func() (*gossh.Client, error), cmd func(worker, i int) string, ok func(string) bool) float64 {
+	b.Helper()
+	clients := make([]*gossh.Client, conns)
+	for i := range clients {
+		c, err := dial()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	b.ResetTimer()
+	start := time.Now()
+	for w, c := range clients {
+		wg.Add(1)
+		go func(w int, c *gossh.Client) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1))
+				if i > b.N {
+					return
+				}
+				out, _, err := emulatortest.Exec(c, cmd(w, i))
+				if err != nil || !ok(out) {
+					errs <- fmt.Errorf("command %d: %q %v", i, out, err)
+					return
+				}
+			}
+		}(w, c)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	rate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(rate, "cmds/s")
+	return rate
+}
