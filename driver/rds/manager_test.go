@@ -1,0 +1,370 @@
+package rds
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeConnector connects instantly when up and fails when down, recording
+// the (mock) time of every attempt.
+type fakeConnector struct {
+	clk      clock.Clock
+	up       atomic.Bool
+	mu       sync.Mutex
+	attempts []time.Time
+	conns    []*fakeConn
+	health   func(ctx context.Context) error
+	run      func(ctx context.Context, cmd string) (string, error)
+}
+
+func (f *fakeConnector) Connect(ctx context.Context) (Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts = append(f.attempts, f.clk.Now())
+	if !f.up.Load() {
+		return nil, unavailablef("connection refused")
+	}
+	c := &fakeConn{done: make(chan struct{}), f: f}
+	f.conns = append(f.conns, c)
+	return c, nil
+}
+
+func (f *fakeConnector) attemptTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.attempts...)
+}
+
+func (f *fakeConnector) last() *fakeConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conns[len(f.conns)-1]
+}
+
+type fakeConn struct {
+	f    *fakeConnector
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *fakeConn) Run(ctx context.Context, cmd string) (string, error) {
+	select {
+	case <-c.done:
+		return "", unavailablef("%w", errConnClosed)
+	default:
+	}
+	if c.f.run != nil {
+		return c.f.run(ctx, cmd)
+	}
+	return "  name: fake\n", nil
+}
+
+func (c *fakeConn) HealthCheck(ctx context.Context) error {
+	if c.f.health != nil {
+		return c.f.health(ctx)
+	}
+	return nil
+}
+
+func (c *fakeConn) Close() error { c.once.Do(func() { close(c.done) }); return nil }
+
+func (c *fakeConn) Done() <-chan struct{} { return c.done }
+
+// events collects manager events on a channel.
+func events(m *Manager) chan Event {
+	ch := make(chan Event, 10000)
+	m.Subscribe(func(ev Event) {
+		select {
+		case ch <- ev:
+		default: // never block the manager; tests drain as they go
+		}
+	})
+	return ch
+}
+
+// next returns the next event in state s, skipping others.
+func next(t *testing.T, ch chan Event, s State) Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-ch:
+			if ev.State == s {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", s)
+		}
+	}
+}
+
+func newTestManager(t *testing.T, cn Connector, clk clock.Clock, mod func(*ManagerConfig)) *Manager {
+	t.Helper()
+	cfg := ManagerConfig{Connector: cn, Clock: clk, Rand: rand.New(rand.NewPCG(1, 2)), Registerer: prometheus.NewRegistry()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	m, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func startAsync(m *Manager) chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- m.Start(context.Background()) }()
+	return errc
+}
+
+// checkBackoff drives the mock clock through failed attempts and checks
+// each delay against want (seconds, +/-10%) and against the attempt times.
+func checkBackoff(t *testing.T, clk *clock.Mock, fc *fakeConnector, ch chan Event, want []float64) {
+	t.Helper()
+	for i, w := range want {
+		ev := next(t, ch, StateDisconnected)
+		lo, hi := time.Duration(w*0.9*float64(time.Second)), time.Duration(w*1.1*float64(time.Second))
+		if ev.RetryIn < lo || ev.RetryIn > hi {
+			t.Fatalf("delay %d = %v, want %vs +/-10%%", i+1, ev.RetryIn, w)
+		}
+		before := len(fc.attemptTimes())
+		at := clk.Now()
+		clk.Add(ev.RetryIn - time.Millisecond)
+		if n := len(fc.attemptTimes()); n != before {
+			t.Fatalf("attempt %d came early", i+1)
+		}
+		clk.Add(time.Millisecond)
+		next(t, ch, StateConnecting)
+		waitFor(t, "attempt", func() bool { return len(fc.attemptTimes()) == before+1 })
+		if got := fc.attemptTimes()[before].Sub(at); got != ev.RetryIn {
+			t.Fatalf("attempt %d after %v, want %v", i+1, got, ev.RetryIn)
+		}
+	}
+}
+
+func TestManagerBackoff(t *testing.T) {
+	clk := clock.NewMock()
+	fc := &fakeConnector{clk: clk}
+	m := newTestManager(t, fc, clk, nil)
+	ch := events(m)
+	errc := startAsync(m)
+
+	// Start-up: first attempt at once, then 1, 2, 4, 8, 16, 16, 16 s.
+	checkBackoff(t, clk, fc, ch, []float64{1, 2, 4, 8, 16, 16, 16})
+	if err := <-errc; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Start = %v, want unavailable after the bounded first connect", err)
+	}
+	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run while disconnected = %v", err)
+	}
+
+	// The server returns: connected within one attempt.
+	fc.up.Store(true)
+	ev := next(t, ch, StateDisconnected)
+	before := len(fc.attemptTimes())
+	clk.Add(ev.RetryIn)
+	next(t, ch, StateConnected)
+	if n := len(fc.attemptTimes()); n != before+1 {
+		t.Fatalf("%d attempts to reconnect, want 1", n-before)
+	}
+	if out, err := m.Run(context.Background(), "x"); err != nil || out == "" {
+		t.Fatalf("Run = %q, %v", out, err)
+	}
+
+	// Lose it again: the backoff restarts at 1 s.
+	fc.up.Store(false)
+	fc.last().Close()
+	checkBackoff(t, clk, fc, ch, []float64{1, 2, 4, 8, 16, 16})
+	fc.up.Store(true)
+	ev = next(t, ch, StateDisconnected)
+	clk.Add(ev.RetryIn)
+	next(t, ch, StateConnected)
+
+	reg := m.cfg.Registerer.(*prometheus.Registry)
+	if got := counter(t, reg, "rds_csi_rds_reconnect_total", map[string]string{"status": "success"}); got != 2 {
+		t.Errorf("reconnect success = %v", got)
+	}
+	if got := counter(t, reg, "rds_csi_rds_reconnect_total", map[string]string{"status": "failure"}); got != 14 {
+		t.Errorf("reconnect failure = %v", got)
+	}
+	if got := counter(t, reg, "rds_csi_rds_connection_state", nil); got != float64(StateConnected) {
+		t.Errorf("state gauge = %v", got)
+	}
+	if got := counter(t, reg, "rds_csi_rds_reconnect_duration_seconds", nil); got != 2 {
+		t.Errorf("reconnect duration samples = %v", got)
+	}
+}
+
+// TestManagerJitterDeterministic: the same seed gives the same delays, and
+// they spread within the jitter band.
+func TestManagerJitterDeterministic(t *testing.T) {
+	delays := func(seed uint64) []time.Duration {
+		m, _ := NewManager(ManagerConfig{Connector: &fakeConnector{}, Rand: rand.New(rand.NewPCG(seed, 1))})
+		var ds []time.Duration
+		for i := 1; i <= 50; i++ {
+			ds = append(ds, m.backoff(i))
+		}
+		return ds
+	}
+	a, b, c := delays(7), delays(7), delays(8)
+	distinct := map[time.Duration]bool{}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("same seed, different delays")
+		}
+		distinct[a[i]] = true
+	}
+	if len(distinct) < 40 || a[10] == c[10] {
+		t.Error("jitter is not jittering")
+	}
+	m, _ := NewManager(ManagerConfig{Connector: &fakeConnector{}, Jitter: -1})
+	for i, want := range []time.Duration{1, 2, 4, 8, 16, 16, 16} {
+		if got := m.backoff(i + 1); got != want*time.Second {
+			t.Errorf("no-jitter delay %d = %v", i+1, got)
+		}
+	}
+}
+
+func TestManagerHealthCheck(t *testing.T) {
+	clk := clock.NewMock()
+	fc := &fakeConnector{clk: clk}
+	fc.up.Store(true)
+	var inFlight, maxInFlight, checks atomic.Int32
+	var fail atomic.Bool
+	gate := make(chan struct{})
+	fc.health = func(ctx context.Context) error {
+		checks.Add(1)
+		if n := inFlight.Add(1); n > maxInFlight.Load() {
+			maxInFlight.Store(n)
+		}
+		defer inFlight.Add(-1)
+		if fail.Load() {
+			return errors.New("health: no answer")
+		}
+		select {
+		case <-gate:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.HealthInterval = 10 * time.Second; c.HealthTimeout = 5 * time.Second })
+	ch := events(m)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// First check after one interval; while it hangs, time passes but no
+	// second check starts.
+	clk.Add(10 * time.Second)
+	waitFor(t, "first check", func() bool { return checks.Load() == 1 })
+	for i := 0; i < 4; i++ {
+		clk.Add(time.Second) // stay below the 5 s health timeout
+	}
+	if checks.Load() != 1 || maxInFlight.Load() != 1 || m.State() != StateConnected {
+		t.Fatalf("checks=%d inflight=%d state=%s", checks.Load(), maxInFlight.Load(), m.State())
+	}
+	gate <- struct{}{} // first check succeeds
+	waitFor(t, "check done", func() bool { return inFlight.Load() == 0 })
+	// A check that hangs past its timeout tears the connection down.
+	clk.Add(10 * time.Second)
+	waitFor(t, "second check", func() bool { return checks.Load() == 2 })
+	clk.Add(5 * time.Second)
+	ev := next(t, ch, StateDisconnected)
+	if !errors.Is(ev.Err, context.DeadlineExceeded) || ev.RetryIn < 900*time.Millisecond || ev.RetryIn > 1100*time.Millisecond {
+		t.Fatalf("disconnect event %+v", ev)
+	}
+	select {
+	case <-fc.conns[0].done:
+	default:
+		t.Fatal("unhealthy conn not closed")
+	}
+	clk.Add(ev.RetryIn)
+	next(t, ch, StateConnected)
+
+	// A failing check also reconnects.
+	fail.Store(true)
+	clk.Add(10 * time.Second)
+	ev = next(t, ch, StateDisconnected)
+	if ev.Err == nil || maxInFlight.Load() != 1 {
+		t.Fatalf("event %+v, max in flight %d", ev, maxInFlight.Load())
+	}
+}
+
+func TestManagerCommandTimeoutAndClose(t *testing.T) {
+	clk := clock.NewMock()
+	fc := &fakeConnector{clk: clk}
+	fc.up.Store(true)
+	fc.run = func(ctx context.Context, cmd string) (string, error) {
+		<-ctx.Done() // a hung command
+		return "", unavailablef("abandoned: %w", ctx.Err())
+	}
+	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.CommandTimeout = 30 * time.Second; c.HealthInterval = time.Hour })
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.Run(context.Background(), "hang")
+		errc <- err
+	}()
+	// The command's own deadline runs on the mock clock.
+	waitFor(t, "command timer", func() bool {
+		clk.Add(time.Second)
+		select {
+		case err := <-errc:
+			errc <- err
+			return true
+		default:
+			return false
+		}
+	})
+	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) || clk.Now().Sub(time.Unix(0, 0)) < 30*time.Second {
+		t.Fatalf("hung command = %v at %v", err, clk.Now())
+	}
+	m.Close()
+	if m.State() != StateDisconnected {
+		t.Fatal("not disconnected after Close")
+	}
+	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run after Close = %v", err)
+	}
+	if err := m.Start(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Start after Close = %v", err)
+	}
+	if _, err := NewManager(ManagerConfig{}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatal("nil connector accepted")
+	}
+}
+
+// TestManagerBoundedStart: Start gives up after InitialConnectTimeout while
+// the manager keeps trying, and connects once the server appears.
+func TestManagerBoundedStart(t *testing.T) {
+	clk := clock.NewMock()
+	fc := &fakeConnector{clk: clk}
+	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.InitialConnectTimeout = 3 * time.Second; c.Jitter = -1 })
+	ch := events(m)
+	errc := startAsync(m)
+	next(t, ch, StateDisconnected) // attempt 1 failed, retry in 1 s
+	clk.Add(time.Second)
+	next(t, ch, StateDisconnected) // attempt 2 failed, retry in 2 s
+	clk.Add(2 * time.Second)       // Start's 3 s pass
+	if err := <-errc; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Start = %v", err)
+	}
+	ev := next(t, ch, StateDisconnected) // attempt 3 (at 3 s) failed too
+	if ev.Failures != 3 || ev.RetryIn != 4*time.Second {
+		t.Fatalf("event %+v", ev)
+	}
+	fc.up.Store(true)
+	clk.Add(ev.RetryIn)
+	next(t, ch, StateConnected)
+}
