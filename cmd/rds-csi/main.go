@@ -1,0 +1,214 @@
+// Command rds-csi is the rds-csi CSI driver: the controller, the node plugin, or
+// both in one process (--mode=all, as csi-sanity and small test setups use).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	gossh "golang.org/x/crypto/ssh"
+	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/rds"
+)
+
+type config struct {
+	mode, endpoint, nodeID                             string
+	rdsAddress, rdsUser, rdsKeyFile, rdsKnownHosts     string
+	rdsFingerprint                                     string
+	metricsAddress                                     string
+	dataPlane, loopBackingDir                          string
+	basePath, allowedBasePaths, nvmeAddress, nqnPrefix string
+	standaloneNodes                                    string
+	nvmePort                                           int
+	gracePeriod, rdsConnectTimeout                     time.Duration
+}
+
+func main() {
+	klog.InitFlags(nil)
+	var c config
+	flag.StringVar(&c.mode, "mode", "all", "which services to run: controller, node or all")
+	flag.StringVar(&c.endpoint, "endpoint", "unix:///csi/csi.sock", "CSI endpoint")
+	flag.StringVar(&c.nodeID, "node-id", "", "this node's ID (required for node and all modes)")
+	flag.StringVar(&c.rdsAddress, "rds-address", "", "RDS SSH address host:port")
+	flag.StringVar(&c.rdsUser, "rds-user", "admin", "RDS SSH user")
+	flag.StringVar(&c.rdsKeyFile, "rds-key-file", "", "private key for RDS SSH (keys only; no passwords)")
+	flag.StringVar(&c.rdsKnownHosts, "rds-known-hosts", "", "file whose first key line pins RDS's SSH host key (known_hosts format)")
+	flag.StringVar(&c.rdsFingerprint, "rds-host-key-fingerprint", "", "pin RDS's SSH host key by SHA256 fingerprint instead of --rds-known-hosts")
+	flag.DurationVar(&c.rdsConnectTimeout, "rds-connect-timeout", 10*time.Second, "how long start-up waits for the first RDS connection before serving anyway")
+	flag.StringVar(&c.metricsAddress, "metrics-address", "", "address serving /metrics, /healthz and /readyz (off when empty)")
+	flag.StringVar(&c.dataPlane, "data-plane", "nvme", "node data plane: nvme (hardware) or loop (emulator's backing files)")
+	flag.StringVar(&c.loopBackingDir, "loop-backing-dir", "", "loop data plane: the emulator's state directory as this node sees it")
+	flag.StringVar(&c.basePath, "base-path", "/storage-pool/k8s", "default directory on RDS for volume files")
+	flag.StringVar(&c.allowedBasePaths, "allowed-base-paths", "", "comma-separated extra base paths StorageClasses may choose")
+	flag.StringVar(&c.nvmeAddress, "nvme-address", "", "default NVMe/TCP address nodes connect to (default: the host of --rds-address)")
+	flag.IntVar(&c.nvmePort, "nvme-port", 4420, "default NVMe/TCP port")
+	flag.StringVar(&c.nqnPrefix, "nqn-prefix", "nqn.2000-02.com.mikrotik:", "prefix of each volume's NQN")
+	flag.DurationVar(&c.gracePeriod, "grace-period", 30*time.Second, "default attachment grace period before a gone node's claim lapses")
+	flag.StringVar(&c.standaloneNodes, "standalone-nodes", "", "without Kubernetes: comma-separated node IDs that exist besides --node-id")
+	flag.Parse()
+	if err := run(c); err != nil {
+		klog.ErrorS(err, "rds-csi failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+}
+
+func run(c config) error {
+	switch c.mode {
+	case "controller", "all":
+	case "node":
+		return errors.New("--mode=node: the node plugin is not built yet; use --mode=controller or all")
+	default:
+		return fmt.Errorf("--mode %q: want controller, node or all", c.mode)
+	}
+	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
+		return errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
+	}
+	keyPEM, err := os.ReadFile(c.rdsKeyFile)
+	if err != nil {
+		return fmt.Errorf("--rds-key-file: %w", err)
+	}
+	signer, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return fmt.Errorf("--rds-key-file: %w", err)
+	}
+	knownHosts := ""
+	if c.rdsKnownHosts != "" {
+		if knownHosts, err = firstKeyLine(c.rdsKnownHosts); err != nil {
+			return err
+		}
+	}
+	if c.nvmeAddress == "" {
+		host, _, err := net.SplitHostPort(c.rdsAddress)
+		if err != nil {
+			return fmt.Errorf("--rds-address: %w", err)
+		}
+		c.nvmeAddress = host
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	connector, err := rds.NewSSHConnector(nil, rds.SSHConfig{
+		Address: c.rdsAddress, User: c.rdsUser, Signer: signer,
+		KnownHostsLine: knownHosts, HostKeyFingerprint: c.rdsFingerprint,
+	})
+	if err != nil {
+		return err
+	}
+	mgr, err := rds.NewManager(rds.ManagerConfig{Connector: connector, InitialConnectTimeout: c.rdsConnectTimeout, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := mgr.Start(ctx); err != nil {
+		// Serve anyway: Probe reports not-ready and RDS calls fail fast with
+		// UNAVAILABLE until the background reconnect succeeds.
+		klog.ErrorS(err, "RDS not reachable at start-up; serving and retrying in the background", "address", c.rdsAddress)
+	}
+
+	nodes := driver.StaticNodes{}
+	if c.nodeID != "" {
+		nodes[c.nodeID] = true
+	}
+	for _, n := range splitList(c.standaloneNodes) {
+		nodes[n] = true
+	}
+	d, err := driver.New(driver.Options{
+		NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
+		NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
+		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod,
+		RDS: mgr, Nodes: nodes, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := d.Listen(c.endpoint, nil)
+	if err != nil {
+		return err
+	}
+	if c.metricsAddress != "" {
+		if err := serveMetrics(c.metricsAddress, reg, mgr); err != nil {
+			return err
+		}
+	}
+	klog.InfoS("rds-csi serving", "driver", driver.DefaultName, "version", driver.Version, "mode", c.mode,
+		"endpoint", c.endpoint, "rds", c.rdsAddress, "basePath", c.basePath)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		klog.InfoS("Shutting down")
+		srv.Stop()
+		return nil
+	}
+}
+
+// serveMetrics exposes /metrics, /healthz (the process is alive: liveness) and
+// /readyz (RDS is connected: readiness). Keeping the two apart is what stops an
+// RDS outage from turning into a controller restart loop.
+func serveMetrics(addr string, reg *prometheus.Registry, mgr *rds.Manager) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s := mgr.State(); s != rds.StateConnected {
+			http.Error(w, "RDS "+s.String(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-address: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.ErrorS(err, "Metrics server stopped")
+		}
+	}()
+	return nil
+}
+
+// firstKeyLine returns the first non-comment line of a known_hosts file.
+func firstKeyLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--rds-known-hosts: %w", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") {
+			return l, nil
+		}
+	}
+	return "", fmt.Errorf("--rds-known-hosts %s: no key line", path)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,689 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/rds"
+)
+
+var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	csi.ControllerServiceCapability_RPC_PUBLISH_UNPUBLISH_VOLUME,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUMES_PUBLISHED_NODES,
+	csi.ControllerServiceCapability_RPC_GET_VOLUME,
+	csi.ControllerServiceCapability_RPC_GET_CAPACITY,
+	csi.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+	csi.ControllerServiceCapability_RPC_CREATE_DELETE_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
+	csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
+	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	csi.ControllerServiceCapability_RPC_VOLUME_CONDITION,
+}
+
+// ControllerGetCapabilities lists what the controller implements.
+func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
+	caps := make([]*csi.ControllerServiceCapability, 0, len(controllerCapabilities))
+	for _, c := range controllerCapabilities {
+		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{
+			Rpc: &csi.ControllerServiceCapability_RPC{Type: c}}})
+	}
+	return &csi.ControllerGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+// lockVolume serialises operations on one volume (or snapshot) ID. A second
+// operation while one runs gets ABORTED, which the sidecars retry later; waiting
+// instead would pile up goroutines behind a slow RDS.
+func (d *Driver) lockVolume(id string) (func(), error) {
+	unlock, ok := d.attach.TryLock(id)
+	if !ok {
+		return nil, status.Errorf(codes.Aborted, "an operation on %s is already in progress", id)
+	}
+	return unlock, nil
+}
+
+// CreateVolume creates (or finds, on retry) a file disk exported over NVMe/TCP,
+// empty or copied from a snapshot or another volume.
+func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
+	if err := requireID("volume name", req.GetName()); err != nil {
+		return nil, err
+	}
+	if _, err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return nil, err
+	}
+	params, err := d.parseParams(req.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	size, err := capacityFor(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	slot := volumeSlot(req.GetName())
+	unlock, err := d.lockVolume(slot)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+
+	src := req.GetVolumeContentSource()
+	existing, err := d.rds.GetDisk(ctx, slot)
+	switch {
+	case err == nil:
+		// A retry, or a name reused with other parameters.
+		if !fitsRange(existing.Size, req.GetCapacityRange()) {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"volume %q exists as %s, which does not fit the requested capacity range", req.GetName(), describe(existing))
+		}
+		return d.createResponse(existing, params, src), nil
+	case !errors.Is(err, rds.ErrNotFound):
+		return nil, rdsStatus("look up volume", err)
+	}
+
+	path := filePathFor(params.basePath, slot)
+	var disk *rds.Disk
+	switch {
+	case src.GetSnapshot() != nil:
+		disk, err = d.copyInto(ctx, src.GetSnapshot().GetSnapshotId(), "snapshot", slot, path, size)
+	case src.GetVolume() != nil:
+		disk, err = d.copyInto(ctx, src.GetVolume().GetVolumeId(), "volume", slot, path, size)
+	default:
+		disk, err = d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
+			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
+		})
+		err = rdsStatus("create volume", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	klog.InfoS("Volume created", "name", req.GetName(), "volume", slot, "bytes", disk.Size, "file", disk.FilePath)
+	return d.createResponse(disk, params, src), nil
+}
+
+// copyInto creates slot as an exported copy of a snapshot or volume, grown to
+// at least size.
+func (d *Driver) copyInto(ctx context.Context, srcID, kind, slot, path string, size int64) (*rds.Disk, error) {
+	valid := isVolumeID(srcID)
+	if kind == "snapshot" {
+		_, valid = parseSnapshotID(srcID)
+	}
+	if !valid {
+		return nil, status.Errorf(codes.NotFound, "source %s %q does not exist", kind, srcID)
+	}
+	src, err := d.rds.GetDisk(ctx, srcID)
+	if err != nil {
+		return nil, rdsStatus("look up source "+kind, err)
+	}
+	if src.Size > size {
+		return nil, status.Errorf(codes.OutOfRange, "source %s %s holds %d bytes, more than the requested %d", kind, srcID, src.Size, size)
+	}
+	disk, err := d.rds.CopyDisk(ctx, rds.CopyDiskRequest{
+		SourceSlot: srcID, Slot: slot, FilePath: path, Export: true, Port: d.opts.NVMePort, NQN: d.nqnFor(slot),
+	})
+	if err != nil {
+		return nil, rdsStatus("copy "+kind, err)
+	}
+	if disk.Size < size {
+		if disk, err = d.rds.ResizeDisk(ctx, slot, size); err != nil {
+			return nil, rdsStatus("grow copied "+kind, err)
+		}
+	}
+	return disk, nil
+}
+
+func (d *Driver) createResponse(disk *rds.Disk, p volumeParams, src *csi.VolumeContentSource) *csi.CreateVolumeResponse {
+	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
+		VolumeId:      disk.Slot,
+		CapacityBytes: disk.Size,
+		VolumeContext: d.volumeContext(disk.Slot, p),
+		ContentSource: src,
+	}}
+}
+
+// DeleteVolume removes the disk and its backing file and checks both are gone.
+// Deleting something that does not exist succeeds, as the CSI spec asks.
+// Snapshots are independent copies, so they survive their source.
+func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if !isVolumeID(id) {
+		return &csi.DeleteVolumeResponse{}, nil
+	}
+	unlock, err := d.lockVolume(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if holders := d.attach.Holders(id); len(holders) > 0 {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is still published to node %s", id, holders[0].Node)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	if err := d.deleteDisk(ctx, id); err != nil {
+		return nil, rdsStatus("delete volume", err)
+	}
+	klog.InfoS("Volume deleted", "volume", id)
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// deleteDisk removes a disk and its backing file. When the disk is already gone
+// but a half-finished delete left its file behind, the file is found under the
+// allowed base paths by its exact name and removed too, so storage never leaks.
+func (d *Driver) deleteDisk(ctx context.Context, slot string) error {
+	disk, err := d.rds.GetDisk(ctx, slot)
+	switch {
+	case err == nil:
+		return d.rds.DeleteDisk(ctx, slot, disk.FilePath)
+	case !errors.Is(err, rds.ErrNotFound):
+		return err
+	}
+	for _, base := range d.basePaths() {
+		if err := d.rds.DeleteDisk(ctx, slot, filePathFor(base, slot)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Driver) basePaths() []string {
+	seen := map[string]bool{d.opts.BasePath: true}
+	out := []string{d.opts.BasePath}
+	for _, p := range d.opts.AllowedBasePaths {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ControllerPublishVolume records that a node may use the volume, under the
+// attachment rules, and tells the node how to reach it.
+func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.ControllerPublishVolumeRequest) (*csi.ControllerPublishVolumeResponse, error) {
+	id, node := req.GetVolumeId(), req.GetNodeId()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("node ID", node); err != nil {
+		return nil, err
+	}
+	if req.GetVolumeCapability() == nil {
+		return nil, status.Error(codes.InvalidArgument, "volume capability missing")
+	}
+	kind, err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()})
+	if err != nil {
+		return nil, err
+	}
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	exists, err := d.opts.Nodes.NodeExists(ctx, node)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "look up node %s: %v", node, err)
+	}
+	if !exists {
+		return nil, status.Errorf(codes.NotFound, "node %s does not exist", node)
+	}
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, rdsStatus("look up volume", err)
+	}
+	mode := attachment.SingleNode
+	if kind.multiNode {
+		mode = attachment.MultiNodeBlock
+	}
+	grace := d.opts.GracePeriod
+	if g, err := time.ParseDuration(req.GetVolumeContext()[paramGracePeriod]); err == nil && g >= 0 {
+		grace = g
+	}
+	if err := d.attach.Publish(id, node, mode, grace); err != nil {
+		return nil, attachmentStatus(err)
+	}
+	return &csi.ControllerPublishVolumeResponse{PublishContext: d.publishContext(disk, req.GetVolumeContext())}, nil
+}
+
+// publishContext is what the node needs to connect: the NQN as RDS reports it,
+// and the address, port and NVMe options from the volume context.
+func (d *Driver) publishContext(disk *rds.Disk, vc map[string]string) map[string]string {
+	pc := map[string]string{
+		paramNQN:         disk.NQN,
+		paramNVMeAddress: d.opts.NVMeAddress,
+		paramNVMePort:    strconv.Itoa(d.opts.NVMePort),
+	}
+	if disk.NQN == "" {
+		pc[paramNQN] = d.nqnFor(disk.Slot)
+	}
+	if disk.Port != 0 {
+		pc[paramNVMePort] = strconv.Itoa(disk.Port)
+	}
+	for _, k := range []string{paramNVMeAddress, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane, paramFSType} {
+		if v, ok := vc[k]; ok && v != "" {
+			pc[k] = v
+		}
+	}
+	return pc
+}
+
+// ControllerUnpublishVolume releases a node's claim. It never talks to RDS: a
+// detach must complete during an RDS outage, or the VolumeAttachment stays stuck
+// behind its finalizer, which is exactly the outage this driver was built for.
+func (d *Driver) ControllerUnpublishVolume(_ context.Context, req *csi.ControllerUnpublishVolumeRequest) (*csi.ControllerUnpublishVolumeResponse, error) {
+	if err := requireID("volume ID", req.GetVolumeId()); err != nil {
+		return nil, err
+	}
+	if req.GetNodeId() == "" {
+		// The spec allows an empty node ID: unpublish from every node.
+		for _, c := range d.attach.Holders(req.GetVolumeId()) {
+			d.attach.Unpublish(req.GetVolumeId(), c.Node)
+		}
+		return &csi.ControllerUnpublishVolumeResponse{}, nil
+	}
+	d.attach.Unpublish(req.GetVolumeId(), req.GetNodeId())
+	return &csi.ControllerUnpublishVolumeResponse{}, nil
+}
+
+// ValidateVolumeCapabilities confirms capabilities this driver can serve.
+func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
+	id := req.GetVolumeId()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if len(req.GetVolumeCapabilities()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "volume capabilities missing")
+	}
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	if _, err := d.rds.GetDisk(ctx, id); err != nil {
+		return nil, rdsStatus("look up volume", err)
+	}
+	if _, err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
+	if _, err := d.parseParams(req.GetParameters()); err != nil {
+		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
+	}
+	return &csi.ValidateVolumeCapabilitiesResponse{Confirmed: &csi.ValidateVolumeCapabilitiesResponse_Confirmed{
+		VolumeContext:      req.GetVolumeContext(),
+		VolumeCapabilities: req.GetVolumeCapabilities(),
+		Parameters:         req.GetParameters(),
+	}}, nil
+}
+
+// page applies CSI pagination to a sorted list of IDs. The token is the last ID
+// of the previous page, so deletions between pages neither skip nor repeat
+// entries; a token that is not a valid ID is ABORTED, as the spec asks.
+func page(ids []string, token string, max int32, valid func(string) bool) (start, end int, next string, err error) {
+	if max < 0 {
+		return 0, 0, "", status.Error(codes.InvalidArgument, "max_entries is negative")
+	}
+	if token != "" {
+		if !valid(token) {
+			return 0, 0, "", status.Errorf(codes.Aborted, "starting token %q is not valid", token)
+		}
+		start = sort.SearchStrings(ids, token)
+		if start < len(ids) && ids[start] == token {
+			start++
+		}
+	}
+	end = len(ids)
+	if max > 0 && start+int(max) < end {
+		end = start + int(max)
+		next = ids[end-1]
+	}
+	return start, end, next, nil
+}
+
+// ListVolumes lists this driver's volumes with the nodes they are published to
+// and their condition.
+func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	disks, err := d.rds.ListDisks(ctx, volumeSlotListRE)
+	if err != nil {
+		return nil, rdsStatus("list volumes", err)
+	}
+	files, err := d.volumeFiles(ctx)
+	if err != nil {
+		return nil, rdsStatus("list volume files", err)
+	}
+	byID := map[string]rds.Disk{}
+	ids := make([]string, 0, len(disks))
+	for _, disk := range disks {
+		if isVolumeID(disk.Slot) {
+			byID[disk.Slot] = disk
+			ids = append(ids, disk.Slot)
+		}
+	}
+	sort.Strings(ids)
+	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), isVolumeID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &csi.ListVolumesResponse{NextToken: next}
+	for _, id := range ids[start:end] {
+		disk := byID[id]
+		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
+			Volume: &csi.Volume{VolumeId: id, CapacityBytes: disk.Size},
+			Status: &csi.ListVolumesResponse_VolumeStatus{
+				PublishedNodeIds: d.publishedNodes(id),
+				VolumeCondition:  condition(&disk, files),
+			},
+		})
+	}
+	return resp, nil
+}
+
+// volumeFiles returns the set of backing file paths (with leading slash) present
+// under the pool, for volume conditions.
+func (d *Driver) volumeFiles(ctx context.Context) (map[string]bool, error) {
+	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(poolName(d.opts.BasePath))+"/")
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(files))
+	for _, f := range files {
+		set["/"+f.Name] = true
+	}
+	return set, nil
+}
+
+// condition reports a volume abnormal when it would not work for a node: not
+// exported over NVMe/TCP, or its backing file is missing.
+func condition(disk *rds.Disk, files map[string]bool) *csi.VolumeCondition {
+	switch {
+	case !disk.Export:
+		return &csi.VolumeCondition{Abnormal: true, Message: "disk is not exported over NVMe/TCP"}
+	case !files[disk.FilePath]:
+		return &csi.VolumeCondition{Abnormal: true, Message: "backing file " + disk.FilePath + " is missing"}
+	}
+	return &csi.VolumeCondition{Message: "exported, backing file present"}
+}
+
+func (d *Driver) publishedNodes(id string) []string {
+	var nodes []string
+	for _, c := range d.attach.Holders(id) {
+		nodes = append(nodes, c.Node)
+	}
+	return nodes
+}
+
+// ControllerGetVolume reports one volume's published nodes and condition.
+func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, rdsStatus("look up volume", err)
+	}
+	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(disk.FilePath[1:])+"$")
+	if err != nil {
+		return nil, rdsStatus("look up backing file", err)
+	}
+	present := map[string]bool{}
+	for _, f := range files {
+		present["/"+f.Name] = true
+	}
+	return &csi.ControllerGetVolumeResponse{
+		Volume: &csi.Volume{VolumeId: id, CapacityBytes: disk.Size},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{
+			PublishedNodeIds: d.publishedNodes(id),
+			VolumeCondition:  condition(disk, present),
+		},
+	}, nil
+}
+
+// GetCapacity reports the free space of the pool a StorageClass's base path is in.
+func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (*csi.GetCapacityResponse, error) {
+	if len(req.GetVolumeCapabilities()) > 0 {
+		if _, err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
+			return &csi.GetCapacityResponse{}, nil // this storage cannot serve them: zero capacity
+		}
+	}
+	params, err := d.parseParams(req.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	c, err := d.rds.PoolCapacity(ctx, poolName(params.basePath))
+	if err != nil {
+		return nil, rdsStatus("pool capacity", err)
+	}
+	free := c.Free
+	if free < 0 {
+		free = 0
+	}
+	return &csi.GetCapacityResponse{AvailableCapacity: free, MaximumVolumeSize: wrapInt64(free)}, nil
+}
+
+// ControllerExpandVolume grows the disk (RDS cannot shrink) online; a filesystem
+// on it is grown by the node afterwards.
+func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.ControllerExpandVolumeRequest) (*csi.ControllerExpandVolumeResponse, error) {
+	id := req.GetVolumeId()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if req.GetCapacityRange() == nil {
+		return nil, status.Error(codes.InvalidArgument, "capacity range missing")
+	}
+	size, err := capacityFor(req.GetCapacityRange())
+	if err != nil {
+		return nil, err
+	}
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	unlock, err := d.lockVolume(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, rdsStatus("look up volume", err)
+	}
+	if disk.Size < size {
+		if disk, err = d.rds.ResizeDisk(ctx, id, size); err != nil {
+			return nil, rdsStatus("expand volume", err)
+		}
+		klog.InfoS("Volume expanded", "volume", id, "bytes", disk.Size)
+	}
+	block := req.GetVolumeCapability().GetBlock() != nil
+	return &csi.ControllerExpandVolumeResponse{CapacityBytes: disk.Size, NodeExpansionRequired: !block}, nil
+}
+
+// ControllerModifyVolume is not supported: nothing about a disk is mutable
+// besides its size.
+func (d *Driver) ControllerModifyVolume(context.Context, *csi.ControllerModifyVolumeRequest) (*csi.ControllerModifyVolumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "volume attributes classes are not supported")
+}
+
+func snapshotResponse(disk *rds.Disk, id snapshotID) *csi.Snapshot {
+	return &csi.Snapshot{
+		SnapshotId:     disk.Slot,
+		SourceVolumeId: id.source,
+		CreationTime:   timestamppb.New(id.created),
+		SizeBytes:      disk.Size,
+		ReadyToUse:     true, // copy-from returns once the copy exists
+	}
+}
+
+// CreateSnapshot copies a volume into an unexported disk whose slot records the
+// snapshot's name hash, creation time and source volume.
+func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	if err := requireID("snapshot name", req.GetName()); err != nil {
+		return nil, err
+	}
+	src := req.GetSourceVolumeId()
+	if err := requireID("source volume ID", src); err != nil {
+		return nil, err
+	}
+	if len(req.GetParameters()) > 0 {
+		for k := range req.GetParameters() {
+			return nil, status.Errorf(codes.InvalidArgument, "unknown VolumeSnapshotClass parameter %q (none are supported)", k)
+		}
+	}
+	nameHash := shortHash(req.GetName(), 16)
+	unlock, err := d.lockVolume("snapshot:" + nameHash)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	existing, err := d.rds.ListDisks(ctx, "^snap-"+nameHash+"-")
+	if err != nil {
+		return nil, rdsStatus("look up snapshot", err)
+	}
+	for i := range existing {
+		id, ok := parseSnapshotID(existing[i].Slot)
+		if !ok {
+			continue
+		}
+		if id.source != src {
+			return nil, status.Errorf(codes.AlreadyExists, "snapshot %q exists with source volume %s, not %s", req.GetName(), id.source, src)
+		}
+		return &csi.CreateSnapshotResponse{Snapshot: snapshotResponse(&existing[i], id)}, nil
+	}
+	if !isVolumeID(src) {
+		return nil, status.Errorf(codes.NotFound, "source volume %s does not exist", src)
+	}
+	source, err := d.rds.GetDisk(ctx, src)
+	if err != nil {
+		return nil, rdsStatus("look up source volume", err)
+	}
+	base, _ := baseOf(source.FilePath)
+	id := snapshotID{nameHash: nameHash, created: d.clk.Now().UTC().Truncate(time.Second), source: src}
+	disk, err := d.rds.CopyDisk(ctx, rds.CopyDiskRequest{SourceSlot: src, Slot: id.slot(), FilePath: filePathFor(base, id.slot())})
+	if err != nil {
+		return nil, rdsStatus("copy volume", err)
+	}
+	klog.InfoS("Snapshot created", "name", req.GetName(), "snapshot", disk.Slot, "source", src, "bytes", disk.Size)
+	return &csi.CreateSnapshotResponse{Snapshot: snapshotResponse(disk, id)}, nil
+}
+
+// baseOf returns the directory of a backing file path.
+func baseOf(filePath string) (string, bool) {
+	for i := len(filePath) - 1; i > 0; i-- {
+		if filePath[i] == '/' {
+			return filePath[:i], true
+		}
+	}
+	return "", false
+}
+
+// DeleteSnapshot removes a snapshot's disk and file; unknown IDs succeed.
+func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
+	id := req.GetSnapshotId()
+	if err := requireID("snapshot ID", id); err != nil {
+		return nil, err
+	}
+	if _, ok := parseSnapshotID(id); !ok {
+		return &csi.DeleteSnapshotResponse{}, nil
+	}
+	unlock, err := d.lockVolume(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	if err := d.deleteDisk(ctx, id); err != nil {
+		return nil, rdsStatus("delete snapshot", err)
+	}
+	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// ListSnapshots lists snapshots, optionally one by ID or those of one source.
+func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsRequest) (*csi.ListSnapshotsResponse, error) {
+	pattern := "^snap-"
+	switch {
+	case req.GetSnapshotId() != "":
+		if _, ok := parseSnapshotID(req.GetSnapshotId()); !ok {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		pattern = "^" + regexp.QuoteMeta(req.GetSnapshotId()) + "$"
+	case req.GetSourceVolumeId() != "":
+		if !isVolumeID(req.GetSourceVolumeId()) {
+			return &csi.ListSnapshotsResponse{}, nil
+		}
+		pattern = "^snap-[0-9a-f]{16}-[0-9a-z]+-" + regexp.QuoteMeta(req.GetSourceVolumeId()) + "$"
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	disks, err := d.rds.ListDisks(ctx, pattern)
+	if err != nil {
+		return nil, rdsStatus("list snapshots", err)
+	}
+	byID := map[string]int{}
+	ids := make([]string, 0, len(disks))
+	for i, disk := range disks {
+		if _, ok := parseSnapshotID(disk.Slot); ok {
+			byID[disk.Slot] = i
+			ids = append(ids, disk.Slot)
+		}
+	}
+	sort.Strings(ids)
+	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), func(t string) bool {
+		_, ok := parseSnapshotID(t)
+		return ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &csi.ListSnapshotsResponse{NextToken: next}
+	for _, slot := range ids[start:end] {
+		id, _ := parseSnapshotID(slot)
+		resp.Entries = append(resp.Entries, &csi.ListSnapshotsResponse_Entry{Snapshot: snapshotResponse(&disks[byID[slot]], id)})
+	}
+	return resp, nil
+}
+
+// GetSnapshot is answered from the same data as ListSnapshots.
+func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (*csi.GetSnapshotResponse, error) {
+	id := req.GetSnapshotId()
+	if err := requireID("snapshot ID", id); err != nil {
+		return nil, err
+	}
+	parsed, ok := parseSnapshotID(id)
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "snapshot %s does not exist", id)
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, rdsStatus("look up snapshot", err)
+	}
+	return &csi.GetSnapshotResponse{Snapshot: snapshotResponse(disk, parsed)}, nil
+}

@@ -1,0 +1,168 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/rds"
+)
+
+// DefaultName is the driver name, used everywhere: the CSIDriver object, the
+// StorageClass provisioner, VolumeAttachments and the node registration.
+const DefaultName = "rds.csi.mikrotik.com"
+
+// Version is set at build time with -ldflags "-X .../driver.Version=v1.2.3".
+var Version = "v0.0.0-dev"
+
+// RDSConnection is the seam to RDS: a transport for RouterOS commands plus the
+// connection state, which Probe reports without ever waiting on RDS.
+type RDSConnection interface {
+	rds.Transport
+	State() rds.State
+}
+
+// NodeLookup tells whether a node ID names a node that exists. In a cluster it
+// is answered from the Node informer's cache; standalone (csi-sanity) it is a
+// fixed set.
+type NodeLookup interface {
+	NodeExists(ctx context.Context, nodeID string) (bool, error)
+}
+
+// StaticNodes is a NodeLookup over a fixed set of node IDs.
+type StaticNodes map[string]bool
+
+// NodeExists implements NodeLookup.
+func (s StaticNodes) NodeExists(_ context.Context, id string) (bool, error) { return s[id], nil }
+
+// Options configure a Driver. Zero values take the defaults noted.
+type Options struct {
+	Name   string // DefaultName
+	NodeID string
+	// BasePath is where backing files go unless a StorageClass says otherwise,
+	// e.g. /storage-pool/k8s. AllowedBasePaths may add others, all in the same
+	// pool; a StorageClass cannot point anywhere else on RDS.
+	BasePath         string
+	AllowedBasePaths []string
+	// NVMeAddress and NVMePort are where nodes connect NVMe/TCP (4420).
+	NVMeAddress string
+	NVMePort    int
+	// NQNPrefix is prepended to the slot to form each volume's NQN.
+	NQNPrefix string
+	// DefaultDataPlane is nvme or loop, when the StorageClass does not say.
+	DefaultDataPlane string
+	// GracePeriod is the default attachment grace period (30s).
+	GracePeriod time.Duration
+	// MaxVolumesPerNode is reported by NodeGetInfo; 0 means no limit.
+	MaxVolumesPerNode int64
+	// OperationTimeout bounds every RPC's backend work (2m), on top of the
+	// caller's deadline.
+	OperationTimeout time.Duration
+
+	Clock       clock.Clock
+	RDS         RDSConnection
+	Nodes       NodeLookup
+	Attachments *attachment.Manager
+	Registerer  prometheus.Registerer
+}
+
+// Driver implements the CSI identity and controller services (and the node
+// service when NodeID is set and a data plane is configured).
+type Driver struct {
+	// The embedded types answer Unimplemented for RPCs of newer spec versions
+	// this driver does not know, instead of breaking the build.
+	csi.UnimplementedIdentityServer
+	csi.UnimplementedControllerServer
+
+	opts    Options
+	clk     clock.Clock
+	rds     *rds.Client
+	attach  *attachment.Manager
+	metrics *rpcMetrics
+}
+
+// New validates options and returns a Driver.
+func New(opts Options) (*Driver, error) {
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.New()
+	}
+	if opts.NVMePort == 0 {
+		opts.NVMePort = 4420
+	}
+	if opts.NQNPrefix == "" {
+		opts.NQNPrefix = "nqn.2000-02.com.mikrotik:"
+	}
+	if opts.DefaultDataPlane == "" {
+		opts.DefaultDataPlane = "nvme"
+	}
+	if opts.GracePeriod == 0 {
+		opts.GracePeriod = 30 * time.Second
+	}
+	if opts.OperationTimeout == 0 {
+		opts.OperationTimeout = 2 * time.Minute
+	}
+	if opts.RDS == nil {
+		return nil, errors.New("driver: no RDS connection")
+	}
+	if opts.Nodes == nil {
+		opts.Nodes = StaticNodes{opts.NodeID: opts.NodeID != ""}
+	}
+	pool, err := poolRoot(opts.BasePath)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range opts.AllowedBasePaths {
+		if r, err := poolRoot(p); err != nil || r != pool {
+			return nil, fmt.Errorf("allowed base path %q: must be a directory in pool %s", p, pool)
+		}
+	}
+	if opts.Attachments == nil {
+		opts.Attachments = attachment.New(attachment.Options{Clock: opts.Clock, GracePeriod: opts.GracePeriod})
+	}
+	// One client rooted at the pool serves every allowed base path; the
+	// driver checks paths against the allowed list before they reach it.
+	client, err := rds.NewClient(opts.RDS, rds.ClientOptions{BasePath: pool, Clock: opts.Clock, Registerer: opts.Registerer})
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{
+		opts:    opts,
+		clk:     opts.Clock,
+		rds:     client,
+		attach:  opts.Attachments,
+		metrics: newRPCMetrics(opts.Registerer),
+	}, nil
+}
+
+// poolRoot returns "/<pool>" for a base path "/<pool>/<dir>...".
+func poolRoot(base string) (string, error) {
+	parts := strings.Split(strings.TrimPrefix(base, "/"), "/")
+	if !strings.HasPrefix(base, "/") || len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return "", fmt.Errorf("base path %q: want /<pool>/<directory>", base)
+	}
+	return "/" + parts[0], nil
+}
+
+// Attachments exposes the attachment manager (the reconciler drives it).
+func (d *Driver) Attachments() *attachment.Manager { return d.attach }
+
+// poolName is the pool a base path lives in, as /disk print shows its mount point.
+func poolName(base string) string {
+	root, _ := poolRoot(base)
+	return strings.TrimPrefix(root, "/")
+}
+
+// withTimeout bounds backend work of one RPC on the driver's clock.
+func (d *Driver) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return d.clk.WithTimeout(ctx, d.opts.OperationTimeout)
+}

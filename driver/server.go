@@ -1,0 +1,121 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	"k8s.io/klog/v2"
+)
+
+func wrapInt64(v int64) *wrapperspb.Int64Value { return wrapperspb.Int64(v) }
+
+// rpcMetrics count and time every CSI call by method and result code.
+type rpcMetrics struct {
+	total    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newRPCMetrics(reg prometheus.Registerer) *rpcMetrics {
+	m := &rpcMetrics{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rds_csi_operations_total",
+			Help: "CSI calls served, by method and gRPC code.",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "rds_csi_operation_duration_seconds",
+			Help:    "Time to serve a CSI call, by method.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"method"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.total, m.duration)
+	}
+	return m
+}
+
+// interceptor logs and measures each call. Method labels are the short CSI
+// method names, a bounded set. Secrets in requests are never logged: only the
+// method, the IDs and the outcome are.
+func (d *Driver) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	method := path.Base(info.FullMethod)
+	start := d.clk.Now()
+	resp, err := handler(ctx, req)
+	elapsed := d.clk.Since(start)
+	code := status.Code(err)
+	d.metrics.total.WithLabelValues(method, code.String()).Inc()
+	d.metrics.duration.WithLabelValues(method).Observe(elapsed.Seconds())
+	if err != nil {
+		klog.ErrorS(err, "CSI call failed", "method", method, "code", code.String(), "duration", elapsed)
+	} else {
+		klog.V(4).InfoS("CSI call", "method", method, "duration", elapsed)
+	}
+	return resp, err
+}
+
+// Server serves a Driver over gRPC on a unix socket.
+type Server struct {
+	grpc *grpc.Server
+	lis  net.Listener
+}
+
+// Listen prepares a gRPC server for the driver on endpoint
+// ("unix:///csi/csi.sock" or "unix:/csi/csi.sock"). A stale socket file left by
+// a previous process is removed first. node may be nil for a controller.
+func (d *Driver) Listen(endpoint string, node csi.NodeServer) (*Server, error) {
+	sock, err := unixSocketPath(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", sock, err)
+	}
+	if err := os.MkdirAll(path.Dir(sock), 0o750); err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(d.interceptor))
+	csi.RegisterIdentityServer(srv, d)
+	csi.RegisterControllerServer(srv, d)
+	if node != nil {
+		csi.RegisterNodeServer(srv, node)
+	}
+	return &Server{grpc: srv, lis: lis}, nil
+}
+
+// Serve blocks serving requests until Stop.
+func (s *Server) Serve() error { return s.grpc.Serve(s.lis) }
+
+// Stop stops the server, letting calls in flight finish.
+func (s *Server) Stop() { s.grpc.GracefulStop() }
+
+// Addr is the socket path.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+func unixSocketPath(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "unix" {
+		return "", fmt.Errorf("endpoint %q: want unix:///path/to/csi.sock", endpoint)
+	}
+	p := u.Path
+	if p == "" {
+		p = u.Opaque
+	}
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("endpoint %q: socket path must be absolute", endpoint)
+	}
+	return p, nil
+}
