@@ -101,6 +101,7 @@ func shortTempDir(t testing.TB) string {
 //     max_volumes_per_node (node issue).
 //   - "... already published but is incompatible": needs PUBLISH_READONLY, which
 //     is not claimed (read-only is enforced by the node's mount).
+//
 // The one pending spec is marked pending in csi-sanity itself.
 //
 // sanityMinPassed is the number of specs that pass today.
