@@ -7,7 +7,10 @@ BIN       := bin
 # Every fuzz target, as package:Target. CI runs each for FUZZTIME.
 FUZZ_TARGETS := \
 	./emulator/routeros:FuzzParse \
-	./emulator/routeros:FuzzQuote
+	./emulator/routeros:FuzzQuote \
+	./driver/rds:FuzzParseDetail \
+	./driver/rds:FuzzRoundTrip \
+	./driver/rds:FuzzQuote
 
 .PHONY: all build demo test vet unit fuzz bench clean
 

@@ -149,7 +149,7 @@ func (d *Driver) createResponse(disk *rds.Disk, p volumeParams, src *csi.VolumeC
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:      disk.Slot,
 		CapacityBytes: disk.Size,
-		VolumeContext: d.volumeContext(disk.Slot, p),
+		VolumeContext: d.volumeContext(disk.Slot, disk.FilePath, p),
 		ContentSource: src,
 	}}
 }
@@ -264,6 +264,7 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 // and the address, port and NVMe options from the volume context.
 func (d *Driver) publishContext(disk *rds.Disk, vc map[string]string) map[string]string {
 	pc := map[string]string{
+		paramFilePath:    disk.FilePath,
 		paramNQN:         disk.NQN,
 		paramNVMeAddress: d.opts.NVMeAddress,
 		paramNVMePort:    strconv.Itoa(d.opts.NVMePort),

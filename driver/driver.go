@@ -10,6 +10,7 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/rds"
@@ -127,7 +128,8 @@ func New(opts Options) (*Driver, error) {
 		}
 	}
 	if opts.Attachments == nil {
-		opts.Attachments = attachment.New(attachment.Options{Clock: opts.Clock, GracePeriod: opts.GracePeriod})
+		opts.Attachments = attachment.New(attachment.Options{Clock: opts.Clock, GracePeriod: opts.GracePeriod,
+			Events: attachment.EventFunc(logAttachmentEvent)})
 	}
 	// One client rooted at the pool serves every allowed base path; the
 	// driver checks paths against the allowed list before they reach it.
@@ -165,4 +167,19 @@ func poolName(base string) string {
 // withTimeout bounds backend work of one RPC on the driver's clock.
 func (d *Driver) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return d.clk.WithTimeout(ctx, d.opts.OperationTimeout)
+}
+
+// logAttachmentEvent records attachment decisions in the log until the
+// Kubernetes event recorder takes over (warnings for conflicts and timeouts).
+func logAttachmentEvent(e attachment.Event) {
+	kv := []any{"type", string(e.Type), "volume", e.Volume, "node", e.Node}
+	if e.OtherNode != "" {
+		kv = append(kv, "otherNode", e.OtherNode)
+	}
+	switch e.Type {
+	case attachment.Conflict, attachment.MigrationTimedOut:
+		klog.InfoS("Attachment warning: "+e.Message, kv...)
+	default:
+		klog.V(2).InfoS("Attachment: "+e.Message, kv...)
+	}
 }

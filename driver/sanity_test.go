@@ -49,7 +49,12 @@ func (n sanityNode) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitie
 // returns the CSI socket path.
 func startDriver(t testing.TB, nodeID string, poolSize int64) (string, *Driver, *emulatortest.Emulator) {
 	t.Helper()
-	emu := emulatortest.Start(t, emulatortest.Options{PoolSize: poolSize})
+	return startDriverOn(t, emulatortest.Start(t, emulatortest.Options{PoolSize: poolSize}), nodeID)
+}
+
+// startDriverOn runs a driver against an existing emulator.
+func startDriverOn(t testing.TB, emu *emulatortest.Emulator, nodeID string) (string, *Driver, *emulatortest.Emulator) {
+	t.Helper()
 	conn, err := rds.NewSSHConnector(nil, rds.SSHConfig{
 		Address: emu.Addr(), Signer: emu.ClientSigner(), KnownHostsLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(emu.HostKey()))),
 	})

@@ -129,6 +129,7 @@ const (
 	paramDataPlane      = "dataPlane"      // nvme or loop: how nodes attach this volume
 	paramGracePeriod    = "gracePeriod"    // attachment grace period, a Go duration (30s)
 	paramNQN            = "nqn"            // volume context only: the volume's NVMe qualified name
+	paramFilePath       = "filePath"       // volume context only: the backing file on RDS (the loop data plane opens it)
 	// csiParamPrefix marks parameters set by Kubernetes' sidecars rather than
 	// the user (csi.storage.k8s.io/fstype, .../pvc/name, ...).
 	csiParamPrefix = "csi.storage.k8s.io/"
@@ -246,8 +247,9 @@ func (d *Driver) allowedBasePath(p string) bool {
 }
 
 // volumeContext is what CreateVolume hands to ControllerPublish and the node.
-func (d *Driver) volumeContext(slot string, p volumeParams) map[string]string {
+func (d *Driver) volumeContext(slot, filePath string, p volumeParams) map[string]string {
 	ctx := map[string]string{
+		paramFilePath:    filePath,
 		paramBasePath:    p.basePath,
 		paramNVMeAddress: p.nvmeAddress,
 		paramNVMePort:    strconv.Itoa(p.nvmePort),
