@@ -105,8 +105,8 @@ func TestCapacityFor(t *testing.T) {
 func TestVolumeSlot(t *testing.T) {
 	for name, want := range map[string]string{
 		"pvc-5b0c7e2a-1d4f-4c1e-9a55-0f6f3b1e2d11": "pvc-5b0c7e2a-1d4f-4c1e-9a55-0f6f3b1e2d11",
-		"PVC-UPPER":        "vol-" + shortHash("PVC-UPPER", 32),
-		"my volume; rm -rf": "vol-" + shortHash("my volume; rm -rf", 32),
+		"PVC-UPPER":                      "vol-" + shortHash("PVC-UPPER", 32),
+		"my volume; rm -rf":              "vol-" + shortHash("my volume; rm -rf", 32),
 		"pvc-" + strings.Repeat("a", 61): "vol-" + shortHash("pvc-"+strings.Repeat("a", 61), 32),
 	} {
 		got := volumeSlot(name)

@@ -82,11 +82,10 @@ type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
 
-	opts    Options
-	clk     clock.Clock
-	rds     *rds.Client
-	attach  *attachment.Manager
-	metrics *rpcMetrics
+	opts   Options
+	clk    clock.Clock
+	rds    *rds.Client
+	attach *attachment.Manager
 }
 
 // New validates options and returns a Driver.
@@ -138,11 +137,10 @@ func New(opts Options) (*Driver, error) {
 		return nil, err
 	}
 	return &Driver{
-		opts:    opts,
-		clk:     opts.Clock,
-		rds:     client,
-		attach:  opts.Attachments,
-		metrics: newRPCMetrics(opts.Registerer),
+		opts:   opts,
+		clk:    opts.Clock,
+		rds:    client,
+		attach: opts.Attachments,
 	}, nil
 }
 

@@ -32,3 +32,28 @@ func (d *Driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabiliti
 func (d *Driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
 	return &csi.ProbeResponse{Ready: wrapperspb.Bool(d.opts.RDS.State() == rds.StateConnected)}, nil
 }
+
+// NodeIdentity is the identity service of a node-only process: no controller
+// service, and always ready, because the node plugin does not talk to RDS.
+type NodeIdentity struct {
+	csi.UnimplementedIdentityServer
+	Name string
+}
+
+// GetPluginInfo reports the driver's name and build version.
+func (n NodeIdentity) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi.GetPluginInfoResponse, error) {
+	return &csi.GetPluginInfoResponse{Name: n.Name, VendorVersion: Version}, nil
+}
+
+// GetPluginCapabilities: online expansion only.
+func (n NodeIdentity) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{
+		{Type: &csi.PluginCapability_VolumeExpansion_{VolumeExpansion: &csi.PluginCapability_VolumeExpansion{
+			Type: csi.PluginCapability_VolumeExpansion_ONLINE}}},
+	}}, nil
+}
+
+// Probe is always ready: the node's readiness does not depend on RDS.
+func (n NodeIdentity) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
+	return &csi.ProbeResponse{Ready: wrapperspb.Bool(true)}, nil
+}

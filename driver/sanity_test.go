@@ -77,7 +77,7 @@ func startDriverOn(t testing.TB, emu *emulatortest.Emulator, nodeID string) (str
 		t.Fatal(err)
 	}
 	sock := filepath.Join(shortTempDir(t), "csi.sock")
-	srv, err := d.Listen("unix://"+sock, sanityNode{id: nodeID})
+	srv, err := Listen("unix://"+sock, Services{Identity: d, Controller: d, Node: sanityNode{id: nodeID}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -46,21 +47,31 @@ func newRPCMetrics(reg prometheus.Registerer) *rpcMetrics {
 
 // interceptor logs and measures each call. Method labels are the short CSI
 // method names, a bounded set. Secrets in requests are never logged: only the
-// method, the IDs and the outcome are.
-func (d *Driver) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	method := path.Base(info.FullMethod)
-	start := d.clk.Now()
-	resp, err := handler(ctx, req)
-	elapsed := d.clk.Since(start)
-	code := status.Code(err)
-	d.metrics.total.WithLabelValues(method, code.String()).Inc()
-	d.metrics.duration.WithLabelValues(method).Observe(elapsed.Seconds())
-	if err != nil {
-		klog.ErrorS(err, "CSI call failed", "method", method, "code", code.String(), "duration", elapsed)
-	} else {
-		klog.V(4).InfoS("CSI call", "method", method, "duration", elapsed)
+// method and the outcome are.
+func (m *rpcMetrics) interceptor(clk clock.Clock) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		method := path.Base(info.FullMethod)
+		start := clk.Now()
+		resp, err := handler(ctx, req)
+		elapsed := clk.Since(start)
+		code := status.Code(err)
+		m.total.WithLabelValues(method, code.String()).Inc()
+		m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
+		if err != nil {
+			klog.ErrorS(err, "CSI call failed", "method", method, "code", code.String(), "duration", elapsed)
+		} else {
+			klog.V(4).InfoS("CSI call", "method", method, "duration", elapsed)
+		}
+		return resp, err
 	}
-	return resp, err
+}
+
+// Services are the CSI services one process serves; Controller and Node may be
+// nil (a node DaemonSet has no controller, a controller Deployment no node).
+type Services struct {
+	Identity   csi.IdentityServer
+	Controller csi.ControllerServer
+	Node       csi.NodeServer
 }
 
 // Server serves a Driver over gRPC on a unix socket.
@@ -69,10 +80,10 @@ type Server struct {
 	lis  net.Listener
 }
 
-// Listen prepares a gRPC server for the driver on endpoint
+// Listen prepares a gRPC server for the services on endpoint
 // ("unix:///csi/csi.sock" or "unix:/csi/csi.sock"). A stale socket file left by
-// a previous process is removed first. node may be nil for a controller.
-func (d *Driver) Listen(endpoint string, node csi.NodeServer) (*Server, error) {
+// a previous process is removed first. reg may be nil; clk times calls.
+func Listen(endpoint string, svc Services, reg prometheus.Registerer, clk clock.Clock) (*Server, error) {
 	sock, err := unixSocketPath(endpoint)
 	if err != nil {
 		return nil, err
@@ -87,11 +98,16 @@ func (d *Driver) Listen(endpoint string, node csi.NodeServer) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(d.interceptor))
-	csi.RegisterIdentityServer(srv, d)
-	csi.RegisterControllerServer(srv, d)
-	if node != nil {
-		csi.RegisterNodeServer(srv, node)
+	if clk == nil {
+		clk = clock.New()
+	}
+	srv := grpc.NewServer(grpc.UnaryInterceptor(newRPCMetrics(reg).interceptor(clk)))
+	csi.RegisterIdentityServer(srv, svc.Identity)
+	if svc.Controller != nil {
+		csi.RegisterControllerServer(srv, svc.Controller)
+	}
+	if svc.Node != nil {
+		csi.RegisterNodeServer(srv, svc.Node)
 	}
 	return &Server{grpc: srv, lis: lis}, nil
 }

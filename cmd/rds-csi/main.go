@@ -138,7 +138,7 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	srv, err := d.Listen(c.endpoint, nil)
+	srv, err := driver.Listen(c.endpoint, driver.Services{Identity: d, Controller: d}, reg, nil)
 	if err != nil {
 		return err
 	}

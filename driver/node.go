@@ -1,0 +1,692 @@
+package driver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+	"k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/rds-csi/rds-csi/driver/node"
+)
+
+// NodeOptions configure the node plugin.
+type NodeOptions struct {
+	NodeID string
+	// DataPlanes by name ("nvme", "loop"); DefaultDataPlane is used when the
+	// volume context does not choose.
+	DataPlanes       map[string]node.DataPlane
+	DefaultDataPlane string
+	// StateDir keeps one small file per staged volume (which data plane, which
+	// target), so unstage and stats work after a plugin restart without RDS.
+	StateDir string
+	// MaxVolumesPerNode is reported by NodeGetInfo; 0 means no limit.
+	MaxVolumesPerNode int64
+	// Mounter and Exec default to the host's; tests inject fakes.
+	Mounter mount.Interface
+	Exec    utilexec.Interface
+	// OperationTimeout bounds every node call's work (2m).
+	OperationTimeout time.Duration
+}
+
+// NodeServer is the CSI node service.
+type NodeServer struct {
+	csi.UnimplementedNodeServer
+	opts  NodeOptions
+	locks sync.Map // volume ID → *sync.Mutex held for the whole call
+}
+
+// NewNodeServer validates options and returns a node service.
+func NewNodeServer(o NodeOptions) (*NodeServer, error) {
+	if o.NodeID == "" {
+		return nil, errors.New("node: --node-id is required")
+	}
+	if len(o.DataPlanes) == 0 {
+		return nil, errors.New("node: no data plane configured")
+	}
+	if o.DefaultDataPlane == "" {
+		for name := range o.DataPlanes {
+			o.DefaultDataPlane = name
+		}
+	}
+	if _, ok := o.DataPlanes[o.DefaultDataPlane]; !ok {
+		return nil, fmt.Errorf("node: default data plane %q is not configured", o.DefaultDataPlane)
+	}
+	if o.StateDir == "" {
+		return nil, errors.New("node: a state directory is required")
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: state dir: %w", err)
+	}
+	if o.Mounter == nil {
+		o.Mounter = mount.New("")
+	}
+	if o.Exec == nil {
+		o.Exec = utilexec.New()
+	}
+	if o.OperationTimeout == 0 {
+		o.OperationTimeout = 2 * time.Minute
+	}
+	return &NodeServer{opts: o}, nil
+}
+
+// lock serialises calls for one volume; kubelet retries, so a call that finds
+// the volume busy fails with ABORTED instead of waiting.
+func (n *NodeServer) lock(id string) (func(), error) {
+	m, _ := n.locks.LoadOrStore(id, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	if !mu.TryLock() {
+		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress on this node", id)
+	}
+	return mu.Unlock, nil
+}
+
+// NodeGetCapabilities lists what the node service implements.
+func (n *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
+	var caps []*csi.NodeServiceCapability
+	for _, c := range []csi.NodeServiceCapability_RPC_Type{
+		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
+		csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
+		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+		csi.NodeServiceCapability_RPC_VOLUME_CONDITION,
+		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+	} {
+		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{
+			Rpc: &csi.NodeServiceCapability_RPC{Type: c}}})
+	}
+	return &csi.NodeGetCapabilitiesResponse{Capabilities: caps}, nil
+}
+
+// NodeGetInfo reports the node ID and the attach limit.
+func (n *NodeServer) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
+	return &csi.NodeGetInfoResponse{NodeId: n.opts.NodeID, MaxVolumesPerNode: n.opts.MaxVolumesPerNode}, nil
+}
+
+// stagedVolume is what the node remembers about a staged volume.
+type stagedVolume struct {
+	DataPlane   string      `json:"dataPlane"`
+	Target      node.Target `json:"target"`
+	Block       bool        `json:"block"`
+	StagingPath string      `json:"stagingPath"`
+	Device      string      `json:"device"` // at staging time; may change after an NVMe reconnect
+}
+
+func (n *NodeServer) statePath(id string) string {
+	return filepath.Join(n.opts.StateDir, id+".json")
+}
+
+func (n *NodeServer) saveState(id string, s stagedVolume) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := n.statePath(id) + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, n.statePath(id))
+}
+
+// loadState returns the staged volume, or ok=false if it is not staged here.
+func (n *NodeServer) loadState(id string) (stagedVolume, bool, error) {
+	var s stagedVolume
+	b, err := os.ReadFile(n.statePath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, false, fmt.Errorf("state of volume %s is corrupt: %w", id, err)
+	}
+	return s, true, nil
+}
+
+// target builds the data plane target from the publish and volume contexts.
+func target(id string, pc, vc map[string]string) (node.Target, error) {
+	get := func(k string) string {
+		if v, ok := pc[k]; ok && v != "" {
+			return v
+		}
+		return vc[k]
+	}
+	t := node.Target{
+		VolumeID: id, NQN: get(paramNQN), Address: get(paramNVMeAddress), FilePath: get(paramFilePath),
+		CtrlLossTmo: get(paramCtrlLossTmo), ReconnectDelay: get(paramReconnectDelay), KeepAliveTmo: get(paramKeepAliveTmo),
+	}
+	if p := get(paramNVMePort); p != "" {
+		port, err := strconv.Atoi(p)
+		if err != nil || port < 1 || port > 65535 {
+			return t, status.Errorf(codes.InvalidArgument, "publish context: bad %s %q", paramNVMePort, p)
+		}
+		t.Port = port
+	}
+	if t.NQN == "" && t.FilePath == "" {
+		return t, status.Error(codes.InvalidArgument, "publish context has neither an NQN nor a file path: was the volume published by this driver?")
+	}
+	return t, nil
+}
+
+func (n *NodeServer) plane(name string) (node.DataPlane, error) {
+	if name == "" {
+		name = n.opts.DefaultDataPlane
+	}
+	p, ok := n.opts.DataPlanes[name]
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "data plane %q is not enabled on node %s", name, n.opts.NodeID)
+	}
+	return p, nil
+}
+
+// NodeStageVolume attaches the volume's block device and, for filesystem
+// volumes, formats it only if it provably holds nothing, then mounts it at the
+// staging path.
+func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
+	id, staging, vcap := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("staging target path", staging); err != nil {
+		return nil, err
+	}
+	if vcap == nil {
+		return nil, status.Error(codes.InvalidArgument, "volume capability missing")
+	}
+	if _, err := checkCapabilities([]*csi.VolumeCapability{vcap}); err != nil {
+		return nil, err
+	}
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s is not a volume of this driver", id)
+	}
+	t, err := target(id, req.GetPublishContext(), req.GetVolumeContext())
+	if err != nil {
+		return nil, err
+	}
+	planeName := req.GetPublishContext()[paramDataPlane]
+	if planeName == "" {
+		planeName = req.GetVolumeContext()[paramDataPlane]
+	}
+	plane, err := n.plane(planeName)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	defer cancel()
+
+	device, err := plane.Attach(ctx, t)
+	if err != nil {
+		return nil, dataPlaneStatus("attach", err)
+	}
+	block := vcap.GetBlock() != nil
+	st := stagedVolume{DataPlane: plane.Name(), Target: t, Block: block, StagingPath: staging, Device: device}
+	if err := n.saveState(id, st); err != nil {
+		return nil, status.Errorf(codes.Internal, "record staged volume: %v", err)
+	}
+	if block {
+		klog.InfoS("Volume staged", "volume", id, "device", device, "mode", "block")
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+
+	// Already mounted here? Then it must be this device.
+	mounted, err := n.mountedDevice(staging)
+	if err != nil {
+		return nil, err
+	}
+	if mounted != "" {
+		if !sameDevice(mounted, device) {
+			return nil, status.Errorf(codes.FailedPrecondition, "staging path %s holds %s, not volume %s's device %s", staging, mounted, id, device)
+		}
+		return &csi.NodeStageVolumeResponse{}, nil
+	}
+	if err := os.MkdirAll(staging, 0o750); err != nil {
+		return nil, status.Errorf(codes.Internal, "create staging path: %v", err)
+	}
+	fsType := vcap.GetMount().GetFsType()
+	if fsType == "" {
+		fsType = req.GetVolumeContext()[paramFSType]
+	}
+	if fsType == "" {
+		fsType = "ext4"
+	}
+	if err := n.formatAndMount(ctx, device, staging, fsType, vcap.GetMount().GetMountFlags()); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Volume staged", "volume", id, "device", device, "fsType", fsType, "stagingPath", staging)
+	return &csi.NodeStageVolumeResponse{}, nil
+}
+
+// formatAndMount mounts device at path, formatting it first only when it
+// provably holds nothing: blkid finds no signature AND the device's first and
+// last MiB read back as zeros (RDS creates volumes as sparse, zero-filled files).
+// A probe that fails, or a device with data but no recognised filesystem, is an
+// error: formatting live data after a reconnect is the worst thing a storage
+// driver can do, and a retry costs nothing.
+func (n *NodeServer) formatAndMount(ctx context.Context, device, path, fsType string, flags []string) error {
+	safe := mount.NewSafeFormatAndMount(n.opts.Mounter, ctxExec{n.opts.Exec, ctx})
+	existing, err := safe.GetDiskFormat(device)
+	if err != nil {
+		return status.Errorf(codes.Internal, "probe filesystem on %s (not formatting): %v", device, err)
+	}
+	if existing == "" {
+		empty, err := zeroEnds(device)
+		if err != nil {
+			return status.Errorf(codes.Internal, "read %s to confirm it is empty (not formatting): %v", device, err)
+		}
+		if !empty {
+			return status.Errorf(codes.FailedPrecondition,
+				"%s holds data but no filesystem blkid recognises; refusing to format it", device)
+		}
+	} else if existing != fsType {
+		return status.Errorf(codes.FailedPrecondition, "%s already holds a %s filesystem, not the requested %s; not reformatting", device, existing, fsType)
+	}
+	if err := safe.FormatAndMount(device, path, fsType, flags); err != nil {
+		return status.Errorf(codes.Internal, "format and mount %s at %s: %v", device, path, err)
+	}
+	return nil
+}
+
+// probeBytes is how much of each end of a device must be zero to count as empty:
+// filesystems and partition tables keep their signatures within it.
+const probeBytes = 1 << 20
+
+// zeroEnds reports whether the first and last probeBytes of a device are zero.
+func zeroEnds(device string) (bool, error) {
+	f, err := os.Open(device)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return false, err
+	}
+	buf := make([]byte, probeBytes)
+	for _, off := range []int64{0, max(0, size-probeBytes)} {
+		n, err := f.ReadAt(buf, off)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(n) == min(probeBytes, size-off)) {
+			return false, err
+		}
+		if !bytes.Equal(buf[:n], make([]byte, n)) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// mountedDevice returns the device mounted at path, or "" if none.
+func (n *NodeServer) mountedDevice(path string) (string, error) {
+	mps, err := n.opts.Mounter.List()
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "list mounts: %v", err)
+	}
+	clean := filepath.Clean(path)
+	for _, mp := range mps {
+		if filepath.Clean(mp.Path) == clean {
+			return mp.Device, nil
+		}
+	}
+	return "", nil
+}
+
+// sameDevice compares device paths through symlinks (/dev/disk/by-id/...).
+func sameDevice(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// NodeUnstageVolume unmounts the staging path and releases the device. If the
+// device is still used by someone else on the node, it refuses with
+// FAILED_PRECONDITION rather than pretending: kubelet will retry.
+func (n *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
+	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("staging target path", staging); err != nil {
+		return nil, err
+	}
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	defer cancel()
+	if err := mount.CleanupMountPoint(staging, n.opts.Mounter, true); err != nil {
+		return nil, status.Errorf(codes.Internal, "unmount staging path %s: %v", staging, err)
+	}
+	st, ok, err := n.loadState(id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if !ok {
+		return &csi.NodeUnstageVolumeResponse{}, nil // never staged here, or already unstaged
+	}
+	plane, err := n.plane(st.DataPlane)
+	if err != nil {
+		return nil, err
+	}
+	if err := plane.Detach(ctx, st.Target); err != nil {
+		return nil, dataPlaneStatus("detach", err)
+	}
+	if err := os.Remove(n.statePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, status.Errorf(codes.Internal, "forget staged volume: %v", err)
+	}
+	klog.InfoS("Volume unstaged", "volume", id)
+	return &csi.NodeUnstageVolumeResponse{}, nil
+}
+
+// NodePublishVolume bind-mounts the staged filesystem (or, for block volumes,
+// just the one device node) at the target path.
+func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
+	id, tpath, staging, vcap := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath(), req.GetVolumeCapability()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("target path", tpath); err != nil {
+		return nil, err
+	}
+	if vcap == nil {
+		return nil, status.Error(codes.InvalidArgument, "volume capability missing")
+	}
+	if err := requireID("staging target path", staging); err != nil {
+		return nil, err
+	}
+	if _, err := checkCapabilities([]*csi.VolumeCapability{vcap}); err != nil {
+		return nil, err
+	}
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	defer cancel()
+	st, ok, err := n.loadState(id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged on node %s", id, n.opts.NodeID)
+	}
+	options := []string{"bind"}
+	if req.GetReadonly() {
+		options = append(options, "ro")
+	}
+	var source string
+	if vcap.GetBlock() != nil {
+		plane, err := n.plane(st.DataPlane)
+		if err != nil {
+			return nil, err
+		}
+		if source, err = plane.Device(ctx, st.Target); err != nil {
+			return nil, dataPlaneStatus("find device", err)
+		}
+		if source == "" {
+			return nil, status.Errorf(codes.FailedPrecondition, "volume %s is staged but its device is gone", id)
+		}
+		if err := os.MkdirAll(filepath.Dir(tpath), 0o750); err != nil {
+			return nil, status.Errorf(codes.Internal, "create target dir: %v", err)
+		}
+		f, err := os.OpenFile(tpath, os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "create target file: %v", err)
+		}
+		f.Close()
+	} else {
+		source = staging
+		if dev, err := n.mountedDevice(staging); err != nil {
+			return nil, err
+		} else if dev == "" {
+			return nil, status.Errorf(codes.FailedPrecondition, "staging path %s is not mounted", staging)
+		}
+		options = append(options, vcap.GetMount().GetMountFlags()...)
+		if err := os.MkdirAll(tpath, 0o750); err != nil {
+			return nil, status.Errorf(codes.Internal, "create target path: %v", err)
+		}
+	}
+	if dev, err := n.mountedDevice(tpath); err != nil {
+		return nil, err
+	} else if dev != "" {
+		return &csi.NodePublishVolumeResponse{}, nil // already published
+	}
+	if err := n.opts.Mounter.Mount(source, tpath, "", options); err != nil {
+		return nil, status.Errorf(codes.Internal, "bind mount %s at %s: %v", source, tpath, err)
+	}
+	if req.GetReadonly() && vcap.GetBlock() == nil {
+		// A bind mount ignores "ro" on Linux until remounted.
+		if err := n.opts.Mounter.Mount(source, tpath, "", []string{"bind", "remount", "ro"}); err != nil {
+			_ = n.opts.Mounter.Unmount(tpath)
+			return nil, status.Errorf(codes.Internal, "remount %s read-only: %v", tpath, err)
+		}
+	}
+	klog.InfoS("Volume published", "volume", id, "targetPath", tpath, "readonly", req.GetReadonly())
+	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// NodeUnpublishVolume unmounts the target path and removes it; idempotent.
+func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
+	id, tpath := req.GetVolumeId(), req.GetTargetPath()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("target path", tpath); err != nil {
+		return nil, err
+	}
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := mount.CleanupMountPoint(tpath, n.opts.Mounter, true); err != nil {
+		return nil, status.Errorf(codes.Internal, "unmount %s: %v", tpath, err)
+	}
+	return &csi.NodeUnpublishVolumeResponse{}, nil
+}
+
+// NodeGetVolumeStats reports usage and whether the volume still looks healthy:
+// its device present and the staging mount on that device.
+func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
+	id, vpath := req.GetVolumeId(), req.GetVolumePath()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("volume path", vpath); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(vpath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, status.Errorf(codes.NotFound, "volume path %s does not exist", vpath)
+	} else if err != nil {
+		return nil, status.Errorf(codes.Internal, "stat %s: %v", vpath, err)
+	}
+	st, ok, err := n.loadState(id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on node %s", id, n.opts.NodeID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	defer cancel()
+	cond := n.condition(ctx, st)
+	if !fi.IsDir() {
+		// A block volume's target is the device node itself.
+		size, err := deviceSize(vpath)
+		if err != nil {
+			return &csi.NodeGetVolumeStatsResponse{VolumeCondition: &csi.VolumeCondition{Abnormal: true, Message: err.Error()}}, nil
+		}
+		return &csi.NodeGetVolumeStatsResponse{
+			Usage:           []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}},
+			VolumeCondition: cond,
+		}, nil
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(vpath, &fs); err != nil {
+		return nil, status.Errorf(codes.Internal, "statfs %s: %v", vpath, err)
+	}
+	bsize := int64(fs.Bsize)
+	return &csi.NodeGetVolumeStatsResponse{
+		Usage: []*csi.VolumeUsage{
+			{Unit: csi.VolumeUsage_BYTES, Total: int64(fs.Blocks) * bsize, Available: int64(fs.Bavail) * bsize,
+				Used: int64(fs.Blocks-fs.Bfree) * bsize},
+			{Unit: csi.VolumeUsage_INODES, Total: int64(fs.Files), Available: int64(fs.Ffree), Used: int64(fs.Files - fs.Ffree)},
+		},
+		VolumeCondition: cond,
+	}, nil
+}
+
+// condition checks that the volume's device still exists and, for filesystem
+// volumes, that the staging mount is on it (an NVMe reconnect can leave a mount
+// pointing at a dead device).
+func (n *NodeServer) condition(ctx context.Context, st stagedVolume) *csi.VolumeCondition {
+	plane, err := n.plane(st.DataPlane)
+	if err != nil {
+		return &csi.VolumeCondition{Abnormal: true, Message: err.Error()}
+	}
+	dev, err := plane.Device(ctx, st.Target)
+	switch {
+	case err != nil:
+		return &csi.VolumeCondition{Abnormal: true, Message: "cannot find the device: " + err.Error()}
+	case dev == "":
+		return &csi.VolumeCondition{Abnormal: true, Message: "the volume's block device has disappeared"}
+	}
+	if !st.Block {
+		mounted, err := n.mountedDevice(st.StagingPath)
+		if err != nil || mounted == "" {
+			return &csi.VolumeCondition{Abnormal: true, Message: "the staging path is not mounted"}
+		}
+		if !sameDevice(mounted, dev) {
+			return &csi.VolumeCondition{Abnormal: true,
+				Message: fmt.Sprintf("the staging mount is on %s but the volume's device is now %s", mounted, dev)}
+		}
+	}
+	return &csi.VolumeCondition{Message: "device present" + map[bool]string{false: " and mounted", true: ""}[st.Block]}
+}
+
+func deviceSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Seek(0, io.SeekEnd)
+}
+
+// NodeExpandVolume makes the device pick up the new size and grows the
+// filesystem online.
+func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
+	id, vpath := req.GetVolumeId(), req.GetVolumePath()
+	if err := requireID("volume ID", id); err != nil {
+		return nil, err
+	}
+	if err := requireID("volume path", vpath); err != nil {
+		return nil, err
+	}
+	st, ok, err := n.loadState(id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on node %s", id, n.opts.NodeID)
+	}
+	if _, err := os.Stat(vpath); err != nil {
+		return nil, status.Errorf(codes.NotFound, "volume path %s: %v", vpath, err)
+	}
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	defer cancel()
+	plane, err := n.plane(st.DataPlane)
+	if err != nil {
+		return nil, err
+	}
+	size, err := plane.Rescan(ctx, st.Target)
+	if err != nil {
+		return nil, dataPlaneStatus("rescan", err)
+	}
+	if st.Block || req.GetVolumeCapability().GetBlock() != nil {
+		return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+	}
+	dev, err := plane.Device(ctx, st.Target)
+	if err != nil || dev == "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s's device is gone: %v", id, err)
+	}
+	if _, err := mount.NewResizeFs(ctxExec{n.opts.Exec, ctx}).Resize(dev, st.StagingPath); err != nil {
+		return nil, status.Errorf(codes.Internal, "grow filesystem on %s: %v", dev, err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(st.StagingPath, &fs); err == nil {
+		klog.InfoS("Volume expanded on node", "volume", id, "deviceBytes", size, "filesystemBytes", int64(fs.Blocks)*int64(fs.Bsize))
+	}
+	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+}
+
+// dataPlaneStatus maps data plane errors: a device in use is FAILED_PRECONDITION
+// (kubelet retries once the user is gone), a missing backing file NOT_FOUND,
+// deadlines DEADLINE_EXCEEDED.
+func dataPlaneStatus(op string, err error) error {
+	code := codes.Internal
+	switch {
+	case errors.Is(err, node.ErrInUse) || strings.Contains(err.Error(), "in use"):
+		code = codes.FailedPrecondition
+	case errors.Is(err, os.ErrNotExist):
+		code = codes.NotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, node.ErrNotAttached):
+		code = codes.FailedPrecondition
+	}
+	return status.Errorf(code, "%s: %v", op, err)
+}
+
+// ctxExec binds mount-utils' command execution (mkfs, blkid, fsck, resize2fs)
+// to a call's context so none of them can outlive its deadline.
+type ctxExec struct {
+	utilexec.Interface
+	ctx context.Context
+}
+
+func (e ctxExec) Command(cmd string, args ...string) utilexec.Cmd {
+	return e.Interface.CommandContext(e.ctx, cmd, args...)
+}

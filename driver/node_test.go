@@ -1,0 +1,179 @@
+package driver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+	testingexec "k8s.io/utils/exec/testing"
+
+	"github.com/rds-csi/rds-csi/driver/node"
+)
+
+// filePlane is a data plane whose "device" is a plain file, so the formatting
+// rules can be tested without root.
+type filePlane struct {
+	mu       sync.Mutex
+	device   string
+	detached int
+}
+
+func (f *filePlane) Name() string { return "file" }
+func (f *filePlane) Attach(context.Context, node.Target) (string, error) {
+	return f.device, nil
+}
+func (f *filePlane) Device(context.Context, node.Target) (string, error) { return f.device, nil }
+func (f *filePlane) Detach(context.Context, node.Target) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.detached++
+	return nil
+}
+func (f *filePlane) Rescan(context.Context, node.Target) (int64, error) { return 0, nil }
+
+// scriptedExec answers every command through respond and records the calls.
+func scriptedExec(respond func(cmd string, args []string) ([]byte, error)) (*testingexec.FakeExec, *[]string) {
+	var mu sync.Mutex
+	calls := &[]string{}
+	fe := &testingexec.FakeExec{}
+	for i := 0; i < 64; i++ {
+		fe.CommandScript = append(fe.CommandScript, func(cmd string, args ...string) utilexec.Cmd {
+			mu.Lock()
+			*calls = append(*calls, cmd+" "+strings.Join(args, " "))
+			mu.Unlock()
+			out, err := respond(cmd, args)
+			act := func() ([]byte, []byte, error) { return out, nil, err }
+			return testingexec.InitFakeCmd(&testingexec.FakeCmd{
+				CombinedOutputScript: []testingexec.FakeAction{act},
+				OutputScript:         []testingexec.FakeAction{act},
+				RunScript:            []testingexec.FakeAction{act},
+			}, cmd, args...)
+		})
+	}
+	return fe, calls
+}
+
+func exitStatus(n int) error { return testingexec.FakeExitError{Status: n} }
+
+var stageCap = &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
+	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}
+
+// TestNeverFormatsWhenUnsure is the rule that matters most on a node: a device
+// is formatted only when it provably holds nothing.
+func TestNeverFormatsWhenUnsure(t *testing.T) {
+	cases := []struct {
+		name       string
+		data       []byte // written at offset 4096 of the 8 MiB device
+		blkid      func() ([]byte, error)
+		wantCode   codes.Code
+		wantFormat bool
+	}{
+		{"probe fails", nil, func() ([]byte, error) { return []byte("blkid: I/O error"), exitStatus(4) }, codes.Internal, false},
+		{"no signature but data present", []byte("precious data"), func() ([]byte, error) { return nil, exitStatus(2) }, codes.FailedPrecondition, false},
+		{"partition table", nil, func() ([]byte, error) { return []byte("PTTYPE=gpt\n"), nil }, codes.FailedPrecondition, false},
+		{"other filesystem", nil, func() ([]byte, error) { return []byte("TYPE=xfs\n"), nil }, codes.FailedPrecondition, false},
+		{"existing ext4 is mounted as is", []byte("ext4 data"), func() ([]byte, error) { return []byte("TYPE=ext4\n"), nil }, codes.OK, false},
+		{"empty device is formatted", nil, func() ([]byte, error) { return nil, exitStatus(2) }, codes.OK, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dev := filepath.Join(dir, "device")
+			if err := os.WriteFile(dev, make([]byte, 8<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.data != nil {
+				f, _ := os.OpenFile(dev, os.O_WRONLY, 0)
+				f.WriteAt(tc.data, 4096)
+				f.Close()
+			}
+			fe, calls := scriptedExec(func(cmd string, args []string) ([]byte, error) {
+				switch cmd {
+				case "blkid":
+					return tc.blkid()
+				default: // mkfs.*, fsck
+					return nil, nil
+				}
+			})
+			mounter := mount.NewFakeMounter(nil)
+			ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
+				StateDir: filepath.Join(dir, "state"), Mounter: mounter, Exec: fe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ns.NodeStageVolume(context.Background(), &csi.NodeStageVolumeRequest{
+				VolumeId: "pvc-1", StagingTargetPath: filepath.Join(dir, "staging"), VolumeCapability: stageCap,
+				PublishContext: map[string]string{"nqn": "nqn.2000-02.com.mikrotik:pvc-1"},
+			})
+			if status.Code(err) != tc.wantCode {
+				t.Fatalf("stage: %v, want %v", err, tc.wantCode)
+			}
+			formatted := false
+			for _, c := range *calls {
+				if strings.HasPrefix(c, "mkfs") {
+					formatted = true
+				}
+			}
+			if formatted != tc.wantFormat {
+				t.Fatalf("formatted=%v, want %v; commands: %q", formatted, tc.wantFormat, *calls)
+			}
+			mounted := len(mounter.GetLog()) > 0
+			if mounted != (tc.wantCode == codes.OK) {
+				t.Fatalf("mounted=%v with result %v", mounted, err)
+			}
+			if tc.data != nil {
+				b, _ := os.ReadFile(dev)
+				if !strings.Contains(string(b[4096:4096+len(tc.data)]), string(tc.data)) {
+					t.Fatal("device data changed")
+				}
+			}
+		})
+	}
+}
+
+func TestStageIdempotentAndWrongDevice(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "device")
+	os.WriteFile(dev, make([]byte, 1<<20), 0o600)
+	staging := filepath.Join(dir, "staging")
+	fe, calls := scriptedExec(func(cmd string, args []string) ([]byte, error) { return []byte("TYPE=ext4\n"), nil })
+	mounter := mount.NewFakeMounter(nil)
+	plane := &filePlane{device: dev}
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": plane},
+		StateDir: filepath.Join(dir, "state"), Mounter: mounter, Exec: fe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &csi.NodeStageVolumeRequest{VolumeId: "pvc-1", StagingTargetPath: staging, VolumeCapability: stageCap,
+		PublishContext: map[string]string{"nqn": "nqn.2000-02.com.mikrotik:pvc-1"}}
+	for i := 0; i < 3; i++ {
+		if _, err := ns.NodeStageVolume(context.Background(), req); err != nil {
+			t.Fatalf("stage %d: %v", i, err)
+		}
+	}
+	if n := len(mounter.GetLog()); n != 1 {
+		t.Fatalf("%d mounts after three stages, want 1; commands %q", n, *calls)
+	}
+	// The staging path now holds another device: refuse, don't stack mounts.
+	plane.device = filepath.Join(dir, "other")
+	if _, err := ns.NodeStageVolume(context.Background(), req); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("stage onto a path holding another device: %v", err)
+	}
+	// Unstage twice: one unmount, one detach, then nothing left to do.
+	for i := 0; i < 2; i++ {
+		if _, err := ns.NodeUnstageVolume(context.Background(), &csi.NodeUnstageVolumeRequest{VolumeId: "pvc-1", StagingTargetPath: staging}); err != nil {
+			t.Fatalf("unstage %d: %v", i, err)
+		}
+	}
+	if plane.detached != 1 {
+		t.Fatalf("detached %d times, want 1", plane.detached)
+	}
+}
