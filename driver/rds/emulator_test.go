@@ -317,7 +317,7 @@ func TestEmulatorReconnect(t *testing.T) {
 	if _, err := s.c.Identity(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("while down: %v", err)
 	}
-	for _, want := range []time.Duration{1, 2, 4} {
+	for _, want := range []time.Duration{1, 2, 4, 8, 16, 16} {
 		if ev.RetryIn != want*time.Second {
 			t.Fatalf("retry in %v, want %v", ev.RetryIn, want*time.Second)
 		}
