@@ -14,13 +14,16 @@ import (
 	"github.com/onsi/gomega"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
 // sanityNode answers only the node calls the controller specs need to learn the
-// node ID. The node plugin proper comes with the node issue; until then the
-// "Node Service" specs are skipped (see TestSanity).
+// node ID. It stands in for the node plugin where real loop devices and mounts
+// are unavailable (not root); the "Node Service" specs are skipped then (see
+// TestSanity), and controller tests that never stage a volume use it too.
 type sanityNode struct {
 	csi.UnimplementedNodeServer
 	id string
@@ -52,8 +55,15 @@ func startDriver(t testing.TB, nodeID string, poolSize int64) (string, *Driver, 
 	return startDriverOn(t, emulatortest.Start(t, emulatortest.Options{PoolSize: poolSize}), nodeID)
 }
 
-// startDriverOn runs a driver against an existing emulator.
+// startDriverOn runs a driver against an existing emulator, with the stub node.
 func startDriverOn(t testing.TB, emu *emulatortest.Emulator, nodeID string) (string, *Driver, *emulatortest.Emulator) {
+	t.Helper()
+	return startDriverWithNode(t, emu, nodeID, sanityNode{id: nodeID})
+}
+
+// startDriverWithNode runs controller and the given node service in one process
+// (--mode=all) against an existing emulator.
+func startDriverWithNode(t testing.TB, emu *emulatortest.Emulator, nodeID string, ns csi.NodeServer) (string, *Driver, *emulatortest.Emulator) {
 	t.Helper()
 	conn, err := rds.NewSSHConnector(nil, rds.SSHConfig{
 		Address: emu.Addr(), Signer: emu.ClientSigner(), KnownHostsLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(emu.HostKey()))),
@@ -71,13 +81,13 @@ func startDriverOn(t testing.TB, emu *emulatortest.Emulator, nodeID string) (str
 	}
 	d, err := New(Options{
 		NodeID: nodeID, BasePath: "/storage-pool/k8s", NVMeAddress: "127.0.0.1", RDS: mgr,
-		Nodes: StaticNodes{nodeID: true},
+		Nodes: StaticNodes{nodeID: true}, DefaultDataPlane: "loop",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(shortTempDir(t), "csi.sock")
-	srv, err := Listen("unix://"+sock, Services{Identity: d, Controller: d, Node: sanityNode{id: nodeID}}, nil, nil)
+	srv, err := Listen("unix://"+sock, Services{Identity: d, Controller: d, Node: ns}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +107,7 @@ func shortTempDir(t testing.TB) string {
 }
 
 // Specs that csi-sanity skips in this run, and why:
-//   - "Node Service ...": the node plugin comes with the node issue (SkipStrings below).
+//   - "Node Service ...": only when not root (no loop devices, no mounts); CI is root.
 //   - "ModifyVolume ..." and "... volume attribute class": MODIFY_VOLUME is not
 //     claimed; nothing about an RDS disk is mutable besides its size.
 //   - "GroupController ...": volume group snapshots are not implemented (RouterOS
@@ -109,13 +119,44 @@ func shortTempDir(t testing.TB) string {
 //
 // The one pending spec is marked pending in csi-sanity itself.
 //
-// sanityMinPassed is the number of specs that pass today.
-const sanityMinPassed = 52
+// The number of specs that pass today, with and without the node specs.
+const (
+	sanityMinPassedController = 52
+	sanityMinPassedAll        = 75
+)
 
-// TestSanity runs csi-sanity's identity and controller specs against the driver
-// in controller mode, backed by the emulator over real SSH.
+// TestSanity runs csi-sanity against the driver in --mode=all, backed by the
+// emulator over real SSH. As root with loop devices (this machine and CI) the
+// node specs run for real: loop devices on the emulator's backing files, real
+// ext4, real mounts. Without root the node specs are skipped (say why below)
+// and the controller specs still run.
 func TestSanity(t *testing.T) {
-	sock, _, _ := startDriver(t, "sanity-node", 1<<40)
+	nodeID := "sanity-node"
+	stateDir := t.TempDir()
+	emu := emulatortest.Start(t, emulatortest.Options{PoolSize: 1 << 40, StateDir: stateDir})
+	skip := []string{}
+	var ns csi.NodeServer
+	if why := loopUnavailable(); why != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI runs as root with loop devices, but: %s", why)
+		}
+		t.Logf("node specs skipped: %s", why)
+		skip = append(skip, "Node Service")
+		ns = sanityNode{id: nodeID}
+	} else {
+		lp, err := loop.New(loop.Options{BackingDir: stateDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err = NewNodeServer(NodeOptions{NodeID: nodeID, DataPlanes: map[string]node.DataPlane{"loop": lp},
+			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { assertNothingLeftBehind(t, stateDir) })
+	}
+	sock, _, _ := startDriverWithNode(t, emu, nodeID, ns)
+
 	cfg := sanity.NewTestConfig()
 	cfg.Address = sock
 	cfg.ControllerAddress = sock
@@ -143,9 +184,7 @@ func TestSanity(t *testing.T) {
 		}
 	})
 	suite, reporter := ginkgo.GinkgoConfiguration()
-	// The node plugin arrives with the node issue; its specs need staging and
-	// mounting, which this controller-only run cannot do.
-	suite.SkipStrings = []string{"Node Service"}
+	suite.SkipStrings = skip
 	reporter.Succinct = true
 	ginkgo.RunSpecs(t, "rds-csi sanity", suite, reporter)
 	t.Logf("csi-sanity: %d passed, %d failed, %d skipped, %d pending",
@@ -153,11 +192,44 @@ func TestSanity(t *testing.T) {
 	for _, s := range skipped {
 		t.Logf("skipped: %s", s)
 	}
-	// Every controller and identity spec must run; only the node specs (see
-	// SkipStrings) and those of capabilities this driver does not claim
-	// (PUBLISH_READONLY, MODIFY_VOLUME, ...) may skip. A drop in the count
-	// means specs stopped running.
-	if counts[types.SpecStatePassed] < sanityMinPassed {
-		t.Fatalf("only %d sanity specs passed, want at least %d", counts[types.SpecStatePassed], sanityMinPassed)
+	// Every spec this driver claims must run; a drop in the count means specs
+	// stopped running.
+	want := sanityMinPassedController
+	if len(skip) == 0 {
+		want = sanityMinPassedAll
+	}
+	if counts[types.SpecStatePassed] < want {
+		t.Fatalf("only %d sanity specs passed, want at least %d", counts[types.SpecStatePassed], want)
+	}
+}
+
+// loopUnavailable says why real loop devices cannot be used here, or "".
+func loopUnavailable() string {
+	if os.Geteuid() != 0 {
+		return "not root: loop devices and mounts need it"
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		return "no /dev/loop-control: " + err.Error()
+	}
+	return ""
+}
+
+// assertNothingLeftBehind fails the test if a loop device still points into the
+// emulator's state or a mount is left under it: every attach and mount the node
+// made must have been undone.
+func assertNothingLeftBehind(t *testing.T, stateDir string) {
+	t.Helper()
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(b)), stateDir) {
+			t.Errorf("loop device left behind: %s -> %s", f, strings.TrimSpace(string(b)))
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, stateDir) || strings.Contains(l, "/rds-csi-") {
+			t.Errorf("mount left behind: %s", l)
+		}
 	}
 }
