@@ -118,7 +118,9 @@ func (r *loopRig) create(t *testing.T, name string, size int64, caps []*csi.Volu
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.cc.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolume().GetVolumeId()}) })
+	t.Cleanup(func() {
+		r.cc.DeleteVolume(context.Background(), &csi.DeleteVolumeRequest{VolumeId: v.GetVolume().GetVolumeId()})
+	})
 	return v.GetVolume()
 }
 
