@@ -318,3 +318,55 @@ func TestUnstageRefusesDeviceInUse(t *testing.T) {
 	}
 	r.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol.GetVolumeId(), NodeId: "node-a"})
 }
+
+// TestPluginRestartConverges: a node plugin restarted while a volume is staged
+// and published finds the volume again from its state file and the kernel, and
+// repeated calls neither mount twice nor format.
+func TestPluginRestartConverges(t *testing.T) {
+	r := newLoopRig(t)
+	vcap := mountCap("ext4")
+	vol := r.create(t, "pvc-restart", 64<<20, []*csi.VolumeCapability{vcap}, nil)
+	a := r.attach(t, vol, "node-a", vcap)
+	if err := os.WriteFile(filepath.Join(a.tpath, "before-restart"), []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A new process: new data plane and node server over the same state dir.
+	lp, err := loop.New(loop.Options{BackingDir: r.stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := NewNodeServer(NodeOptions{NodeID: "node-a", DataPlanes: map[string]node.DataPlane{"loop": lp},
+		DefaultDataPlane: "loop", StateDir: r.nodes["node-a"].opts.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.nodes["node-a"] = restarted
+	ctx := context.Background()
+	mountsBefore := countMounts(t)
+	for i := 0; i < 2; i++ {
+		if _, err := restarted.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging,
+			VolumeCapability: vcap, PublishContext: a.pc, VolumeContext: vol.GetVolumeContext()}); err != nil {
+			t.Fatalf("stage after restart: %v", err)
+		}
+		if _, err := restarted.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging,
+			TargetPath: a.tpath, VolumeCapability: vcap, PublishContext: a.pc, VolumeContext: vol.GetVolumeContext()}); err != nil {
+			t.Fatalf("publish after restart: %v", err)
+		}
+	}
+	if n := countMounts(t); n != mountsBefore {
+		t.Fatalf("%d mounts after repeating stage and publish, want %d", n, mountsBefore)
+	}
+	if b, err := os.ReadFile(filepath.Join(a.tpath, "before-restart")); err != nil || string(b) != "kept" {
+		t.Fatalf("data after restart: %q %v", b, err)
+	}
+	r.detach(t, a)
+}
+
+func countMounts(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
