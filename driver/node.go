@@ -96,6 +96,17 @@ func (n *NodeServer) lock(id string) (func(), error) {
 	return mu.Unlock, nil
 }
 
+// begin serialises a call on one volume and bounds its work by the operation
+// timeout; done releases both.
+func (n *NodeServer) begin(ctx context.Context, id string) (context.Context, func(), error) {
+	unlock, err := n.lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	return ctx, func() { cancel(); unlock() }, nil
+}
+
 // NodeGetCapabilities lists what the node service implements.
 func (n *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
 	var caps []*csi.NodeServiceCapability
@@ -211,10 +222,7 @@ func (n *NodeServer) plane(name string) (node.DataPlane, error) {
 // staging path.
 func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolumeRequest) (*csi.NodeStageVolumeResponse, error) {
 	id, staging, vcap := req.GetVolumeId(), req.GetStagingTargetPath(), req.GetVolumeCapability()
-	if err := requireID("volume ID", id); err != nil {
-		return nil, err
-	}
-	if err := requireID("staging target path", staging); err != nil {
+	if err := require("volume ID", id, "staging target path", staging); err != nil {
 		return nil, err
 	}
 	if vcap == nil {
@@ -238,13 +246,11 @@ func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := n.lock(id)
+	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
-	defer cancel()
+	defer done()
 
 	device, err := plane.Attach(ctx, t)
 	if err != nil {
@@ -376,19 +382,14 @@ func sameDevice(a, b string) bool {
 // FAILED_PRECONDITION rather than pretending: kubelet will retry.
 func (n *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstageVolumeRequest) (*csi.NodeUnstageVolumeResponse, error) {
 	id, staging := req.GetVolumeId(), req.GetStagingTargetPath()
-	if err := requireID("volume ID", id); err != nil {
+	if err := require("volume ID", id, "staging target path", staging); err != nil {
 		return nil, err
 	}
-	if err := requireID("staging target path", staging); err != nil {
-		return nil, err
-	}
-	unlock, err := n.lock(id)
+	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
-	defer cancel()
+	defer done()
 	if err := mount.CleanupMountPoint(staging, n.opts.Mounter, true); err != nil {
 		return nil, status.Errorf(codes.Internal, "unmount staging path %s: %v", staging, err)
 	}
@@ -417,10 +418,7 @@ func (n *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 // just the one device node) at the target path.
 func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	id, tpath, staging, vcap := req.GetVolumeId(), req.GetTargetPath(), req.GetStagingTargetPath(), req.GetVolumeCapability()
-	if err := requireID("volume ID", id); err != nil {
-		return nil, err
-	}
-	if err := requireID("target path", tpath); err != nil {
+	if err := require("volume ID", id, "target path", tpath); err != nil {
 		return nil, err
 	}
 	if vcap == nil {
@@ -432,13 +430,11 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	if _, err := checkCapabilities([]*csi.VolumeCapability{vcap}); err != nil {
 		return nil, err
 	}
-	unlock, err := n.lock(id)
+	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
-	defer cancel()
+	defer done()
 	st, ok, err := n.loadState(id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
@@ -504,10 +500,7 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 // NodeUnpublishVolume unmounts the target path and removes it; idempotent.
 func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
 	id, tpath := req.GetVolumeId(), req.GetTargetPath()
-	if err := requireID("volume ID", id); err != nil {
-		return nil, err
-	}
-	if err := requireID("target path", tpath); err != nil {
+	if err := require("volume ID", id, "target path", tpath); err != nil {
 		return nil, err
 	}
 	unlock, err := n.lock(id)
@@ -525,10 +518,7 @@ func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubli
 // its device present and the staging mount on that device.
 func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, vpath := req.GetVolumeId(), req.GetVolumePath()
-	if err := requireID("volume ID", id); err != nil {
-		return nil, err
-	}
-	if err := requireID("volume path", vpath); err != nil {
+	if err := require("volume ID", id, "volume path", vpath); err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(vpath)
@@ -614,10 +604,7 @@ func deviceSize(path string) (int64, error) {
 // filesystem online.
 func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolumeRequest) (*csi.NodeExpandVolumeResponse, error) {
 	id, vpath := req.GetVolumeId(), req.GetVolumePath()
-	if err := requireID("volume ID", id); err != nil {
-		return nil, err
-	}
-	if err := requireID("volume path", vpath); err != nil {
+	if err := require("volume ID", id, "volume path", vpath); err != nil {
 		return nil, err
 	}
 	st, ok, err := n.loadState(id)
@@ -630,13 +617,11 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 	if _, err := os.Stat(vpath); err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume path %s: %v", vpath, err)
 	}
-	unlock, err := n.lock(id)
+	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
-	defer cancel()
+	defer done()
 	plane, err := n.plane(st.DataPlane)
 	if err != nil {
 		return nil, err

@@ -324,6 +324,17 @@ func requireID(kind, id string) error {
 	return nil
 }
 
+// require is requireID for several fields, given as name, value pairs; the
+// first empty one is reported.
+func require(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if err := requireID(fields[i], fields[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func describe(d *rds.Disk) string {
 	return fmt.Sprintf("slot %s (%d bytes, file %s)", d.Slot, d.Size, d.FilePath)
 }
