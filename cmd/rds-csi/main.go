@@ -22,6 +22,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/node/loop"
+	"github.com/rds-csi/rds-csi/driver/node/nvme"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -32,7 +35,8 @@ type config struct {
 	metricsAddress                                     string
 	dataPlane, loopBackingDir                          string
 	basePath, allowedBasePaths, nvmeAddress, nqnPrefix string
-	standaloneNodes                                    string
+	standaloneNodes, nodeStateDir                      string
+	maxVolumesPerNode                                  int64
 	nvmePort                                           int
 	gracePeriod, rdsConnectTimeout                     time.Duration
 }
@@ -59,6 +63,8 @@ func main() {
 	flag.StringVar(&c.nqnPrefix, "nqn-prefix", "nqn.2000-02.com.mikrotik:", "prefix of each volume's NQN")
 	flag.DurationVar(&c.gracePeriod, "grace-period", 30*time.Second, "default attachment grace period before a gone node's claim lapses")
 	flag.StringVar(&c.standaloneNodes, "standalone-nodes", "", "without Kubernetes: comma-separated node IDs that exist besides --node-id")
+	flag.StringVar(&c.nodeStateDir, "node-state-dir", "/var/lib/kubelet/plugins/"+driver.DefaultName+"/volumes", "node: where staged volumes are remembered across plugin restarts")
+	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "node: attach limit reported to Kubernetes (0: none)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		klog.ErrorS(err, "rds-csi failed")
@@ -69,59 +75,104 @@ func main() {
 
 func run(c config) error {
 	switch c.mode {
-	case "controller", "all":
-	case "node":
-		return errors.New("--mode=node: the node plugin is not built yet; use --mode=controller or all")
+	case "controller", "node", "all":
 	default:
 		return fmt.Errorf("--mode %q: want controller, node or all", c.mode)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	svc := driver.Services{Identity: driver.NodeIdentity{Name: driver.DefaultName}}
+	ready := func() error { return nil }
+	if c.mode != "node" {
+		d, mgr, err := controller(ctx, c, reg)
+		if err != nil {
+			return err
+		}
+		defer mgr.Close()
+		svc.Identity, svc.Controller = d, d
+		ready = func() error {
+			if s := mgr.State(); s != rds.StateConnected {
+				return fmt.Errorf("RDS %s", s)
+			}
+			return nil
+		}
+	}
+	if c.mode != "controller" {
+		ns, err := nodeServer(c)
+		if err != nil {
+			return err
+		}
+		svc.Node = ns
+	}
+	srv, err := driver.Listen(c.endpoint, svc, reg, nil)
+	if err != nil {
+		return err
+	}
+	if c.metricsAddress != "" {
+		if err := serveMetrics(c.metricsAddress, reg, ready); err != nil {
+			return err
+		}
+	}
+	klog.InfoS("rds-csi serving", "driver", driver.DefaultName, "version", driver.Version, "mode", c.mode,
+		"endpoint", c.endpoint, "rds", c.rdsAddress, "dataPlane", c.dataPlane)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		klog.InfoS("Shutting down")
+		srv.Stop()
+		return nil
+	}
+}
+
+// controller connects to RDS and builds the controller service. A connection
+// that is not up within --rds-connect-timeout does not stop start-up: Probe and
+// /readyz report not-ready and RDS calls fail fast until the background
+// reconnect succeeds.
+func controller(ctx context.Context, c config, reg *prometheus.Registry) (*driver.Driver, *rds.Manager, error) {
 	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
-		return errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
+		return nil, nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
 	}
 	keyPEM, err := os.ReadFile(c.rdsKeyFile)
 	if err != nil {
-		return fmt.Errorf("--rds-key-file: %w", err)
+		return nil, nil, fmt.Errorf("--rds-key-file: %w", err)
 	}
 	signer, err := gossh.ParsePrivateKey(keyPEM)
 	if err != nil {
-		return fmt.Errorf("--rds-key-file: %w", err)
+		return nil, nil, fmt.Errorf("--rds-key-file: %w", err)
 	}
 	knownHosts := ""
 	if c.rdsKnownHosts != "" {
 		if knownHosts, err = firstKeyLine(c.rdsKnownHosts); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if c.nvmeAddress == "" {
 		host, _, err := net.SplitHostPort(c.rdsAddress)
 		if err != nil {
-			return fmt.Errorf("--rds-address: %w", err)
+			return nil, nil, fmt.Errorf("--rds-address: %w", err)
 		}
 		c.nvmeAddress = host
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	connector, err := rds.NewSSHConnector(nil, rds.SSHConfig{
 		Address: c.rdsAddress, User: c.rdsUser, Signer: signer,
 		KnownHostsLine: knownHosts, HostKeyFingerprint: c.rdsFingerprint,
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	mgr, err := rds.NewManager(rds.ManagerConfig{Connector: connector, InitialConnectTimeout: c.rdsConnectTimeout, Registerer: reg})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer mgr.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if err := mgr.Start(ctx); err != nil {
-		// Serve anyway: Probe reports not-ready and RDS calls fail fast with
-		// UNAVAILABLE until the background reconnect succeeds.
 		klog.ErrorS(err, "RDS not reachable at start-up; serving and retrying in the background", "address", c.rdsAddress)
 	}
-
 	nodes := driver.StaticNodes{}
 	if c.nodeID != "" {
 		nodes[c.nodeID] = true
@@ -136,41 +187,44 @@ func run(c config) error {
 		RDS: mgr, Nodes: nodes, Registerer: reg,
 	})
 	if err != nil {
-		return err
+		mgr.Close()
+		return nil, nil, err
 	}
-	srv, err := driver.Listen(c.endpoint, driver.Services{Identity: d, Controller: d}, reg, nil)
-	if err != nil {
-		return err
+	return d, mgr, nil
+}
+
+// nodeServer builds the node service with the data planes this node can use:
+// nvme always (hardware), loop when --loop-backing-dir is set (emulator).
+func nodeServer(c config) (*driver.NodeServer, error) {
+	if c.nodeID == "" {
+		return nil, errors.New("--node-id is required in node and all modes")
 	}
-	if c.metricsAddress != "" {
-		if err := serveMetrics(c.metricsAddress, reg, mgr); err != nil {
-			return err
+	planes := map[string]node.DataPlane{"nvme": nvme.New(nvme.Options{})}
+	if c.loopBackingDir != "" {
+		lp, err := loop.New(loop.Options{BackingDir: c.loopBackingDir})
+		if err != nil {
+			return nil, err
 		}
+		planes["loop"] = lp
+	} else if c.dataPlane == "loop" {
+		return nil, errors.New("--data-plane=loop needs --loop-backing-dir (the emulator's state directory as this node sees it)")
 	}
-	klog.InfoS("rds-csi serving", "driver", driver.DefaultName, "version", driver.Version, "mode", c.mode,
-		"endpoint", c.endpoint, "rds", c.rdsAddress, "basePath", c.basePath)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		klog.InfoS("Shutting down")
-		srv.Stop()
-		return nil
-	}
+	return driver.NewNodeServer(driver.NodeOptions{
+		NodeID: c.nodeID, DataPlanes: planes, DefaultDataPlane: c.dataPlane,
+		StateDir: c.nodeStateDir, MaxVolumesPerNode: c.maxVolumesPerNode,
+	})
 }
 
 // serveMetrics exposes /metrics, /healthz (the process is alive: liveness) and
 // /readyz (RDS is connected: readiness). Keeping the two apart is what stops an
 // RDS outage from turning into a controller restart loop.
-func serveMetrics(addr string, reg *prometheus.Registry, mgr *rds.Manager) error {
+func serveMetrics(addr string, reg *prometheus.Registry, ready func() error) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if s := mgr.State(); s != rds.StateConnected {
-			http.Error(w, "RDS "+s.String(), http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
