@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -630,6 +629,10 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 	if err != nil {
 		return nil, dataPlaneStatus("rescan", err)
 	}
+	if want := req.GetCapacityRange().GetRequiredBytes(); size < want {
+		// NVMe rescans complete asynchronously in the kernel; kubelet retries.
+		return nil, status.Errorf(codes.Unavailable, "device of volume %s still reports %d bytes, want %d; retry", id, size, want)
+	}
 	if st.Block || req.GetVolumeCapability().GetBlock() != nil {
 		return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
 	}
@@ -653,7 +656,7 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 func dataPlaneStatus(op string, err error) error {
 	code := codes.Internal
 	switch {
-	case errors.Is(err, node.ErrInUse) || strings.Contains(err.Error(), "in use"):
+	case errors.Is(err, node.ErrInUse):
 		code = codes.FailedPrecondition
 	case errors.Is(err, os.ErrNotExist):
 		code = codes.NotFound
