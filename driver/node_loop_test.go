@@ -54,7 +54,7 @@ func newLoopRig(t *testing.T) *loopRig {
 		}
 		r.nodes[name] = ns
 	}
-	t.Cleanup(func() { assertNothingLeftBehind(t, stateDir) })
+	t.Cleanup(func() { assertNothingLeftBehind(t, stateDir, r.dir) })
 	return r
 }
 
@@ -342,7 +342,7 @@ func TestPluginRestartConverges(t *testing.T) {
 	}
 	r.nodes["node-a"] = restarted
 	ctx := context.Background()
-	mountsBefore := countMounts(t)
+	mountsBefore := countMounts(t, r.dir)
 	for i := 0; i < 2; i++ {
 		if _, err := restarted.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging,
 			VolumeCapability: vcap, PublishContext: a.pc, VolumeContext: vol.GetVolumeContext()}); err != nil {
@@ -353,7 +353,7 @@ func TestPluginRestartConverges(t *testing.T) {
 			t.Fatalf("publish after restart: %v", err)
 		}
 	}
-	if n := countMounts(t); n != mountsBefore {
+	if n := countMounts(t, r.dir); n != mountsBefore {
 		t.Fatalf("%d mounts after repeating stage and publish, want %d", n, mountsBefore)
 	}
 	if b, err := os.ReadFile(filepath.Join(a.tpath, "before-restart")); err != nil || string(b) != "kept" {
@@ -362,11 +362,19 @@ func TestPluginRestartConverges(t *testing.T) {
 	r.detach(t, a)
 }
 
-func countMounts(t *testing.T) int {
+// countMounts counts the mounts under dir (only this test's, so other test
+// processes mounting at the same time don't disturb the count).
+func countMounts(t *testing.T, dir string) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), "\n")
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, " "+dir+"/") {
+			n++
+		}
+	}
+	return n
 }

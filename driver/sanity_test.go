@@ -153,7 +153,6 @@ func TestSanity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { assertNothingLeftBehind(t, stateDir) })
 	}
 	sock, _, _ := startDriverWithNode(t, emu, nodeID, ns)
 
@@ -163,6 +162,9 @@ func TestSanity(t *testing.T) {
 	cfg.TestVolumeSize = 64 << 20
 	cfg.TestVolumeExpandSize = 128 << 20
 	dir := shortTempDir(t)
+	if len(skip) == 0 {
+		t.Cleanup(func() { assertNothingLeftBehind(t, stateDir, dir) })
+	}
 	cfg.TargetPath = filepath.Join(dir, "target")
 	cfg.StagingPath = filepath.Join(dir, "staging")
 	cfg.IdempotentCount = 2
@@ -215,9 +217,10 @@ func loopUnavailable() string {
 }
 
 // assertNothingLeftBehind fails the test if a loop device still points into the
-// emulator's state or a mount is left under it: every attach and mount the node
-// made must have been undone.
-func assertNothingLeftBehind(t *testing.T, stateDir string) {
+// emulator's state, or a mount is left under the state or the test's own
+// directories: every attach and mount the node made must have been undone.
+// Only this test's paths are checked, so parallel test processes don't collide.
+func assertNothingLeftBehind(t *testing.T, stateDir string, dirs ...string) {
 	t.Helper()
 	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	for _, f := range files {
@@ -228,8 +231,10 @@ func assertNothingLeftBehind(t *testing.T, stateDir string) {
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(l, stateDir) || strings.Contains(l, "/rds-csi-") {
-			t.Errorf("mount left behind: %s", l)
+		for _, d := range append([]string{stateDir}, dirs...) {
+			if strings.Contains(l, " "+d+"/") || strings.Contains(l, " "+d+" ") {
+				t.Errorf("mount left behind: %s", l)
+			}
 		}
 	}
 }
