@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestBinaryAgainstEmulator(t *testing.T) {
 	cmd := exec.Command(bin, "--mode=controller", "--endpoint", "unix://"+sock, "--node-id", "node-a",
 		"--rds-address", emu.Addr(), "--rds-user", "admin", "--rds-key-file", keyFile, "--rds-known-hosts", knownHosts,
 		"--metrics-address", "127.0.0.1:0", "--v", "2")
-	var logs strings.Builder
+	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -108,8 +109,12 @@ func TestBinaryAgainstEmulator(t *testing.T) {
 	if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: "pvc-binary"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), `"Volume created"`) {
-		t.Fatalf("structured logs missing:\n%s", logs.String())
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"Volume created"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("structured logs missing:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -128,4 +133,22 @@ func TestFlagValidation(t *testing.T) {
 			t.Errorf("%+v: got %v, want an error naming %s", tc.c, err, tc.want)
 		}
 	}
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
