@@ -165,6 +165,9 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	if !isVolumeID(id) {
 		return &csi.DeleteVolumeResponse{}, nil
 	}
+	if err := d.stateReady(); err != nil {
+		return nil, err
+	}
 	unlock, err := d.lockVolume(id)
 	if err != nil {
 		return nil, err
@@ -358,6 +361,9 @@ func page(ids []string, token string, max int32, valid func(string) bool) (start
 // ListVolumes lists this driver's volumes with the nodes they are published to
 // and their condition.
 func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
+	if err := d.stateReady(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
 	disks, err := d.rds.ListDisks(ctx, volumeSlotListRE)
@@ -437,6 +443,9 @@ func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGet
 	}
 	if !isVolumeID(id) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	if err := d.stateReady(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()

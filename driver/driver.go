@@ -10,6 +10,8 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
@@ -70,6 +72,12 @@ type Options struct {
 	Clock       clock.Clock
 	RDS         RDSConnection
 	Nodes       NodeLookup
+	// StateReady, when set, says whether the attachment state has been
+	// rebuilt from the cluster. Until it has, calls that would decide from
+	// an empty state (DeleteVolume's "is it still published?", published
+	// nodes in listings) fail with UNAVAILABLE; publishes are refused by
+	// the NodeLookup. Nil means always ready (standalone).
+	StateReady func() bool
 	Attachments *attachment.Manager
 	Registerer  prometheus.Registerer
 }
@@ -151,6 +159,14 @@ func poolRoot(base string) (string, error) {
 		return "", fmt.Errorf("base path %q: want /<pool>/<directory>", base)
 	}
 	return "/" + parts[0], nil
+}
+
+// stateReady fails with UNAVAILABLE while the attachment state is not rebuilt.
+func (d *Driver) stateReady() error {
+	if d.opts.StateReady != nil && !d.opts.StateReady() {
+		return status.Error(codes.Unavailable, "attachment state is not rebuilt from the cluster yet; retry")
+	}
+	return nil
 }
 
 // Attachments exposes the attachment manager (the reconciler drives it).

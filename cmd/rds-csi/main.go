@@ -22,6 +22,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/leader"
 	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/driver/node/nvme"
@@ -36,6 +38,10 @@ type config struct {
 	dataPlane, loopBackingDir                          string
 	basePath, allowedBasePaths, nvmeAddress, nqnPrefix string
 	standaloneNodes, nodeStateDir                      string
+	kubeconfig, leaseNamespace, leaseName              string
+	leaderElection                                     bool
+	leaseDuration, renewDeadline, retryPeriod          time.Duration
+	reconcileInterval, notReadyTimeout                 time.Duration
 	maxVolumesPerNode                                  int64
 	nvmePort                                           int
 	gracePeriod, rdsConnectTimeout                     time.Duration
@@ -64,6 +70,15 @@ func main() {
 	flag.DurationVar(&c.gracePeriod, "grace-period", 30*time.Second, "default attachment grace period before a gone node's claim lapses")
 	flag.StringVar(&c.standaloneNodes, "standalone-nodes", "", "without Kubernetes: comma-separated node IDs that exist besides --node-id")
 	flag.StringVar(&c.nodeStateDir, "node-state-dir", "/var/lib/kubelet/plugins/"+driver.DefaultName+"/volumes", "node: where staged volumes are remembered across plugin restarts")
+	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config when running in a Pod, else standalone (no Kubernetes)")
+	flag.BoolVar(&c.leaderElection, "leader-election", true, "controller: elect one active replica through a Lease (in a cluster)")
+	flag.StringVar(&c.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the Pod's namespace)")
+	flag.StringVar(&c.leaseName, "leader-election-lease-name", "rds-csi-controller", "name of the Lease")
+	flag.DurationVar(&c.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a crashed leader keeps the Lease; bounds failover")
+	flag.DurationVar(&c.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "how long the leader retries renewing before giving up")
+	flag.DurationVar(&c.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often candidates try for the Lease")
+	flag.DurationVar(&c.reconcileInterval, "reconcile-interval", 5*time.Minute, "controller: periodic attachment reconcile")
+	flag.DurationVar(&c.notReadyTimeout, "not-ready-timeout", 0, "controller: opt in to treating a node NotReady this long as gone (0: never)")
 	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "node: attach limit reported to Kubernetes (0: none)")
 	flag.Parse()
 	if err := run(c); err != nil {
@@ -86,12 +101,39 @@ func run(c config) error {
 
 	svc := driver.Services{Identity: driver.NodeIdentity{Name: driver.DefaultName}}
 	ready := func() error { return nil }
+	var cl *cluster
+	elector := leader.Elector(&leader.Always{})
 	if c.mode != "node" {
-		d, mgr, err := controller(ctx, c, reg)
+		kube, err := kubeClient(c)
+		if err != nil {
+			return err
+		}
+		am := attachment.New(attachment.Options{GracePeriod: c.gracePeriod, Events: attachment.EventFunc(func(e attachment.Event) {
+			if cl != nil {
+				cl.r.Event(e)
+			}
+		})})
+		var nodes driver.NodeLookup
+		var stateReady func() bool
+		if kube != nil {
+			if cl, err = newCluster(c, kube, am, reg); err != nil {
+				return err
+			}
+			nodes, stateReady = cl.r, cl.r.Ready
+			if c.mode == "controller" && c.leaderElection {
+				if elector, err = cl.elector(c); err != nil {
+					return err
+				}
+			}
+		}
+		d, mgr, err := controller(ctx, c, reg, am, nodes, stateReady)
 		if err != nil {
 			return err
 		}
 		defer mgr.Close()
+		if cl != nil {
+			mgr.Subscribe(cl.rdsChanged)
+		}
 		svc.Identity, svc.Controller = d, d
 		ready = func() error {
 			if s := mgr.State(); s != rds.StateConnected {
@@ -107,24 +149,61 @@ func run(c config) error {
 		}
 		svc.Node = ns
 	}
-	srv, err := driver.Listen(c.endpoint, svc, reg, nil)
-	if err != nil {
-		return err
-	}
+	// Liveness and readiness answer before leadership, so a standby is alive.
 	if c.metricsAddress != "" {
 		if err := serveMetrics(c.metricsAddress, reg, ready); err != nil {
 			return err
 		}
 	}
+
+	// The CSI socket opens only on the leader, after the attachment state is
+	// rebuilt. A standby's sidecars keep waiting for the socket, so only the
+	// leader's sidecars ever call a driver, and a new leader starts from the
+	// state rebuilt from VolumeAttachments, as on start-up.
+	var serveErr error
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	elector.Run(ectx, func(lctx context.Context) {
+		if err := serve(lctx, c, svc, reg, cl); err != nil {
+			serveErr = err
+			cancel() // stop campaigning: this process cannot serve
+		}
+	})
+	if serveErr != nil {
+		return serveErr
+	}
+	if ctx.Err() == nil {
+		// Leadership lost while running: exit so the restarted process
+		// campaigns afresh as a standby with nothing stale in memory.
+		return errors.New("leadership lost")
+	}
+	return nil
+}
+
+// serve rebuilds the attachment state (in a cluster), then serves CSI until
+// ctx ends.
+func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.Registry, cl *cluster) error {
+	if cl != nil {
+		if err := cl.r.Start(ctx); err != nil {
+			// Degraded: publishes are refused until the rebuild succeeds;
+			// Run keeps retrying it.
+			klog.ErrorS(err, "Attachment state not rebuilt; serving in degraded mode and retrying")
+		}
+		go cl.r.Run(ctx)
+	}
+	srv, err := driver.Listen(c.endpoint, svc, reg, nil)
+	if err != nil {
+		return err
+	}
 	klog.InfoS("rds-csi serving", "driver", driver.DefaultName, "version", driver.Version, "mode", c.mode,
-		"endpoint", c.endpoint, "rds", c.rdsAddress, "dataPlane", c.dataPlane)
+		"endpoint", c.endpoint, "rds", c.rdsAddress, "dataPlane", c.dataPlane, "kubernetes", cl != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		klog.InfoS("Shutting down")
+		klog.InfoS("Shutting down the CSI server")
 		srv.Stop()
 		return nil
 	}
@@ -134,7 +213,8 @@ func run(c config) error {
 // that is not up within --rds-connect-timeout does not stop start-up: Probe and
 // /readyz report not-ready and RDS calls fail fast until the background
 // reconnect succeeds.
-func controller(ctx context.Context, c config, reg *prometheus.Registry) (*driver.Driver, *rds.Manager, error) {
+func controller(ctx context.Context, c config, reg *prometheus.Registry, am *attachment.Manager,
+	nodes driver.NodeLookup, stateReady func() bool) (*driver.Driver, *rds.Manager, error) {
 	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
 		return nil, nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
 	}
@@ -173,18 +253,21 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry) (*drive
 	if err := mgr.Start(ctx); err != nil {
 		klog.ErrorS(err, "RDS not reachable at start-up; serving and retrying in the background", "address", c.rdsAddress)
 	}
-	nodes := driver.StaticNodes{}
-	if c.nodeID != "" {
-		nodes[c.nodeID] = true
-	}
-	for _, n := range splitList(c.standaloneNodes) {
-		nodes[n] = true
+	if nodes == nil {
+		static := driver.StaticNodes{}
+		if c.nodeID != "" {
+			static[c.nodeID] = true
+		}
+		for _, n := range splitList(c.standaloneNodes) {
+			static[n] = true
+		}
+		nodes = static
 	}
 	d, err := driver.New(driver.Options{
 		NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
 		NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
 		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod,
-		RDS: mgr, Nodes: nodes, Registerer: reg,
+		RDS: mgr, Nodes: nodes, Registerer: reg, Attachments: am, StateReady: stateReady,
 	})
 	if err != nil {
 		mgr.Close()

@@ -152,3 +152,24 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestServeErrorEndsTheProcess: a driver that cannot open its socket exits with
+// the error instead of holding leadership without serving.
+func TestServeErrorEndsTheProcess(t *testing.T) {
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	os.WriteFile(notADir, nil, 0o600)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(config{mode: "node", nodeID: "n", dataPlane: "nvme", nodeStateDir: filepath.Join(dir, "state"),
+			endpoint: "unix://" + filepath.Join(notADir, "csi.sock")})
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("run returned nil for an endpoint it cannot listen on")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run kept going without a socket")
+	}
+}
