@@ -69,15 +69,15 @@ type Options struct {
 	// caller's deadline.
 	OperationTimeout time.Duration
 
-	Clock       clock.Clock
-	RDS         RDSConnection
-	Nodes       NodeLookup
+	Clock clock.Clock
+	RDS   RDSConnection
+	Nodes NodeLookup
 	// StateReady, when set, says whether the attachment state has been
 	// rebuilt from the cluster. Until it has, calls that would decide from
 	// an empty state (DeleteVolume's "is it still published?", published
 	// nodes in listings) fail with UNAVAILABLE; publishes are refused by
 	// the NodeLookup. Nil means always ready (standalone).
-	StateReady func() bool
+	StateReady  func() bool
 	Attachments *attachment.Manager
 	Registerer  prometheus.Registerer
 }
