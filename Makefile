@@ -27,6 +27,7 @@ demo:
 test: vet unit fuzz
 
 vet:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
 unit:
@@ -40,8 +41,9 @@ fuzz:
 	done
 
 ## bench: throughput and latency figures (see README for what each one means).
+## Logs (stderr) are dropped so the figures stay readable.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./emulator/... ./driver/...
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./emulator/... ./driver/... 2>/dev/null
 
 clean:
 	rm -rf $(BIN)
