@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
 	gossh "golang.org/x/crypto/ssh"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -171,5 +175,41 @@ func TestServeErrorEndsTheProcess(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run kept going without a socket")
+	}
+}
+
+// TestHealthAndReadiness: /healthz answers for the process whatever RDS does,
+// /readyz follows RDS, so an outage makes the Pod unready but never restarts it.
+func TestHealthAndReadiness(t *testing.T) {
+	var mu sync.Mutex
+	var rdsErr error
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	if err := serveMetrics(addr, prometheus.NewRegistry(), func() error { mu.Lock(); defer mu.Unlock(); return rdsErr }); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if get("/healthz") != 200 || get("/readyz") != 200 {
+		t.Fatal("not healthy and ready with RDS up")
+	}
+	mu.Lock()
+	rdsErr = errors.New("RDS disconnected")
+	mu.Unlock()
+	if got := get("/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz during an RDS outage: %d", got)
+	}
+	if got := get("/healthz"); got != 200 {
+		t.Fatalf("/healthz during an RDS outage: %d, want 200 (no restart loop)", got)
 	}
 }
