@@ -9,7 +9,6 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	gossh "golang.org/x/crypto/ssh"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,6 +22,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	"github.com/rds-csi/rds-csi/internal/promtest"
 )
 
 type fixedRand float64
@@ -165,39 +165,19 @@ func TestRDSOutage(t *testing.T) {
 
 	// RDS answers again: one backoff step (1 s, jitter pinned) reconnects.
 	emu.Faults().Release()
-	runsBefore := testutil.ToFloat64(reconcileRuns(t, rig.reg))
+	runsBefore := promtest.Value(t, rig.reg, "rds_csi_attachment_reconcile_total", map[string]string{"action": "run"})
 	clk.Add(time.Second)
 	eventually(t, "reconnected within one backoff step", func() bool { return rig.mgr.State() == rds.StateConnected })
 	eventually(t, "RDSReconnected event", func() bool { return hasEvent(rig.rec, "RDSReconnected", &seen) })
-	eventually(t, "reconcile after reconnect", func() bool { return testutil.ToFloat64(reconcileRuns(t, rig.reg)) > runsBefore })
+	eventually(t, "reconcile after reconnect", func() bool {
+		return promtest.Value(t, rig.reg, "rds_csi_attachment_reconcile_total", map[string]string{"action": "run"}) > runsBefore
+	})
 	if p, _ := d.Probe(ctx, &csi.ProbeRequest{}); !p.GetReady().GetValue() {
 		t.Fatal("Probe not ready after reconnect")
 	}
 	if _, err := d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-after", VolumeCapabilities: rwoMount}); err != nil {
 		t.Fatalf("create after reconnect: %v", err)
 	}
-}
-
-func reconcileRuns(t *testing.T, g prometheus.Gatherer) prometheus.Collector {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "rds_csi_attachment_reconcile_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "action" && l.GetValue() == "run" {
-					v := m.GetCounter().GetValue()
-					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return v })
-				}
-			}
-		}
-	}
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x", Help: "x"}, func() float64 { return 0 })
 }
 
 // vaFor is the VolumeAttachment the attach-detach controller and the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/emulator"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	"github.com/rds-csi/rds-csi/internal/promtest"
 )
 
 func addCmd(slot, size string) string {
@@ -285,10 +286,10 @@ func TestMetricsAndCommandLog(t *testing.T) {
 	emu.Run("/disk print detail")
 	emu.Run("/disk frob")
 
-	if got := testutil.ToFloat64(mustCounter(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "add", "result": "ok"})); got != 1 {
+	if got := promtest.Value(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "add", "result": "ok"}); got != 1 {
 		t.Fatalf("add ok = %v", got)
 	}
-	if got := testutil.ToFloat64(mustCounter(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "invalid", "result": "error"})); got != 1 {
+	if got := promtest.Value(t, reg, "rds_emulator_commands_total", map[string]string{"verb": "invalid", "result": "error"}); got != 1 {
 		t.Fatalf("invalid error = %v", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "rds_emulator_disks", "rds_emulator_pool_used_bytes", "rds_emulator_sessions", "rds_emulator_command_duration_seconds"); err != nil || n < 4 {
