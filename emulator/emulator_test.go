@@ -362,3 +362,24 @@ func waitForOutput(t *testing.T, b *syncBuffer, want string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestCrashRestartConcurrently: crash and restart requests that overlap (a chaos
+// schedule, or two operators) neither race nor deadlock, and the emulator ends
+// up serving after a final restart.
+func TestCrashRestartConcurrently(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(2)
+		go func() { defer wg.Done(); emu.Crash() }()
+		go func() { defer wg.Done(); _ = emu.Restart() }()
+	}
+	wg.Wait()
+	emu.Crash()
+	if err := emu.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if out := emu.Run("/system identity print"); !strings.Contains(out, "name: rds") {
+		t.Fatalf("after crash/restart storm: %q", out)
+	}
+}

@@ -48,7 +48,10 @@ type Server struct {
 	listener net.Listener
 	srv      *ssh.Server
 	conns    map[net.Conn]struct{}
-	wg       sync.WaitGroup
+	// served is closed when the current accept loop ends. One channel per
+	// Start (not a WaitGroup) so a Stop racing a Start never waits on the
+	// wrong loop.
+	served chan struct{}
 }
 
 // New returns a server; call Start to listen.
@@ -122,11 +125,11 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", errors.New("sshd: already serving")
 	}
 	srv := s.newSSHServer()
-	s.srv, s.listener = srv, l
-	s.wg.Add(1)
+	served := make(chan struct{})
+	s.srv, s.listener, s.served = srv, l, served
 	s.mu.Unlock()
 	go func() {
-		defer s.wg.Done()
+		defer close(served)
 		_ = srv.Serve(l)
 	}()
 	return l.Addr().String(), nil
@@ -159,8 +162,8 @@ func (s *Server) Attach() {
 // need be, as a crashing RDS does. It waits for the accept loop to end.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	l, srv := s.listener, s.srv
-	s.listener, s.srv = nil, nil
+	l, srv, served := s.listener, s.srv, s.served
+	s.listener, s.srv, s.served = nil, nil, nil
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -175,7 +178,9 @@ func (s *Server) Stop() {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	s.wg.Wait()
+	if served != nil { // nil when only attached for in-memory connections
+		<-served
+	}
 }
 
 // Serving reports whether the server is accepting connections.
