@@ -26,8 +26,14 @@ demo:
 ## test: everything CI runs: vet, race-enabled unit and integration tests, bounded fuzzing.
 test: vet unit fuzz
 
+# The clock seam: code the scenario runner drives takes a clock.Clock. The binaries
+# under cmd/ may use real time.
+CLOCK_DIRS := driver emulator chaos scenarios
+
 vet:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@wall=$$(grep -rnE 'time\.(Now|Sleep|After|Since|Until|NewTimer|NewTicker|Tick|AfterFunc)\(' --include='*.go' $(CLOCK_DIRS) | grep -v '_test\.go:' || true); \
+		if [ -n "$$wall" ]; then echo "wall-clock calls outside the clock seam:"; echo "$$wall"; exit 1; fi
 	$(GO) vet ./...
 
 unit:
