@@ -185,9 +185,14 @@ func (e *Emulator) Store() *store.Store { return e.store }
 // state is kept, as on the real box, whose disks outlive a crash.
 func (e *Emulator) Crash() { e.server.Stop() }
 
-// Restart listens again on the same address after a Crash.
+// Restart listens again on the same address after a Crash. An emulator that
+// never listened (in-memory connections only) just answers again.
 func (e *Emulator) Restart() error {
 	addr := e.Addr()
+	if addr == "" && e.cfg.Listen == "" {
+		e.server.Resume()
+		return nil
+	}
 	if addr == "" {
 		addr = e.cfg.Listen
 	}

@@ -383,3 +383,86 @@ func TestCrashRestartConcurrently(t *testing.T) {
 		t.Fatalf("after crash/restart storm: %q", out)
 	}
 }
+
+// TestCrashRefusesInMemoryConnections: a crashed emulator does not answer
+// in-memory connections either, and Restart brings back both kinds.
+func TestCrashRefusesInMemoryConnections(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
+	dialPipe := func() error {
+		c, err := emu.DialInMemory()
+		if err != nil {
+			return err
+		}
+		conn, chans, reqs, err := gossh.NewClientConn(c, "in-memory", emu.ClientConfig("admin"))
+		if err != nil {
+			c.Close()
+			return err
+		}
+		client := gossh.NewClient(conn, chans, reqs)
+		defer client.Close()
+		_, _, err = emulatortest.Exec(client, "/system identity print")
+		return err
+	}
+	if err := dialPipe(); err != nil {
+		t.Fatalf("before the crash: %v", err)
+	}
+	emu.Crash()
+	if emu.Serving() {
+		t.Fatal("crashed emulator says it is serving")
+	}
+	if err := dialPipe(); err == nil {
+		t.Fatal("crashed emulator answered an in-memory connection")
+	}
+	if err := emu.Restart(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if err := dialPipe(); err != nil {
+		t.Fatalf("in-memory after restart: %v", err)
+	}
+	if out := emu.Run("/system identity print"); !strings.Contains(out, "name: rds") {
+		t.Fatalf("TCP after restart: %q", out)
+	}
+}
+
+// TestCrashRestartWithoutTCP: an emulator that never listened (the scenario
+// runner's) crashes and comes back for in-memory connections alone.
+func TestCrashRestartWithoutTCP(t *testing.T) {
+	signer := mustSigner(t)
+	emu, err := emulator.New(emulator.Config{AuthorizedKeys: []gossh.PublicKey{signer.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	run := func() error {
+		c, err := emu.DialInMemory()
+		if err != nil {
+			return err
+		}
+		conn, chans, reqs, err := gossh.NewClientConn(c, "in-memory", &gossh.ClientConfig{User: "admin",
+			Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: gossh.FixedHostKey(emu.HostKey())})
+		if err != nil {
+			c.Close()
+			return err
+		}
+		client := gossh.NewClient(conn, chans, reqs)
+		defer client.Close()
+		_, _, err = emulatortest.Exec(client, "/system identity print")
+		return err
+	}
+	if err := run(); err != nil {
+		t.Fatalf("before the crash: %v", err)
+	}
+	emu.Crash()
+	if err := run(); err == nil {
+		t.Fatal("crashed emulator answered")
+	}
+	if err := emu.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if emu.Addr() != "" {
+		t.Fatalf("restart opened a TCP port %s on an emulator that never listened", emu.Addr())
+	}
+}

@@ -52,6 +52,9 @@ type Server struct {
 	// Start (not a WaitGroup) so a Stop racing a Start never waits on the
 	// wrong loop.
 	served chan struct{}
+	// down is set by Stop and cleared by Start or Resume: a crashed server
+	// refuses in-memory connections too, until it comes back.
+	down bool
 }
 
 // New returns a server; call Start to listen.
@@ -119,14 +122,17 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	s.mu.Lock()
-	if s.srv != nil {
+	if s.listener != nil {
 		s.mu.Unlock()
 		_ = l.Close()
-		return "", errors.New("sshd: already serving")
+		return "", errors.New("sshd: already listening")
 	}
-	srv := s.newSSHServer()
+	srv := s.srv
+	if srv == nil {
+		srv = s.newSSHServer()
+	}
 	served := make(chan struct{})
-	s.srv, s.listener, s.served = srv, l, served
+	s.srv, s.listener, s.served, s.down = srv, l, served, false
 	s.mu.Unlock()
 	go func() {
 		defer close(served)
@@ -149,10 +155,22 @@ func (s *Server) HandleConn(c net.Conn) {
 	srv.HandleConn(c)
 }
 
-// Attach makes the server accept HandleConn calls without a TCP listener.
+// Attach makes the server accept HandleConn calls without a TCP listener. It
+// does not bring a stopped server back: that is Resume's or Start's job.
 func (s *Server) Attach() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.srv == nil && !s.down {
+		s.srv = s.newSSHServer()
+	}
+}
+
+// Resume brings a stopped server back for in-memory connections only, for
+// emulators that never listened on TCP.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = false
 	if s.srv == nil {
 		s.srv = s.newSSHServer()
 	}
@@ -163,7 +181,7 @@ func (s *Server) Attach() {
 func (s *Server) Stop() {
 	s.mu.Lock()
 	l, srv, served := s.listener, s.srv, s.served
-	s.listener, s.srv, s.served = nil, nil, nil
+	s.listener, s.srv, s.served, s.down = nil, nil, nil, true
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
