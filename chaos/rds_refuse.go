@@ -1,0 +1,35 @@
+package chaos
+
+import "context"
+
+func init() {
+	register(Spec{
+		Name: "rds.refuse",
+		Doc: "The RDS closes every new connection right after accepting it; existing connections keep " +
+			"working. Undo accepts again.",
+		build: func(params) (Fault, error) { return RDSRefuse{}, nil },
+	})
+}
+
+// RDSRefuse makes the RDS close new connections right after accept, before
+// the SSH handshake, as a box whose SSH service is overloaded or restarting
+// does; established connections are untouched. It shares the emulator's one
+// reject switch with RDSSlowReconnect: do not overlap the two.
+type RDSRefuse struct{}
+
+// Name implements Fault.
+func (RDSRefuse) Name() string { return "rds.refuse" }
+
+// Apply implements Fault.
+func (f RDSRefuse) Apply(_ context.Context, t Targets) (Undo, error) {
+	emu, err := t.rds(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	emu.Faults().RejectConnections(true)
+	logApplied(f)
+	return undoOnce(f, func(context.Context) error {
+		emu.Faults().RejectConnections(false)
+		return nil
+	}), nil
+}
