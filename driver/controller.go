@@ -236,6 +236,13 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if !isVolumeID(id) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
 	}
+	// Serialised with create, delete and expand of the same volume, so a
+	// publish can never land on a volume that is being deleted.
+	unlock, err := d.lockVolume(id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
 	exists, err := d.opts.Nodes.NodeExists(ctx, node)
