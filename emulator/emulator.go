@@ -218,7 +218,7 @@ func (e *Emulator) HandleConn(c net.Conn) {
 }
 
 // DialInMemory returns a connection to the emulator over a kernel socket pair: no
-// TCP port, no listener, unaffected by Crash. Closing it ends the SSH connection.
+// TCP port, no listener; a crashed emulator closes it at once. Closing it ends the SSH connection.
 func (e *Emulator) DialInMemory() (net.Conn, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Event is one line of the trace. T is virtual time since the World's start.
+// Fields holds the event's details; encoding/json writes map keys sorted, so
+// a line's bytes depend only on its content.
+type Event struct {
+	T      time.Duration  `json:"t"`
+	Kind   string         `json:"kind"`
+	Fields map[string]any `json:"f,omitempty"`
+}
+
+// Trace collects events. Events of one virtual instant are buffered and, when
+// the engine leaves the instant (Flush), sorted by their encoded bytes and
+// only then written, so goroutine scheduling cannot reorder events that
+// happen at the same virtual time.
+type Trace struct {
+	mu      sync.Mutex
+	pending [][]byte
+	out     bytes.Buffer
+	events  []Event // flushed, in trace order
+	pendEv  []Event
+	count   int64
+}
+
+func (t *Trace) add(e Event) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		b, _ = json.Marshal(Event{T: e.T, Kind: "trace.error", Fields: map[string]any{"err": err.Error()}})
+	}
+	t.mu.Lock()
+	t.pending = append(t.pending, b)
+	t.pendEv = append(t.pendEv, e)
+	t.count++
+	t.mu.Unlock()
+}
+
+// Flush writes the buffered events in canonical order.
+func (t *Trace) Flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	idx := make([]int, len(t.pending))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ea, eb := t.pendEv[idx[a]], t.pendEv[idx[b]]
+		if ea.T != eb.T {
+			return ea.T < eb.T
+		}
+		return bytes.Compare(t.pending[idx[a]], t.pending[idx[b]]) < 0
+	})
+	for _, i := range idx {
+		t.out.Write(t.pending[i])
+		t.out.WriteByte('\n')
+		t.events = append(t.events, t.pendEv[i])
+	}
+	t.pending, t.pendEv = t.pending[:0], t.pendEv[:0]
+}
+
+// Bytes is the flushed trace (JSON lines).
+func (t *Trace) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Clone(t.out.Bytes())
+}
+
+// Events returns the flushed events, in trace order.
+func (t *Trace) Events() []Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Event(nil), t.events...)
+}
+
+// Hash is the hex sha256 of the flushed trace.
+func (t *Trace) Hash() string {
+	s := sha256.Sum256(t.Bytes())
+	return hex.EncodeToString(s[:])
+}
+
+func (t *Trace) generation() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.count
+}
