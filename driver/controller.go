@@ -54,6 +54,17 @@ func (d *Driver) lockVolume(id string) (func(), error) {
 	return unlock, nil
 }
 
+// begin serialises an operation on one volume or snapshot and bounds its
+// backend work by the operation timeout; done releases both.
+func (d *Driver) begin(ctx context.Context, id string) (context.Context, func(), error) {
+	unlock, err := d.lockVolume(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	return ctx, func() { cancel(); unlock() }, nil
+}
+
 // CreateVolume creates (or finds, on retry) a file disk exported over NVMe/TCP,
 // empty or copied from a snapshot or another volume.
 func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
@@ -72,13 +83,11 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		return nil, err
 	}
 	slot := volumeSlot(req.GetName())
-	unlock, err := d.lockVolume(slot)
+	ctx, done, err := d.begin(ctx, slot)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := d.withTimeout(ctx)
-	defer cancel()
+	defer done()
 
 	src := req.GetVolumeContentSource()
 	existing, err := d.rds.GetDisk(ctx, slot)
@@ -238,13 +247,11 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	}
 	// Serialised with create, delete and expand of the same volume, so a
 	// publish can never land on a volume that is being deleted.
-	unlock, err := d.lockVolume(id)
+	ctx, done, err := d.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := d.withTimeout(ctx)
-	defer cancel()
+	defer done()
 	exists, err := d.opts.Nodes.NodeExists(ctx, node)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "look up node %s: %v", node, err)
@@ -518,13 +525,11 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 	if !isVolumeID(id) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
 	}
-	unlock, err := d.lockVolume(id)
+	ctx, done, err := d.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := d.withTimeout(ctx)
-	defer cancel()
+	defer done()
 	disk, err := d.rds.GetDisk(ctx, id)
 	if err != nil {
 		return nil, rdsStatus("look up volume", err)
@@ -628,13 +633,11 @@ func (d *Driver) DeleteSnapshot(ctx context.Context, req *csi.DeleteSnapshotRequ
 	if _, ok := parseSnapshotID(id); !ok {
 		return &csi.DeleteSnapshotResponse{}, nil
 	}
-	unlock, err := d.lockVolume(id)
+	ctx, done, err := d.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	ctx, cancel := d.withTimeout(ctx)
-	defer cancel()
+	defer done()
 	if err := d.deleteDisk(ctx, id); err != nil {
 		return nil, rdsStatus("delete snapshot", err)
 	}
