@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/benbjohnson/clock"
 	"k8s.io/client-go/kubernetes"
@@ -43,6 +44,10 @@ type Targets struct {
 	// Seed is the scenario's seed. Faults that draw random numbers derive
 	// their streams from it unless they are given their own seed.
 	Seed uint64
+	// Controller is the controller deployment (controller.*, leader.*).
+	Controller Controller
+	// KubeVirt moves VMs (kubevirt.*).
+	KubeVirt KubeVirt
 }
 
 // Errors wrapped by what Lookup and Apply return, for errors.Is.
@@ -107,4 +112,38 @@ func undoOnce(f Fault, undo func(ctx context.Context) error, kv ...any) Undo {
 // logApplied records the start of a fault.
 func logApplied(f Fault, kv ...any) {
 	klog.InfoS("Fault applied", append([]any{"fault", f.Name()}, kv...)...)
+}
+
+// Controller is the controller deployment as the controller.* and leader.*
+// faults act on it. The scenario runner implements it on its simulated
+// replicas; on a cluster it would delete Pods and the Lease.
+type Controller interface {
+	// CrashController kills the leader's process; its Lease is not released.
+	CrashController() error
+	// RestartController starts every crashed replica again.
+	RestartController() error
+	// LoseLeadership makes the leader lose its Lease (it exits and comes back
+	// as a standby).
+	LoseLeadership() error
+}
+
+// KubeVirt moves virtual machines (kubevirt.* faults).
+type KubeVirt interface {
+	// Migrate live-migrates the VM whose disk is volume to node. order is
+	// attach-first or detach-first; delay separates the two halves.
+	Migrate(volume, to, order string, delay time.Duration) error
+}
+
+func (t Targets) controller(fault string) (Controller, error) {
+	if t.Controller == nil {
+		return nil, fmt.Errorf("%s: %w: Targets.Controller is nil", fault, ErrNoTarget)
+	}
+	return t.Controller, nil
+}
+
+func (t Targets) kubeVirt(fault string) (KubeVirt, error) {
+	if t.KubeVirt == nil {
+		return nil, fmt.Errorf("%s: %w: Targets.KubeVirt is nil", fault, ErrNoTarget)
+	}
+	return t.KubeVirt, nil
 }

@@ -50,6 +50,13 @@ func Catalogue() []Spec {
 	return out
 }
 
+// LookupSpec returns the catalogue entry of the fault called name.
+func LookupSpec(name string) (Spec, bool) {
+	s, ok := catalogue[name]
+	s.Params = slices.Clone(s.Params)
+	return s, ok
+}
+
 // Lookup returns the catalogued fault called name, configured by values, as a
 // scenario file names it: network.latency {latency: 250ms}. An unknown name,
 // an unknown or missing parameter and a malformed value are errors that say

@@ -18,6 +18,8 @@ var sampleValues = map[string]string{
 	"latency": "250ms",
 	"delay":   "90s",
 	"node":    "node-a",
+	"vm":      "vm-1",
+	"to":      "node-b",
 }
 
 func sample(t *testing.T, s Spec) map[string]string {
@@ -37,6 +39,7 @@ func sample(t *testing.T, s Spec) map[string]string {
 
 func TestCatalogue(t *testing.T) {
 	want := []string{
+		"controller.crash", "controller.restart", "kubevirt.migrate", "leader.loss",
 		"network.latency", "network.reset_peer", "network.timeout",
 		"node.delete", "node.not-ready", "node.out-of-service",
 		"rds.crash", "rds.fail-next", "rds.hang", "rds.latency", "rds.refuse", "rds.restart", "rds.slow-reconnect",

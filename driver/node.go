@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -39,8 +40,10 @@ type NodeOptions struct {
 	// Mounter and Exec default to the host's; tests inject fakes.
 	Mounter mount.Interface
 	Exec    utilexec.Interface
-	// OperationTimeout bounds every node call's work (2m).
+	// OperationTimeout bounds every node call's work (2m), on Clock.
 	OperationTimeout time.Duration
+	// Clock is the only source of time; nil means the real clock.
+	Clock clock.Clock
 }
 
 // NodeServer is the CSI node service.
@@ -81,6 +84,9 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 	if o.OperationTimeout == 0 {
 		o.OperationTimeout = 2 * time.Minute
 	}
+	if o.Clock == nil {
+		o.Clock = clock.New()
+	}
 	return &NodeServer{opts: o}, nil
 }
 
@@ -102,7 +108,7 @@ func (n *NodeServer) begin(ctx context.Context, id string) (context.Context, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	ctx, cancel := n.opts.Clock.WithTimeout(ctx, n.opts.OperationTimeout)
 	return ctx, func() { cancel(); unlock() }, nil
 }
 
@@ -533,7 +539,7 @@ func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVol
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on node %s", id, n.opts.NodeID)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.opts.OperationTimeout)
+	ctx, cancel := n.opts.Clock.WithTimeout(ctx, n.opts.OperationTimeout)
 	defer cancel()
 	cond := n.condition(ctx, st)
 	if !fi.IsDir() {

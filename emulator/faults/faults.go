@@ -36,6 +36,7 @@ type Injector struct {
 	hangNext int
 	hangAll  bool
 	hanging  int
+	delayed  int           // commands waiting out their latency
 	release  chan struct{} // closed by Release; replaced afterwards
 	reject   bool
 }
@@ -133,6 +134,14 @@ func (i *Injector) Hanging() int {
 	return i.hanging
 }
 
+// Parked reports how many commands wait for a hang's release or for their
+// latency to pass: work that only the clock or the fault's undo can move.
+func (i *Injector) Parked() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.hanging + i.delayed
+}
+
 // BeforeCommand applies the active faults to one command. It returns a non-empty
 // failText when the command must print that text instead of running, and an error
 // when ctx ended while the command was delayed or hung (the caller then abandons
@@ -166,11 +175,19 @@ func (i *Injector) BeforeCommand(ctx context.Context) (failText string, err erro
 		}
 	}
 	if latency > 0 {
+		i.mu.Lock()
+		i.delayed++
+		i.mu.Unlock()
 		t := i.clk.Timer(latency)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+		}
+		i.mu.Lock()
+		i.delayed--
+		i.mu.Unlock()
+		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"container/heap"
 	"context"
 	"sort"
 	"sync"
@@ -10,110 +11,173 @@ import (
 	"github.com/benbjohnson/clock"
 )
 
-// vclock wraps the one *clock.Mock of a World. Every component gets a view of
-// it (clockView), so the engine learns every deadline that is armed — which
-// the archived Mock does not expose — and can jump to the next one.
+// vclock is the World's virtual clock. It implements clock.Clock itself
+// instead of wrapping the library's Mock, for two reasons:
 //
-// What it cannot see: Stop and Reset on the *clock.Timer / *clock.Ticker it
-// hands out (they are methods on the library's structs). A stopped timer
-// therefore stays in the deadline set as a "phantom" until its time passes:
-// the engine then jumps to an instant where nothing fires, which costs one idle
-// step and changes nothing observable. Contexts with deadlines are implemented
-// here instead of by the Mock, so their cancellation is seen and they leave no
-// phantom.
+//   - the Mock sleeps a real millisecond after every timer it fires and after
+//     every Set, which alone would cap a three-hour replay at a few thousand
+//     times real time; here firing is a channel send or a goroutine start,
+//     done synchronously by the one goroutine that moves time;
+//   - the engine must know every armed deadline to jump to the next one, and
+//     know when a stopped timer is gone.
+//
+// clock.Clock hands out the library's *clock.Timer and *clock.Ticker, whose
+// Stop methods cannot be intercepted. Each one handed out here is therefore
+// backed by a real timer armed a century ahead (the guard), which never fires
+// on its own; only its Stop result matters. Whoever stops the guard first
+// owns the timer: if the holder's Stop wins, the entry is dropped; if the
+// engine's wins, the timer fires and the holder's Stop reports false, exactly
+// as for a real timer that fired concurrently. Reset on a handed-out timer is
+// not supported (the driver never calls it). Tickers cannot be probed that
+// way; they stay armed until their view is closed (a controller crash).
 type vclock struct {
-	m *clock.Mock
-
-	mu        sync.Mutex
-	nextID    uint64
-	deadlines map[uint64]time.Time // timers, AfterFuncs, context deadlines
-	tickers   []*tickRec
-	ctxs      map[uint64]*deadlineCtx
+	mu   sync.Mutex
+	now  time.Time
+	seq  uint64
+	q    entryQueue
+	fire []func() // callbacks to run outside mu, in order
 
 	armed      atomic.Int64 // generation: deadlines ever armed
-	pendingCtx atomic.Int64 // context deadlines passed whose cancel has not run yet
 	afterFuncs atomic.Int64 // AfterFunc callbacks running
 }
 
-type tickRec struct {
-	next   time.Time
-	period time.Duration
+const never = 100 * 365 * 24 * time.Hour
+
+type entry struct {
+	at     time.Time
+	seq    uint64
+	index  int
+	guard  *clock.Timer  // real, armed a century ahead; nil for tickers and contexts
+	period time.Duration // tickers
+	view   *clockView
+	fire   func(now time.Time)
 }
 
-func newVClock(m *clock.Mock) *vclock {
-	return &vclock{m: m, deadlines: map[uint64]time.Time{}, ctxs: map[uint64]*deadlineCtx{}}
+type entryQueue []*entry
+
+func (q entryQueue) Len() int { return len(q) }
+func (q entryQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q entryQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i]; q[i].index = i; q[j].index = j }
+func (q *entryQueue) Push(x any)   { e := x.(*entry); e.index = len(*q); *q = append(*q, e) }
+func (q *entryQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	e.index = -1
+	return e
 }
 
-func (v *vclock) track(at time.Time) uint64 {
+func newVClock(start time.Time) *vclock { return &vclock{now: start} }
+
+func (v *vclock) Now() time.Time {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.nextID++
-	v.deadlines[v.nextID] = at
+	return v.now
+}
+
+func (v *vclock) add(e *entry) {
+	v.mu.Lock()
+	v.seq++
+	e.seq = v.seq
+	heap.Push(&v.q, e)
+	v.mu.Unlock()
 	v.armed.Add(1)
-	return v.nextID
 }
 
-func (v *vclock) forget(id uint64) {
+func (v *vclock) remove(e *entry) {
 	v.mu.Lock()
-	delete(v.deadlines, id)
+	if e.index >= 0 && e.index < len(v.q) && v.q[e.index] == e {
+		heap.Remove(&v.q, e.index)
+	}
 	v.mu.Unlock()
 }
 
-// next returns the earliest armed deadline strictly after now.
-func (v *vclock) next(now time.Time) (time.Time, bool) {
+// alive drops entries whose holder stopped them or whose view was closed.
+func (v *vclock) alive(e *entry) bool {
+	if e.view != nil && e.view.closed.Load() {
+		return false
+	}
+	if e.guard != nil && !e.guard.Reset(never) {
+		e.guard.Stop() // Reset re-armed a stopped guard
+		return false
+	}
+	return true
+}
+
+// next returns the earliest live deadline strictly after now.
+func (v *vclock) next() (time.Time, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var best time.Time
-	found := false
-	for _, d := range v.deadlines {
-		if d.After(now) && (!found || d.Before(best)) {
-			best, found = d, true
+	for len(v.q) > 0 {
+		e := v.q[0]
+		if v.alive(e) {
+			return e.at, true
 		}
+		heap.Pop(&v.q)
 	}
-	for _, t := range v.tickers {
-		for !t.next.After(now) {
-			t.next = t.next.Add(t.period)
-		}
-		if !found || t.next.Before(best) {
-			best, found = t.next, true
-		}
-	}
-	return best, found
+	return time.Time{}, false
 }
 
-// set moves the mock to t, firing every timer due by then. Before it does,
-// the context deadlines that will expire are counted as pending, so the
-// barrier waits for their cancellation to have happened.
+// set moves time to t, firing every entry due by then in (deadline, arming
+// order), each at its own instant.
 func (v *vclock) set(t time.Time) {
-	v.mu.Lock()
-	for id, d := range v.deadlines {
-		if !d.After(t) {
-			delete(v.deadlines, id)
-			if c, ok := v.ctxs[id]; ok && c.expect() {
-				v.pendingCtx.Add(1)
+	for {
+		v.mu.Lock()
+		if len(v.q) == 0 || v.q[0].at.After(t) {
+			if t.After(v.now) {
+				v.now = t
 			}
+			v.mu.Unlock()
+			return
+		}
+		e := heap.Pop(&v.q).(*entry)
+		if e.at.After(v.now) {
+			v.now = e.at
+		}
+		now := v.now
+		live := e.view == nil || !e.view.closed.Load()
+		if live && e.guard != nil {
+			live = e.guard.Stop() // the engine wins the race against the holder's Stop
+		}
+		if live && e.period > 0 {
+			e.at = e.at.Add(e.period)
+			v.seq++
+			e.seq = v.seq
+			heap.Push(&v.q, e)
+		}
+		v.mu.Unlock()
+		if live {
+			e.fire(now)
 		}
 	}
-	v.mu.Unlock()
-	v.m.Set(t)
 }
 
 // view returns a clock.Clock on v. onTimer, if set, is told of every Timer
 // the holder of the view arms (the RDS manager's model uses it).
-func (v *vclock) view(onTimer func(d time.Duration, at time.Time)) clock.Clock {
+func (v *vclock) view(onTimer func(d time.Duration, at time.Time)) *clockView {
 	return &clockView{v: v, onTimer: onTimer}
 }
 
+// clockView is one component's clock. Closing it (the component crashed)
+// silences every timer and ticker armed through it.
 type clockView struct {
 	v       *vclock
 	onTimer func(time.Duration, time.Time)
+	closed  atomic.Bool
 }
 
 var _ clock.Clock = (*clockView)(nil)
 
-func (c *clockView) Now() time.Time                  { return c.v.m.Now() }
-func (c *clockView) Since(t time.Time) time.Duration { return c.v.m.Since(t) }
-func (c *clockView) Until(t time.Time) time.Duration { return c.v.m.Until(t) }
+func (c *clockView) close()                          { c.closed.Store(true) }
+func (c *clockView) Now() time.Time                  { return c.v.Now() }
+func (c *clockView) Since(t time.Time) time.Duration { return c.v.Now().Sub(t) }
+func (c *clockView) Until(t time.Time) time.Duration { return t.Sub(c.v.Now()) }
 func (c *clockView) After(d time.Duration) <-chan time.Time {
 	return c.Timer(d).C
 }
@@ -121,57 +185,67 @@ func (c *clockView) Sleep(d time.Duration)                 { <-c.After(d) }
 func (c *clockView) Tick(d time.Duration) <-chan time.Time { return c.Ticker(d).C }
 
 func (c *clockView) Timer(d time.Duration) *clock.Timer {
-	at := c.v.m.Now().Add(d)
-	c.v.track(at)
+	ch := make(chan time.Time, 1)
+	t := clock.New().AfterFunc(never, func() {})
+	t.C = ch
+	at := c.v.Now().Add(d)
+	c.v.add(&entry{at: at, guard: t, view: c, fire: func(now time.Time) {
+		select {
+		case ch <- now:
+		default:
+		}
+	}})
 	if c.onTimer != nil {
 		c.onTimer(d, at)
 	}
-	return c.v.m.Timer(d)
+	return t
 }
 
 func (c *clockView) AfterFunc(d time.Duration, f func()) *clock.Timer {
-	c.v.track(c.v.m.Now().Add(d))
-	return c.v.m.AfterFunc(d, func() {
+	t := clock.New().AfterFunc(never, func() {})
+	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, fire: func(time.Time) {
 		c.v.afterFuncs.Add(1)
-		defer c.v.afterFuncs.Add(-1)
-		f()
-	})
+		go func() {
+			defer c.v.afterFuncs.Add(-1)
+			f()
+		}()
+	}})
+	return t
 }
 
 func (c *clockView) Ticker(d time.Duration) *clock.Ticker {
-	c.v.mu.Lock()
-	c.v.tickers = append(c.v.tickers, &tickRec{next: c.v.m.Now().Add(d), period: d})
-	c.v.armed.Add(1)
-	c.v.mu.Unlock()
-	return c.v.m.Ticker(d)
+	ch := make(chan time.Time, 1)
+	t := clock.New().Ticker(never)
+	t.C = ch
+	c.v.add(&entry{at: c.v.Now().Add(d), period: d, view: c, fire: func(now time.Time) {
+		select {
+		case ch <- now:
+		default:
+		}
+	}})
+	return t
 }
 
 func (c *clockView) WithTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return c.WithDeadline(parent, c.v.m.Now().Add(d))
+	return c.WithDeadline(parent, c.v.Now().Add(d))
 }
 
-// WithDeadline is the Mock's, re-done so that the engine sees cancellation
-// (no phantom deadline) and knows when an expiry's cancel has really run.
+// WithDeadline cancels the context synchronously when the engine steps over
+// its deadline, and leaves nothing armed once it is cancelled.
 func (c *clockView) WithDeadline(parent context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
 	if cur, ok := parent.Deadline(); ok && cur.Before(deadline) {
 		return context.WithCancel(parent)
 	}
-	ctx := &deadlineCtx{parent: parent, deadline: deadline, done: make(chan struct{}), v: c.v}
-	dur := c.v.m.Until(deadline)
-	if dur <= 0 {
+	ctx := &deadlineCtx{parent: parent, deadline: deadline, done: make(chan struct{})}
+	if !deadline.After(c.v.Now()) {
 		ctx.cancel(context.DeadlineExceeded)
 		return ctx, func() {}
 	}
-	c.v.mu.Lock()
-	c.v.nextID++
-	ctx.id = c.v.nextID
-	c.v.deadlines[ctx.id] = deadline
-	c.v.ctxs[ctx.id] = ctx
-	c.v.armed.Add(1)
-	c.v.mu.Unlock()
+	e := &entry{at: deadline, fire: func(time.Time) { ctx.cancel(context.DeadlineExceeded) }}
 	ctx.mu.Lock()
-	ctx.timer = c.v.m.AfterFunc(dur, func() { ctx.cancel(context.DeadlineExceeded) })
+	ctx.onDone = func() { c.v.remove(e) }
 	ctx.mu.Unlock()
+	c.v.add(e)
 	ctx.stopParent = context.AfterFunc(parent, func() { ctx.cancel(parent.Err()) })
 	return ctx, func() { ctx.cancel(context.Canceled) }
 }
@@ -180,25 +254,11 @@ type deadlineCtx struct {
 	parent   context.Context
 	deadline time.Time
 	done     chan struct{}
-	v        *vclock
-	id       uint64
 
 	mu         sync.Mutex
 	err        error
-	timer      *clock.Timer
+	onDone     func()
 	stopParent func() bool
-	expected   bool // counted in pendingCtx
-}
-
-// expect marks the context as due; false if it is already done.
-func (c *deadlineCtx) expect() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return false
-	}
-	c.expected = true
-	return true
 }
 
 func (c *deadlineCtx) cancel(err error) {
@@ -209,23 +269,13 @@ func (c *deadlineCtx) cancel(err error) {
 	}
 	c.err = err
 	close(c.done)
-	t, stop, expected := c.timer, c.stopParent, c.expected
-	c.timer, c.expected = nil, false
+	onDone, stop := c.onDone, c.stopParent
 	c.mu.Unlock()
-	if t != nil {
-		t.Stop()
+	if onDone != nil && err != context.DeadlineExceeded {
+		onDone()
 	}
 	if stop != nil {
 		stop()
-	}
-	if c.id != 0 {
-		c.v.mu.Lock()
-		delete(c.v.deadlines, c.id)
-		delete(c.v.ctxs, c.id)
-		c.v.mu.Unlock()
-	}
-	if expected {
-		c.v.pendingCtx.Add(-1)
 	}
 }
 

@@ -1,0 +1,447 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/driver/reconciler"
+)
+
+// replica is one controller Pod. Only the Lease holder runs a controller
+// (as the binary does: standbys wait for the Lease before opening the CSI
+// socket), so the World runs at most one controller at a time and models
+// the Lease's timing: a leader that dies without releasing it blocks every
+// successor for LeaseDuration.
+type replica struct {
+	name     string
+	up       bool // the process runs (as leader or standby)
+	restarts int
+}
+
+// controller is one running leader: the RDS connection manager, the
+// attachment rules, the reconciler and the CSI controller service, wired as
+// cmd/rds-csi wires them, on a clock view that dies with it.
+type controller struct {
+	w       *World
+	replica *replica
+	view    *clockView
+	ctx     context.Context
+	cancel  context.CancelFunc
+	reg     *prometheus.Registry
+	rds     *rds.Manager
+	att     *attachment.Manager
+	rec     *reconciler.Reconciler
+	drv     *driver.Driver
+
+	// model of the RDS manager's goroutine, see doc.go
+	mu           sync.Mutex
+	dead         bool
+	mgrWait      mgrWait
+	mgrTimerAt   time.Time
+	mgrTimerHC   bool
+	mgrConn      rds.Conn
+	rdsReported  bool // the reconciler has been told a state
+	runsWant     float64
+	recTickNext  time.Time
+	recTickEvery time.Duration
+}
+
+type mgrWait int
+
+const (
+	mgrParked mgrWait = iota
+	mgrEvent          // until its next state event
+	mgrTimer          // until it arms its health-check timer
+	mgrHealth         // until its health check starts
+)
+
+func (m mgrWait) String() string {
+	return [...]string{"parked", "event", "timer", "health"}[m]
+}
+
+// elect makes the first live replica (in name order) the leader once the
+// Lease is free, unless a controller already runs.
+func (w *World) elect() error {
+	if w.ctrl != nil {
+		return nil
+	}
+	for _, r := range w.replicas {
+		if r.up {
+			return w.startController(r)
+		}
+	}
+	return nil
+}
+
+// startController starts a controller for replica r: startup reconciliation
+// from the VolumeAttachments runs before it serves, as in the binary.
+func (w *World) startController(r *replica) error {
+	// The manager's loop is about to connect: busy until its first event.
+	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry(), mgrWait: mgrEvent}
+	c.view = w.vc.view(c.mgrTimerArmed)
+	c.ctx, c.cancel = context.WithCancel(w.ctx)
+	ssh, err := rds.NewSSHConnector(w.Network.Dial, rds.SSHConfig{Address: "rds.sim:22", Signer: w.signer,
+		KnownHostsLine: w.hostLine})
+	if err != nil {
+		return err
+	}
+	c.rds, err = rds.NewManager(rds.ManagerConfig{
+		Connector: &connector{c: c, ssh: ssh}, Clock: c.view,
+		Rand:           rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
+		HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	grace := w.opts.GracePeriod
+	if w.opts.Bugs.IgnoreGracePeriod {
+		grace = 0
+	}
+	var rec *reconciler.Reconciler
+	c.att = attachment.New(attachment.Options{Clock: c.view, GracePeriod: grace, MigrationWindow: w.opts.MigrationWindow,
+		Events: attachment.EventFunc(func(e attachment.Event) {
+			w.record("attachment.event", map[string]any{"type": string(e.Type), "volume": e.Volume, "node": e.Node,
+				"other": e.OtherNode, "msg": e.Message})
+			rec.Event(e)
+		})})
+	rec, err = reconciler.New(reconciler.Options{DriverName: driver.DefaultName, Client: w.Kube, Attachments: c.att,
+		Clock: tickerSpy{c.view, c}, Recorder: &recorder{w: w}, Registerer: c.reg, Interval: w.opts.ReconcileInterval,
+		Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name}})
+	if err != nil {
+		return err
+	}
+	c.rec = rec
+	c.rds.Subscribe(c.onRDSEvent)
+	w.ctrl = c
+	w.record("controller", map[string]any{"replica": r.name, "state": "leader"})
+	// Start without waiting for the first connection: the loop connects in
+	// the background (modelled by the barrier), as it does after the binary's
+	// --rds-connect-timeout.
+	nowait, stop := context.WithCancel(c.ctx)
+	stop()
+	_ = c.rds.Start(nowait)
+	if err := rec.Start(c.ctx); err != nil {
+		return fmt.Errorf("engine: controller %s start-up: %w", r.name, err)
+	}
+	go rec.Run(c.ctx)
+	c.drv, err = driver.New(driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420,
+		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace})
+	return err
+}
+
+// stop ends the controller: its goroutines exit, its timers go silent.
+func (c *controller) stop() {
+	c.mu.Lock()
+	c.dead = true
+	c.mu.Unlock()
+	c.view.close()
+	c.cancel()
+	_ = c.rds.Close()
+}
+
+// CrashController kills the leader's process. Another live replica takes
+// over once the Lease it never released has expired.
+func (w *World) CrashController() error {
+	if w.ctrl == nil {
+		return fmt.Errorf("engine: no controller is running")
+	}
+	c := w.ctrl
+	c.stop()
+	w.ctrl = nil
+	c.replica.up = false
+	w.record("controller", map[string]any{"replica": c.replica.name, "state": "crashed"})
+	w.afterLease()
+	return nil
+}
+
+// RestartController starts every crashed replica again; each comes back as
+// a standby, or as the leader when the Lease is free.
+func (w *World) RestartController() error {
+	restarted := false
+	for _, r := range w.replicas {
+		if !r.up {
+			r.up, restarted = true, true
+			r.restarts++
+			w.timelineRestarts++
+			w.record("controller", map[string]any{"replica": r.name, "state": "started"})
+		}
+	}
+	if !restarted {
+		return fmt.Errorf("engine: no crashed controller to restart")
+	}
+	if w.ctrl == nil && !w.tasks.pending("lease") {
+		return w.elect()
+	}
+	return nil
+}
+
+// LoseLeadership makes the leader lose its Lease: the binary exits at once
+// (and is restarted as a standby), and a successor acquires the Lease when
+// it expires.
+func (w *World) LoseLeadership() error {
+	if w.ctrl == nil {
+		return fmt.Errorf("engine: no leader")
+	}
+	c := w.ctrl
+	c.stop()
+	w.ctrl = nil
+	c.replica.restarts++
+	w.timelineRestarts++
+	w.record("controller", map[string]any{"replica": c.replica.name, "state": "standby"})
+	// The lost leader goes to the back of the queue.
+	for i, r := range w.replicas {
+		if r == c.replica {
+			w.replicas = append(append(w.replicas[:i:i], w.replicas[i+1:]...), r)
+			break
+		}
+	}
+	w.afterLease()
+	return nil
+}
+
+func (w *World) afterLease() {
+	w.tasks.add(w.Clock.Now().Add(w.opts.LeaseDuration), "lease", func() error { return w.elect() })
+}
+
+// ---- CSI calls -------------------------------------------------------------
+
+// ctrlCall runs a controller RPC on the serving controller with the sidecar's
+// timeout; without a leader it fails as a dial to a closed socket would.
+func (w *World) ctrlCall(ctx context.Context, fn func(ctx context.Context, d *driver.Driver) error) error {
+	c := w.ctrl
+	if c == nil {
+		return status.Error(codes.Unavailable, "no controller serves the CSI socket")
+	}
+	return fn(ctx, c.drv)
+}
+
+// unpublish is ControllerUnpublishVolume as the serving controller answers
+// it, or as the planted UnpublishNeedsRDS bug would.
+func (w *World) unpublish(ctx context.Context, c *controller, vol, node string) error {
+	if w.opts.Bugs.UnpublishNeedsRDS {
+		if _, err := c.rds.Run(ctx, "/disk print detail where slot="+vol); err != nil {
+			return status.Errorf(codes.Unavailable, "look up volume: %v", err)
+		}
+	}
+	_, err := c.drv.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: node})
+	return err
+}
+
+// ---- RDS seams ---------------------------------------------------------
+
+// transport is the driver's RDS connection: the Manager, with every command
+// counted while in flight and traced with its result.
+type transport struct{ c *controller }
+
+func (t *transport) State() rds.State { return t.c.rds.State() }
+
+func (t *transport) Run(ctx context.Context, cmd string) (string, error) {
+	w := t.c.w
+	w.cmds.Add(1)
+	defer w.cmds.Add(-1)
+	out, err := t.c.rds.Run(ctx, cmd)
+	sum := sha256.Sum256([]byte(out))
+	w.record("rds.command", map[string]any{"cmd": cmd, "err": errKind(err), "out": hex.EncodeToString(sum[:6])})
+	return out, err
+}
+
+type connector struct {
+	c   *controller
+	ssh rds.Connector
+}
+
+func (cn *connector) Connect(ctx context.Context) (rds.Conn, error) {
+	c, w := cn.c, cn.c.w
+	w.connects.Add(1)
+	defer w.connects.Add(-1)
+	conn, err := cn.ssh.Connect(ctx)
+	w.record("rds.connect", map[string]any{"err": errKind(err)})
+	if err != nil {
+		return nil, err
+	}
+	wc := &modelConn{c: c, Conn: conn}
+	c.mu.Lock()
+	c.mgrConn = wc
+	c.mu.Unlock()
+	go func() {
+		<-conn.Done()
+		c.mu.Lock()
+		if c.mgrConn == wc && c.mgrWait == mgrParked {
+			c.mgrWait = mgrEvent // the manager must notice and report it
+		}
+		c.mu.Unlock()
+	}()
+	return wc, nil
+}
+
+type modelConn struct {
+	rds.Conn
+	c *controller
+}
+
+func (mc *modelConn) HealthCheck(ctx context.Context) error {
+	c, w := mc.c, mc.c.w
+	w.health.Add(1)
+	c.mu.Lock()
+	if c.mgrWait == mgrHealth {
+		c.mgrWait = mgrParked
+	}
+	c.mu.Unlock()
+	err := mc.Conn.HealthCheck(ctx)
+	c.mu.Lock()
+	if err == nil {
+		c.mgrWait = mgrTimer
+	} else {
+		c.mgrWait = mgrEvent
+	}
+	c.mu.Unlock()
+	w.record("rds.health", map[string]any{"err": errKind(err)})
+	w.health.Add(-1)
+	return err
+}
+
+// mgrTimerArmed is the controller's clock view telling of a Timer. Only the
+// manager arms plain Timers on it with these durations.
+func (c *controller) mgrTimerArmed(d time.Duration, at time.Time) {
+	if d == initialConnectTimeout {
+		return // Start's wait, not the loop
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mgrTimerAt, c.mgrTimerHC = at, d == c.w.opts.HealthInterval
+	if c.mgrWait == mgrTimer && c.mgrTimerHC {
+		c.mgrWait = mgrParked
+	}
+}
+
+func (c *controller) onRDSEvent(ev rds.Event) {
+	c.mu.Lock()
+	dead := c.dead
+	c.mu.Unlock()
+	if dead {
+		return
+	}
+	w := c.w
+	f := map[string]any{"state": ev.State.String(), "previous": ev.Previous.String(), "failures": ev.Failures}
+	if ev.RetryIn > 0 {
+		f["retryIn"] = ev.RetryIn.String()
+		f["retryInNs"] = int64(ev.RetryIn)
+	}
+	if ev.Err != nil {
+		f["err"] = errKind(ev.Err)
+	}
+	w.record("rds.state", f)
+	// As the controller binary wires it (cmd/rds-csi cluster.rdsChanged).
+	switch {
+	case ev.State == rds.StateConnected && ev.Previous != rds.StateConnected:
+		if c.rdsReported && c.rec.Ready() {
+			c.expectRun() // a reconnect (not the first report) triggers a run
+		}
+		c.rdsReported = true
+		c.rec.RDSStateChanged(true, "connection to RDS established")
+	case ev.Previous == rds.StateConnected && ev.State != rds.StateConnected:
+		c.rdsReported = true
+		c.rec.RDSStateChanged(false, "connection to RDS lost")
+	}
+	c.mu.Lock()
+	switch ev.State {
+	case rds.StateConnecting:
+		c.mgrWait = mgrEvent
+	case rds.StateConnected:
+		c.mgrWait = mgrTimer
+		now := c.view.Now()
+		if c.mgrTimerHC && c.mgrTimerAt.After(now) && c.mgrTimerAt.Equal(now.Add(w.opts.HealthInterval)) {
+			c.mgrWait = mgrParked // the health timer was armed before this event reached us
+		}
+	case rds.StateDisconnected:
+		c.mgrWait = mgrParked // the backoff timer is armed before the event
+		c.mgrConn = nil
+	}
+	c.mu.Unlock()
+}
+
+// recorder is the reconciler's event recorder: events go to the trace with
+// virtual time (client-go's recorder stamps the wall clock).
+type recorder struct{ w *World }
+
+func (r *recorder) Event(obj runtime.Object, typ, reason, msg string) {
+	f := map[string]any{"type": typ, "reason": reason, "msg": msg}
+	if ref, ok := obj.(*corev1.ObjectReference); ok {
+		f["object"] = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
+	} else if m, ok := obj.(metav1.Object); ok {
+		f["object"] = fmt.Sprintf("%T/%s/%s", obj, m.GetNamespace(), m.GetName())
+	}
+	r.w.record("k8s.event", f)
+	r.w.inv.event(reason)
+}
+
+func (r *recorder) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
+	r.Event(obj, typ, reason, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
+	r.Eventf(obj, typ, reason, format, args...)
+}
+
+// tickerSpy tells the controller of the reconciler's periodic ticker, so a
+// tick is known to cause a run.
+type tickerSpy struct {
+	*clockView
+	c *controller
+}
+
+func (t tickerSpy) Ticker(d time.Duration) *clock.Ticker {
+	t.c.mu.Lock()
+	t.c.recTickNext, t.c.recTickEvery = t.Now().Add(d), d
+	t.c.mu.Unlock()
+	return t.clockView.Ticker(d)
+}
+
+func (t tickerSpy) Tick(d time.Duration) <-chan time.Time { return t.Ticker(d).C }
+
+func (c *controller) reconcileRuns() float64 {
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "rds_csi_attachment_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "action" && l.GetValue() == "run" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// expectRun notes that a reconcile run is due (a tick passed, RDS came back).
+func (c *controller) expectRun() {
+	n := c.reconcileRuns() + 1
+	c.mu.Lock()
+	if n > c.runsWant {
+		c.runsWant = n
+	}
+	c.mu.Unlock()
+}

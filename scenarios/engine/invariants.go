@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Invariant names, as scenario files list them (spec.KnownInvariants).
+const (
+	InvSingleWriter    = "single-writer"
+	InvNoVolumeLost    = "no-volume-lost"
+	InvRPCDeadlines    = "rpc-deadlines"
+	InvNoStaleClaim    = "no-stale-claim"
+	InvProbeFollowsRDS = "probe-follows-rds"
+	InvNoRestartLoop   = "no-restart-loop"
+)
+
+// Violation is one broken invariant.
+type Violation struct {
+	At        time.Duration
+	Invariant string
+	Msg       string
+}
+
+func (v Violation) String() string { return fmt.Sprintf("%v: %s: %s", v.At, v.Invariant, v.Msg) }
+
+// invariants are checked after every instant; each violation is traced
+// once per subject.
+type invariants struct {
+	w    *World
+	mu   sync.Mutex
+	rpcs []Violation // from RPC goroutines
+
+	events     map[string]int
+	volumes    []*Volume
+	dualSince  map[string]time.Time // RWX volume → attached to two nodes since
+	claimSince map[vaKey]time.Time  // claim of a gone node / without VA → since
+	downSince  time.Time            // RDS unreachable since (zero: reachable)
+	upSince    time.Time
+	leaders    int
+	seen       map[string]bool
+	violations []Violation
+}
+
+func newInvariants(w *World) *invariants {
+	return &invariants{w: w, events: map[string]int{}, dualSince: map[string]time.Time{},
+		claimSince: map[vaKey]time.Time{}, seen: map[string]bool{}}
+}
+
+// Violations lists every invariant violation so far.
+func (w *World) Violations() []Violation { return slices.Clone(w.inv.violations) }
+
+// EventCount is how many Kubernetes events with reason were recorded.
+func (w *World) EventCount(reason string) int {
+	w.inv.mu.Lock()
+	defer w.inv.mu.Unlock()
+	return w.inv.events[reason]
+}
+
+func (iv *invariants) event(reason string) {
+	iv.mu.Lock()
+	iv.events[reason]++
+	iv.mu.Unlock()
+}
+
+func (iv *invariants) volumeCreated(v *Volume) { iv.volumes = append(iv.volumes, v) }
+
+func (iv *invariants) rpcReturned(op string, started, ended time.Duration) {
+	if took := ended - started; took > iv.w.opts.RPCTimeout {
+		iv.mu.Lock()
+		iv.rpcs = append(iv.rpcs, Violation{At: ended, Invariant: InvRPCDeadlines,
+			Msg: fmt.Sprintf("%s returned after %v, past its %v deadline", op, took, iv.w.opts.RPCTimeout)})
+		iv.mu.Unlock()
+	}
+}
+
+func (iv *invariants) violate(inv, subject, msg string) {
+	key := inv + "/" + subject
+	if iv.seen[key] {
+		return
+	}
+	iv.seen[key] = true
+	v := Violation{At: iv.w.Now(), Invariant: inv, Msg: msg}
+	iv.violations = append(iv.violations, v)
+	iv.w.record("invariant", map[string]any{"name": inv, "ok": false, "msg": msg})
+}
+
+// rdsReachable says whether the faults in force leave RDS answering.
+func (w *World) rdsReachable() bool {
+	if !w.Emulator.Serving() || w.Emulator.Faults().Rejecting() {
+		return false
+	}
+	for name := range w.faults {
+		switch name {
+		case "rds.hang", "network.timeout", "network.reset_peer", "rds.slow-reconnect", "rds.refuse":
+			return false
+		}
+	}
+	return true
+}
+
+func (iv *invariants) check() {
+	w := iv.w
+	now := w.Clock.Now()
+	iv.mu.Lock()
+	rpcs := iv.rpcs
+	iv.rpcs = nil
+	iv.mu.Unlock()
+	for _, v := range rpcs {
+		iv.violate(v.Invariant, fmt.Sprint(v.At), v.Msg)
+	}
+	k := w.kube
+	// single-writer, as the API server records attachments.
+	attached := map[string][]string{}
+	for key, va := range k.vas {
+		if va.attached {
+			attached[key.vol] = append(attached[key.vol], key.node)
+		}
+	}
+	for _, name := range k.order {
+		v, nodes := k.vols[name], attached[name]
+		sort.Strings(nodes)
+		switch {
+		case !v.RWX && len(nodes) > 1, len(nodes) > 2:
+			iv.violate(InvSingleWriter, name, fmt.Sprintf("volume %s attached to %v at once", name, nodes))
+		case len(nodes) == 2:
+			if _, ok := iv.dualSince[name]; !ok {
+				iv.dualSince[name] = now
+			}
+			limit := w.opts.MigrationWindow + w.opts.ReconcileInterval
+			if now.Sub(iv.dualSince[name]) > limit && w.EventCount("MigrationTimedOut") == 0 {
+				iv.violate(InvSingleWriter, name, fmt.Sprintf("volume %s on %v for %v with no MigrationTimedOut", name, nodes, now.Sub(iv.dualSince[name])))
+			}
+		default:
+			delete(iv.dualSince, name)
+		}
+		// The data plane: a filesystem connected on two live nodes.
+		if !v.Block {
+			var live []string
+			for _, n := range w.fab.nodesOf(v.ID) {
+				if k.node(n).alive() {
+					live = append(live, n)
+				}
+			}
+			if len(live) > 1 {
+				sort.Strings(live)
+				iv.violate(InvSingleWriter, name+"/dataplane", fmt.Sprintf("filesystem volume %s connected on live nodes %v", name, live))
+			}
+		}
+	}
+	// no-volume-lost: the disk of every volume is still on RDS.
+	store := w.Emulator.Store()
+	for _, v := range iv.volumes {
+		if _, ok := store.DiskBySlot(v.ID); !ok {
+			iv.violate(InvNoVolumeLost, v.Name, fmt.Sprintf("disk of volume %s (%s) is gone from RDS", v.Name, v.ID))
+		}
+	}
+	// no-stale-claim: a claim of a gone node, or one without its
+	// VolumeAttachment, lapses within grace + one reconcile interval.
+	if c := w.ctrl; c != nil {
+		live := map[vaKey]bool{}
+		for _, name := range k.order {
+			v := k.vols[name]
+			for _, cl := range c.att.Holders(v.ID) {
+				key := vaKey{name, cl.Node}
+				va, hasVA := k.vas[key]
+				stale := !k.node(cl.Node).exists || k.node(cl.Node).outOfService || !hasVA || va.detaching
+				if !stale {
+					continue
+				}
+				live[key] = true
+				since, ok := iv.claimSince[key]
+				if !ok {
+					iv.claimSince[key] = now
+					continue
+				}
+				if limit := w.opts.GracePeriod + w.opts.ReconcileInterval + w.opts.RPCTimeout; now.Sub(since) > limit {
+					iv.violate(InvNoStaleClaim, name+"@"+cl.Node, fmt.Sprintf("claim of node %s on volume %s stale for %v (limit %v)",
+						cl.Node, name, now.Sub(since), limit))
+				}
+			}
+		}
+		for key := range iv.claimSince {
+			if !live[key] {
+				delete(iv.claimSince, key)
+			}
+		}
+	}
+	// probe-follows-rds
+	reach := w.rdsReachable()
+	switch {
+	case !reach && iv.downSince.IsZero():
+		iv.downSince, iv.upSince = now, time.Time{}
+	case reach && !iv.downSince.IsZero():
+		iv.downSince, iv.upSince = time.Time{}, now
+	}
+	if !iv.downSince.IsZero() && w.probeReady {
+		if d := now.Sub(iv.downSince); d > w.opts.HealthInterval+5*time.Second {
+			iv.violate(InvProbeFollowsRDS, "down@"+fmt.Sprint(iv.downSince.Sub(w.start)),
+				fmt.Sprintf("Probe ready %v after RDS became unreachable", d))
+		}
+	}
+	// no-restart-loop: processes restart only when the timeline restarts them.
+	total := 0
+	for _, r := range w.replicas {
+		total += r.restarts
+	}
+	if total > w.timelineRestarts {
+		iv.violate(InvNoRestartLoop, "controller", fmt.Sprintf("controller replicas restarted %d times, the timeline caused %d",
+			total, w.timelineRestarts))
+	}
+}

@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/container-storage-interface/spec/lib/go/csi"
+	"k8s.io/mount-utils"
+	utilexec "k8s.io/utils/exec"
+	testingexec "k8s.io/utils/exec/testing"
+
+	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/node"
+)
+
+// simNode is one Kubernetes node's CSI node plugin: the real NodeServer on
+// an in-memory data plane, a fake mounter and a scripted mkfs/blkid.
+type simNode struct {
+	name   string
+	dir    string
+	plugin *driver.NodeServer
+	plane  *simPlane
+}
+
+func (w *World) addNodePlugin(name string) error {
+	dir := filepath.Join(w.tmp, name)
+	plane := &simPlane{node: name, dir: filepath.Join(dir, "dev"), fab: w.fabric()}
+	if err := os.MkdirAll(plane.dir, 0o700); err != nil {
+		return err
+	}
+	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]node.DataPlane{"nvme": plane},
+		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), Mounter: mount.NewFakeMounter(nil),
+		Exec: simExec{fab: plane.fab}, Clock: w.vc.view(nil)})
+	if err != nil {
+		return err
+	}
+	w.nodes[name] = &simNode{name: name, dir: dir, plugin: ns, plane: plane}
+	return nil
+}
+
+func (n *simNode) paths(v *Volume) (staging, target string) {
+	return filepath.Join(n.dir, "staging", v.ID), filepath.Join(n.dir, "pods", v.ID, "volume")
+}
+
+// stage is NodeStageVolume then NodePublishVolume, as the kubelet calls them.
+func (n *simNode) stage(w *World, v *Volume, pctx map[string]string) error {
+	staging, target := n.paths(v)
+	ctx := w.ctx
+	if _, err := n.plugin.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: v.ID, StagingTargetPath: staging,
+		VolumeCapability: v.capability(), PublishContext: pctx, VolumeContext: v.volCtx}); err != nil {
+		return err
+	}
+	_, err := n.plugin.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.ID, StagingTargetPath: staging,
+		TargetPath: target, VolumeCapability: v.capability(), PublishContext: pctx, VolumeContext: v.volCtx})
+	return err
+}
+
+// unstage is NodeUnpublishVolume then NodeUnstageVolume.
+func (n *simNode) unstage(w *World, v *Volume) error {
+	staging, target := n.paths(v)
+	if _, err := n.plugin.NodeUnpublishVolume(w.ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.ID, TargetPath: target}); err != nil {
+		return err
+	}
+	_, err := n.plugin.NodeUnstageVolume(w.ctx, &csi.NodeUnstageVolumeRequest{VolumeId: v.ID, StagingTargetPath: staging})
+	return err
+}
+
+// fabric is the storage network as the nodes see it: which node has which
+// volume connected, and which filesystems exist (mkfs writes them, blkid
+// reads them), shared by every node.
+type fabric struct {
+	mu        sync.Mutex
+	formatted map[string]string          // volume ID → filesystem
+	connected map[string]map[string]bool // volume ID → nodes
+	devices   map[string]string          // device path → volume ID
+}
+
+func (w *World) fabric() *fabric {
+	if w.fab == nil {
+		w.fab = &fabric{formatted: map[string]string{}, connected: map[string]map[string]bool{}, devices: map[string]string{}}
+	}
+	return w.fab
+}
+
+// Connected lists the nodes that have the volume's device connected.
+func (f *fabric) nodesOf(volumeID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n := range f.connected[volumeID] {
+		out = append(out, n)
+	}
+	return out
+}
+
+// simPlane is the in-memory data plane: "connecting" a volume creates a small
+// sparse file standing for its block device.
+type simPlane struct {
+	node string
+	dir  string
+	fab  *fabric
+}
+
+// Name is "nvme": the simulated plane stands in for NVMe/TCP, which is what
+// the controller's volumes ask for by default.
+func (p *simPlane) Name() string { return "nvme" }
+
+func (p *simPlane) device(t node.Target) string { return filepath.Join(p.dir, t.VolumeID) }
+
+func (p *simPlane) Attach(_ context.Context, t node.Target) (string, error) {
+	dev := p.device(t)
+	f, err := os.OpenFile(dev, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if err := f.Truncate(2 << 20); err != nil { // both probed MiB, zero
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	p.fab.mu.Lock()
+	if p.fab.connected[t.VolumeID] == nil {
+		p.fab.connected[t.VolumeID] = map[string]bool{}
+	}
+	p.fab.connected[t.VolumeID][p.node] = true
+	p.fab.devices[dev] = t.VolumeID
+	p.fab.mu.Unlock()
+	return dev, nil
+}
+
+func (p *simPlane) Device(_ context.Context, t node.Target) (string, error) {
+	p.fab.mu.Lock()
+	defer p.fab.mu.Unlock()
+	if p.fab.connected[t.VolumeID][p.node] {
+		return p.device(t), nil
+	}
+	return "", nil
+}
+
+func (p *simPlane) Detach(_ context.Context, t node.Target) error {
+	p.fab.mu.Lock()
+	delete(p.fab.connected[t.VolumeID], p.node)
+	p.fab.mu.Unlock()
+	return nil
+}
+
+func (p *simPlane) Rescan(context.Context, node.Target) (int64, error) {
+	return 0, fmt.Errorf("sim data plane: %w", node.ErrNotAttached)
+}
+
+// simExec answers the commands mount-utils runs: blkid from the fabric's
+// filesystems, mkfs by recording one, fsck and resize by succeeding.
+type simExec struct{ fab *fabric }
+
+func (e simExec) Command(cmd string, args ...string) utilexec.Cmd {
+	return e.CommandContext(context.Background(), cmd, args...)
+}
+
+func (e simExec) CommandContext(_ context.Context, cmd string, args ...string) utilexec.Cmd {
+	out, err := e.run(cmd, args)
+	action := func() ([]byte, []byte, error) { return out, nil, err }
+	fc := &testingexec.FakeCmd{
+		CombinedOutputScript: []testingexec.FakeAction{action},
+		OutputScript:         []testingexec.FakeAction{action},
+		RunScript:            []testingexec.FakeAction{action},
+	}
+	return testingexec.InitFakeCmd(fc, cmd, args...)
+}
+
+func (e simExec) LookPath(file string) (string, error) { return "/usr/sbin/" + file, nil }
+
+func (e simExec) run(cmd string, args []string) ([]byte, error) {
+	dev := ""
+	if len(args) > 0 {
+		dev = args[len(args)-1]
+	}
+	e.fab.mu.Lock()
+	defer e.fab.mu.Unlock()
+	vol := e.fab.devices[dev]
+	switch {
+	case cmd == "blkid":
+		if fs := e.fab.formatted[vol]; fs != "" {
+			return []byte("DEVNAME=" + dev + "\nTYPE=" + fs + "\n"), nil
+		}
+		return nil, &testingexec.FakeExitError{Status: 2}
+	case strings.HasPrefix(cmd, "mkfs."):
+		e.fab.formatted[vol] = strings.TrimPrefix(cmd, "mkfs.")
+		return nil, nil
+	}
+	return nil, nil
+}
