@@ -207,8 +207,21 @@ func (w *World) quiesce() error {
 		}
 	}
 	w.inv.check()
+	for _, f := range w.onInstant {
+		f()
+	}
 	w.trace.Flush()
 	return nil
+}
+
+// OnInstant registers f to run once per virtual instant, after the system
+// has settled (the scenario runner evaluates its expectations there).
+func (w *World) OnInstant(f func()) { w.onInstant = append(w.onInstant, f) }
+
+// Wake makes sure the clock stops at t (since the start), e.g. at the end of
+// an expectation's window.
+func (w *World) Wake(t time.Duration) {
+	w.tasks.add(w.start.Add(t), "wake", func() error { return nil })
 }
 
 // observe traces the transitions the engine watches from outside: Probe.

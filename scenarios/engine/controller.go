@@ -383,13 +383,17 @@ type recorder struct{ w *World }
 
 func (r *recorder) Event(obj runtime.Object, typ, reason, msg string) {
 	f := map[string]any{"type": typ, "reason": reason, "msg": msg}
+	pvc := ""
 	if ref, ok := obj.(*corev1.ObjectReference); ok {
 		f["object"] = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
+		if ref.Kind == "PersistentVolumeClaim" {
+			pvc = ref.Name
+		}
 	} else if m, ok := obj.(metav1.Object); ok {
 		f["object"] = fmt.Sprintf("%T/%s/%s", obj, m.GetNamespace(), m.GetName())
 	}
 	r.w.record("k8s.event", f)
-	r.w.inv.event(reason)
+	r.w.inv.event(reason, pvc)
 }
 
 func (r *recorder) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +28,11 @@ type Violation struct {
 
 func (v Violation) String() string { return fmt.Sprintf("%v: %s: %s", v.At, v.Invariant, v.Msg) }
 
+type dual struct {
+	since    time.Time
+	timedOut int // MigrationTimedOut events of the volume before the pair formed
+}
+
 // invariants are checked after every instant; each violation is traced
 // once per subject.
 type invariants struct {
@@ -35,8 +41,9 @@ type invariants struct {
 	rpcs []Violation // from RPC goroutines
 
 	events     map[string]int
+	eventsOn   map[string]int       // reason/PVC name → count
 	volumes    []*Volume
-	dualSince  map[string]time.Time // RWX volume → attached to two nodes since
+	dualSince  map[string]dual      // RWX volume@pair → attached to both since
 	claimSince map[vaKey]time.Time  // claim of a gone node / without VA → since
 	downSince  time.Time            // RDS unreachable since (zero: reachable)
 	upSince    time.Time
@@ -46,7 +53,7 @@ type invariants struct {
 }
 
 func newInvariants(w *World) *invariants {
-	return &invariants{w: w, events: map[string]int{}, dualSince: map[string]time.Time{},
+	return &invariants{w: w, events: map[string]int{}, eventsOn: map[string]int{}, dualSince: map[string]dual{},
 		claimSince: map[vaKey]time.Time{}, seen: map[string]bool{}}
 }
 
@@ -60,10 +67,19 @@ func (w *World) EventCount(reason string) int {
 	return w.inv.events[reason]
 }
 
-func (iv *invariants) event(reason string) {
+func (iv *invariants) event(reason, pvc string) {
 	iv.mu.Lock()
 	iv.events[reason]++
+	if pvc != "" {
+		iv.eventsOn[reason+"/"+pvc]++
+	}
 	iv.mu.Unlock()
+}
+
+func (iv *invariants) eventCountOn(reason, pvc string) int {
+	iv.mu.Lock()
+	defer iv.mu.Unlock()
+	return iv.eventsOn[reason+"/"+pvc]
 }
 
 func (iv *invariants) volumeCreated(v *Volume) { iv.volumes = append(iv.volumes, v) }
@@ -89,13 +105,14 @@ func (iv *invariants) violate(inv, subject, msg string) {
 }
 
 // rdsReachable says whether the faults in force leave RDS answering.
+// rds.refuse is not an outage: connections already open keep working.
 func (w *World) rdsReachable() bool {
-	if !w.Emulator.Serving() || w.Emulator.Faults().Rejecting() {
+	if !w.Emulator.Serving() {
 		return false
 	}
 	for name := range w.faults {
 		switch name {
-		case "rds.hang", "network.timeout", "network.reset_peer", "rds.slow-reconnect", "rds.refuse":
+		case "rds.hang", "network.timeout", "network.reset_peer", "rds.slow-reconnect":
 			return false
 		}
 	}
@@ -127,15 +144,29 @@ func (iv *invariants) check() {
 		case !v.RWX && len(nodes) > 1, len(nodes) > 2:
 			iv.violate(InvSingleWriter, name, fmt.Sprintf("volume %s attached to %v at once", name, nodes))
 		case len(nodes) == 2:
-			if _, ok := iv.dualSince[name]; !ok {
-				iv.dualSince[name] = now
+			// One hand-off is one pair of nodes; the driver's window starts
+			// again for a new pair.
+			pair := name + "@" + nodes[0] + "+" + nodes[1]
+			d, ok := iv.dualSince[pair]
+			if !ok {
+				d = dual{since: now, timedOut: iv.eventCountOn("MigrationTimedOut", name)}
+				for k := range iv.dualSince {
+					if strings.HasPrefix(k, name+"@") {
+						delete(iv.dualSince, k)
+					}
+				}
+				iv.dualSince[pair] = d
 			}
 			limit := w.opts.MigrationWindow + w.opts.ReconcileInterval
-			if now.Sub(iv.dualSince[name]) > limit && w.EventCount("MigrationTimedOut") == 0 {
-				iv.violate(InvSingleWriter, name, fmt.Sprintf("volume %s on %v for %v with no MigrationTimedOut", name, nodes, now.Sub(iv.dualSince[name])))
+			if now.Sub(d.since) > limit && iv.eventCountOn("MigrationTimedOut", name) == d.timedOut {
+				iv.violate(InvSingleWriter, pair, fmt.Sprintf("volume %s on %v for %v and no MigrationTimedOut reported", name, nodes, now.Sub(d.since)))
 			}
 		default:
-			delete(iv.dualSince, name)
+			for k := range iv.dualSince {
+				if strings.HasPrefix(k, name+"@") {
+					delete(iv.dualSince, k)
+				}
+			}
 		}
 		// The data plane: a filesystem connected on two live nodes.
 		if !v.Block {

@@ -42,6 +42,10 @@ import (
 //     the scheduler would.
 const (
 	maxWaitForUnmount = 6 * time.Minute
+	// podGCQuarantine: the pod garbage collector deletes the pods of a
+	// deleted node only after this long (upstream: 40s), and the
+	// attach-detach controller detaches only then.
+	podGCQuarantine   = 40 * time.Second
 	attachRetryStart  = time.Second
 	attachRetryMax    = 5 * time.Minute
 )
@@ -79,6 +83,7 @@ type kubeSim struct {
 	// live migration, none while unscheduled.
 	placement map[string][]string
 	vas       map[vaKey]*vaState
+	goneSince map[string]time.Time // deleted node → when first seen gone
 
 	mu   sync.Mutex
 	done []opResult
@@ -94,7 +99,8 @@ type opResult struct {
 }
 
 func newKubeSim(w *World) *kubeSim {
-	return &kubeSim{w: w, vols: map[string]*Volume{}, placement: map[string][]string{}, vas: map[vaKey]*vaState{}}
+	return &kubeSim{w: w, vols: map[string]*Volume{}, placement: map[string][]string{}, vas: map[vaKey]*vaState{},
+		goneSince: map[string]time.Time{}}
 }
 
 func vaName(volumeID, node string) string {
@@ -316,6 +322,9 @@ func (k *kubeSim) sync() error {
 		return v
 	}
 	k.reschedule(view)
+	if err := k.cleanOrphans(view); err != nil {
+		return err
+	}
 	now := w.Clock.Now()
 	// Wanted attachments without a VolumeAttachment get one.
 	for _, name := range k.order {
@@ -345,7 +354,7 @@ func (k *kubeSim) sync() error {
 			continue
 		}
 		nv := view(key.node)
-		wanted := slices.Contains(k.placement[key.vol], key.node) && nv.exists
+		wanted := slices.Contains(k.placement[key.vol], key.node)
 		switch {
 		case wanted && !va.attached && !va.nextTry.After(now):
 			k.launch(va, "publish")
@@ -371,6 +380,30 @@ func (k *kubeSim) sync() error {
 	return nil
 }
 
+// cleanOrphans is the kubelet of a live node unmounting what no pod of it
+// uses any more: after a restart, a partition or a reboot, volumes that
+// moved away while it was gone are still connected there.
+func (k *kubeSim) cleanOrphans(view func(string) nodeView) error {
+	for _, name := range k.order {
+		v := k.vols[name]
+		nodes := k.w.fab.nodesOf(v.ID)
+		sort.Strings(nodes)
+		for _, n := range nodes {
+			if va, ok := k.vas[vaKey{name, n}]; (ok && va.staged) || !view(n).alive() {
+				continue
+			}
+			node := k.w.nodes[n]
+			if err := node.unstage(k.w, v); err != nil {
+				k.w.record("kubelet", map[string]any{"volume": name, "node": n, "op": "orphan-unmount-failed",
+					"code": status.Code(err).String()})
+				continue
+			}
+			k.w.record("kubelet", map[string]any{"volume": name, "node": n, "op": "orphan-unmounted"})
+		}
+	}
+	return nil
+}
+
 // nextDue is the earliest instant the loop has work (a retry, a forced
 // detach), for the clock to jump to.
 func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
@@ -380,6 +413,9 @@ func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
 		if t.After(now) && (!found || t.Before(best)) {
 			best, found = t, true
 		}
+	}
+	for _, since := range k.goneSince {
+		consider(since.Add(podGCQuarantine))
 	}
 	for _, va := range k.vas {
 		if va.inflight {
@@ -396,10 +432,28 @@ func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
 // reschedule moves the pods of gone nodes to the Ready node with the fewest
 // pods.
 func (k *kubeSim) reschedule(view func(string) nodeView) {
+	now := k.w.Clock.Now()
+	evict := map[string]bool{}
+	for _, n := range k.w.nodeNames() {
+		v := view(n)
+		switch {
+		case v.outOfService:
+			evict[n] = true // the taint's point: evict and detach at once
+		case !v.exists:
+			since, ok := k.goneSince[n]
+			if !ok {
+				since = now
+				k.goneSince[n] = now
+			}
+			evict[n] = !now.Before(since.Add(podGCQuarantine))
+		default:
+			delete(k.goneSince, n)
+		}
+	}
 	for _, name := range k.order {
 		pl := k.placement[name]
 		for i, n := range pl {
-			if !view(n).gone() {
+			if !evict[n] {
 				continue
 			}
 			target := k.pickNode(view, pl)

@@ -92,3 +92,9 @@ func (t *Trace) generation() int64 {
 	defer t.mu.Unlock()
 	return t.count
 }
+
+// Record adds an event at virtual time at (since the start); the scenario
+// runner traces its expectations with it.
+func (t *Trace) Record(at time.Duration, kind string, fields map[string]any) {
+	t.add(Event{T: at, Kind: kind, Fields: fields})
+}

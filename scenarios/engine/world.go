@@ -143,6 +143,7 @@ type World struct {
 
 	probeKnown, probeReady bool
 	timelineRestarts       int
+	onInstant              []func()
 	rdsUp                  bool
 	rdsDownSince           time.Duration
 }

@@ -102,7 +102,7 @@ var errorCases = []struct {
 		`"db-4" (from "db-{1..4}") matches no volume`, 0},
 	{"unknown vm", head + "  - {at: 1m, do: \"kubevirt.migrate {vm: vm-1, to: node-b}\"}\n", 5, "timeline[0].do.vm", `vm "vm-1" names no volume`, 0},
 	{"for on an event", head + "  - {at: 1m, do: rds.restart, for: 1m}\n", 5, "timeline[0].for", "rds.restart cannot be undone", 0},
-	{"for on a runner action", head + "  - {at: 1m, do: controller.crash, for: 1m}\n", 5, "timeline[0].for", "controller.crash cannot be undone", 0},
+	{"for on a runner action", head + "  - {at: 1m, do: leader.loss, for: 1m}\n", 5, "timeline[0].for", "leader.loss cannot be undone", 0},
 	{"for without do", head + "  - {at: 1m, for: 1m, expect: {probe: ready}}\n", 5, "timeline[0].for", "has no do", 0},
 	{"parameters outside braces", head + "  - {at: 1m, do: rds.latency latency=1s}\n", 5, "timeline[0].do", "parameters go in braces", 0},
 	{"unclosed parameter braces", head + "  - {at: 1m, do: \"rds.latency {latency: 1s\"}\n", 5, "timeline[0].do", "parameters of rds.latency", 0},
