@@ -54,3 +54,11 @@ bench:
 
 clean:
 	rm -rf $(BIN)
+
+## e2e: the driver against a real control plane (etcd, kube-apiserver,
+## kube-controller-manager) and the real CSI sidecars, with the tests playing the
+## kubelet. Root only (loop devices, mounts). hack/e2e/tools.sh builds the Kubernetes
+## binaries once into ~/.cache/rds-csi/e2e (RDS_CSI_E2E_CACHE), keyed by version.
+.PHONY: e2e
+e2e:
+	@vars="$$(hack/e2e/tools.sh)" && env $$vars $(GO) test -tags e2e -count=1 -timeout 60m -v ./e2e/...

@@ -41,11 +41,11 @@ type invariants struct {
 	rpcs []Violation // from RPC goroutines
 
 	events     map[string]int
-	eventsOn   map[string]int       // reason/PVC name → count
+	eventsOn   map[string]int // reason/PVC name → count
 	volumes    []*Volume
-	dualSince  map[string]dual      // RWX volume@pair → attached to both since
-	claimSince map[vaKey]time.Time  // claim of a gone node / without VA → since
-	downSince  time.Time            // RDS unreachable since (zero: reachable)
+	dualSince  map[string]dual     // RWX volume@pair → attached to both since
+	claimSince map[vaKey]time.Time // claim of a gone node / without VA → since
+	downSince  time.Time           // RDS unreachable since (zero: reachable)
 	upSince    time.Time
 	leaders    int
 	seen       map[string]bool

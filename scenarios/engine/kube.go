@@ -45,9 +45,9 @@ const (
 	// podGCQuarantine: the pod garbage collector deletes the pods of a
 	// deleted node only after this long (upstream: 40s), and the
 	// attach-detach controller detaches only then.
-	podGCQuarantine   = 40 * time.Second
-	attachRetryStart  = time.Second
-	attachRetryMax    = 5 * time.Minute
+	podGCQuarantine  = 40 * time.Second
+	attachRetryStart = time.Second
+	attachRetryMax   = 5 * time.Minute
 )
 
 type vaKey struct{ vol, node string } // scenario volume name, node

@@ -162,7 +162,7 @@ func (r *run) play() error {
 		}
 		r.evaluate()
 	}
-	if err := endDue(time.Duration(1<<62)); err != nil {
+	if err := endDue(time.Duration(1 << 62)); err != nil {
 		return err
 	}
 	last := w.Now()
