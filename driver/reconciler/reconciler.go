@@ -69,6 +69,12 @@ type Options struct {
 	// events that are about the controller rather than a volume. Nil logs
 	// them only.
 	Identity *corev1.ObjectReference
+	// Observed, if set, is called after the reconciler has handled each
+	// watch event it subscribes to (Node add/update/delete outside the
+	// initial list, VolumeAttachment delete). The scenario runner counts
+	// these to know that a write has reached the reconciler before it moves
+	// virtual time.
+	Observed func()
 }
 
 // Reconciler rebuilds, watches and reconciles the attachment state. Create
@@ -99,6 +105,9 @@ type Reconciler struct {
 	startOnce sync.Once
 	synced    chan struct{} // closed once every cache has synced
 	ready     atomic.Bool
+	// requested: a Trigger has not yet been taken up by Run; running: a
+	// run of Run is in progress (Pending).
+	requested, running atomic.Bool
 
 	// runMu makes rebuilds and reconcile runs one at a time. RPCs never
 	// take it: they meet the reconciler only in the manager's per-volume
@@ -186,14 +195,27 @@ func New(o Options) (*Reconciler, error) {
 	if err := r.pvInf.AddIndexers(cache.Indexers{pvHandleIndex: r.indexPVByHandle}); err != nil {
 		return nil, fmt.Errorf("reconciler: PV index: %w", err)
 	}
+	observed := func() {
+		if o.Observed != nil {
+			o.Observed()
+		}
+	}
 	if _, err := r.nodeInf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc:    r.onNodeAdd,
-		UpdateFunc: r.onNodeUpdate,
-		DeleteFunc: func(any) { r.Trigger("node-deleted") },
+		AddFunc: func(obj any, initial bool) {
+			r.onNodeAdd(obj, initial)
+			if !initial {
+				observed()
+			}
+		},
+		UpdateFunc: func(o, n any) { r.onNodeUpdate(o, n); observed() },
+		DeleteFunc: func(any) { r.Trigger("node-deleted"); observed() },
 	}); err != nil {
 		return nil, fmt.Errorf("reconciler: node handler: %w", err)
 	}
-	if _, err := r.vaInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: r.onVADelete}); err != nil {
+	if _, err := r.vaInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		r.onVADelete(obj)
+		observed()
+	}}); err != nil {
 		return nil, fmt.Errorf("reconciler: VolumeAttachment handler: %w", err)
 	}
 	r.recorder = o.Recorder
@@ -300,6 +322,7 @@ func (r *Reconciler) Trigger(reason string) {
 	r.reasonsMu.Lock()
 	r.reasons[reason] = struct{}{}
 	r.reasonsMu.Unlock()
+	r.requested.Store(true)
 	select {
 	case r.trigger <- struct{}{}:
 	default:
@@ -346,13 +369,19 @@ func (r *Reconciler) Run(ctx context.Context) {
 		}
 		// Drain a trigger that raced with the tick so it does not cause
 		// an extra, empty run.
+		r.running.Store(true)
+		r.requested.Store(false)
 		select {
 		case <-r.trigger:
 		default:
 		}
 		r.ReconcileOnce(ctx)
+		r.running.Store(false)
 	}
 }
+
+// Pending reports whether a run has been asked for and has not finished.
+func (r *Reconciler) Pending() bool { return r.running.Load() || r.requested.Load() }
 
 // onNodeAdd triggers for nodes that matter on arrival: a re-created node we
 // reported gone, or one that already carries the out-of-service taint. The

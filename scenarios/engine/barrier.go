@@ -68,6 +68,8 @@ type snapshot struct {
 	connLost           bool
 	netHeld            bool
 	runsBehind         bool
+	recLag             int64 // watch events the reconciler has yet to handle
+	recPending         bool  // a reconcile run is asked for or running
 	gen                [3]int64
 }
 
@@ -78,7 +80,8 @@ type snapshot struct {
 func (s snapshot) idle() bool {
 	parkedOnly := s.work <= s.parked
 	return parkedOnly && (s.rpcs == 0 || s.work > 0) && s.connects == 0 && s.afters == 0 &&
-		s.apiLag == 0 && s.mgr == mgrParked && !s.connLost && !s.netHeld && !s.runsBehind
+		s.apiLag == 0 && s.mgr == mgrParked && !s.connLost && !s.netHeld && !s.runsBehind &&
+		s.recLag <= 0 && !s.recPending
 }
 
 func (w *World) snap() snapshot {
@@ -110,6 +113,8 @@ func (w *World) snap() snapshot {
 		if want > 0 {
 			s.runsBehind = c.reconcileRuns() < want
 		}
+		s.recLag = w.recWrites.Load() - c.recBase - c.recSeen.Load()
+		s.recPending = c.rec.Pending()
 	}
 	return s
 }

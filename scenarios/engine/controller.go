@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -58,6 +59,8 @@ type controller struct {
 	mgrTimerHC   bool
 	mgrConn      rds.Conn
 	rdsReported  bool // the reconciler has been told a state
+	recBase      int64        // World.recWrites when the reconciler's caches synced
+	recSeen      atomic.Int64 // watch events its handlers finished
 	runsWant     float64
 	recTickNext  time.Time
 	recTickEvery time.Duration
@@ -112,7 +115,7 @@ func (w *World) startController(r *replica) error {
 	}
 	grace := w.opts.GracePeriod
 	if w.opts.Bugs.IgnoreGracePeriod {
-		grace = 0
+		grace = time.Nanosecond // zero would mean "the default" to the driver
 	}
 	var rec *reconciler.Reconciler
 	c.att = attachment.New(attachment.Options{Clock: c.view, GracePeriod: grace, MigrationWindow: w.opts.MigrationWindow,
@@ -123,7 +126,8 @@ func (w *World) startController(r *replica) error {
 		})})
 	rec, err = reconciler.New(reconciler.Options{DriverName: driver.DefaultName, Client: w.Kube, Attachments: c.att,
 		Clock: tickerSpy{c.view, c}, Recorder: &recorder{w: w}, Registerer: c.reg, Interval: w.opts.ReconcileInterval,
-		Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name}})
+		Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name},
+		Observed: func() { c.recSeen.Add(1) }})
 	if err != nil {
 		return err
 	}
@@ -140,6 +144,8 @@ func (w *World) startController(r *replica) error {
 	if err := rec.Start(c.ctx); err != nil {
 		return fmt.Errorf("engine: controller %s start-up: %w", r.name, err)
 	}
+	// Writes from now on reach the reconciler as watch events.
+	c.recBase = w.recWrites.Load()
 	go rec.Run(c.ctx)
 	c.drv, err = driver.New(driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420,
 		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace})

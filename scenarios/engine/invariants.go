@@ -130,6 +130,15 @@ func (iv *invariants) check() {
 		iv.violate(v.Invariant, fmt.Sprint(v.At), v.Msg)
 	}
 	k := w.kube
+	views := map[string]nodeView{}
+	view := func(n string) nodeView {
+		v, ok := views[n]
+		if !ok {
+			v = k.node(n)
+			views[n] = v
+		}
+		return v
+	}
 	// single-writer, as the API server records attachments.
 	attached := map[string][]string{}
 	for key, va := range k.vas {
@@ -172,7 +181,7 @@ func (iv *invariants) check() {
 		if !v.Block {
 			var live []string
 			for _, n := range w.fab.nodesOf(v.ID) {
-				if k.node(n).alive() {
+				if view(n).alive() {
 					live = append(live, n)
 				}
 			}
@@ -198,7 +207,7 @@ func (iv *invariants) check() {
 			for _, cl := range c.att.Holders(v.ID) {
 				key := vaKey{name, cl.Node}
 				va, hasVA := k.vas[key]
-				stale := !k.node(cl.Node).exists || k.node(cl.Node).outOfService || !hasVA || va.detaching
+				stale := view(cl.Node).gone() || !hasVA || va.detaching
 				if !stale {
 					continue
 				}

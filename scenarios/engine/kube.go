@@ -140,7 +140,8 @@ func (v nodeView) alive() bool { return v.exists && v.ready && !v.outOfService }
 // ---- volumes ----------------------------------------------------------------
 
 // CreateVolume provisions a volume as external-provisioner would and binds a
-// PV for it; node, if set, schedules its pod there.
+// PV for it; node, if set, schedules its pod there. The attach happens when
+// time next advances (Advance), as it would after the scheduler's decision.
 func (w *World) CreateVolume(v Volume, node string) error {
 	k := w.kube
 	if _, dup := k.vols[v.Name]; dup {
@@ -188,7 +189,7 @@ func (w *World) CreateVolume(v Volume, node string) error {
 		k.placement[v.Name] = []string{node}
 		w.record("pod", map[string]any{"volume": v.Name, "node": node, "op": "scheduled"})
 	}
-	return w.Advance(w.Now())
+	return nil
 }
 
 func capability(block bool, mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
@@ -651,6 +652,10 @@ func (w *World) watchAPI() error {
 		handled, obj, err := k8stesting.ObjectReaction(tracker)(a)
 		if err == nil {
 			w.apiWrites.Add(1)
+			// What the reconciler's handlers see (reconciler.Options.Observed).
+			if r := a.GetResource().Resource; r == "nodes" || (r == "volumeattachments" && a.GetVerb() == "delete") {
+				w.recWrites.Add(1)
+			}
 		}
 		return handled, obj, err
 	})

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/rds-csi/rds-csi/chaos"
@@ -103,6 +104,9 @@ func (o *Options) defaults() {
 
 // initialConnectTimeout is distinct from every loop timer of the manager, so
 // the manager model can tell Start's wait from its loop (see mgrTimerArmed).
+// fakeWatchBuffer is the capacity of every fake watch channel.
+const fakeWatchBuffer = 1 << 16
+
 const initialConnectTimeout = 97 * time.Second
 
 // World is the whole system in one process on one virtual clock: the
@@ -131,6 +135,7 @@ type World struct {
 	// activity counters at the seams
 	cmds, connects, health atomic.Int64
 	apiWrites, apiSeen     atomic.Int64
+	recWrites              atomic.Int64 // writes the reconciler's handlers observe
 	rpcs                   atomic.Int64
 	steps                  atomic.Int64
 
@@ -184,6 +189,11 @@ func NewWorld(o Options) (*World, error) {
 	w.hostLine = strings.TrimSpace(string(gossh.MarshalAuthorizedKey(emu.HostKey())))
 	w.Network = chaos.NewNetwork(func(context.Context) (net.Conn, error) { return emu.DialInMemory() }, w.vc.view(nil))
 
+	// The fake API server's watch channels panic when full; thousands of
+	// writes in one instant (500 volumes attaching) are normal here.
+	if watch.DefaultChanSize < fakeWatchBuffer {
+		watch.DefaultChanSize = fakeWatchBuffer
+	}
 	var nodes []runtime.Object
 	for _, n := range o.Nodes {
 		nodes = append(nodes, readyNode(n, w.Clock.Now()))

@@ -111,6 +111,9 @@ func (r *run) play() error {
 			return err
 		}
 	}
+	if err := w.Advance(0); err != nil {
+		return err
+	}
 	type end struct {
 		at  time.Duration
 		key string

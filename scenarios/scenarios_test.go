@@ -1,0 +1,289 @@
+package scenarios
+
+import (
+	"encoding/json"
+	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/chaos"
+	"github.com/rds-csi/rds-csi/scenarios/engine"
+	"github.com/rds-csi/rds-csi/scenarios/report"
+	"github.com/rds-csi/rds-csi/scenarios/runner"
+	"github.com/rds-csi/rds-csi/scenarios/spec"
+	"github.com/rds-csi/rds-csi/scenarios/swarm"
+)
+
+var (
+	runs       = flag.Int("determinism-runs", 0, "runs per scenario in TestDeterminism (default 20, 3 under -race)")
+	swarmSeeds = flag.Int("swarm-seeds", 0, "seeds TestSwarm runs (default 50, 10 under -race)")
+)
+
+func TestMain(m *testing.M) {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	flag.Parse()
+	if !testing.Verbose() {
+		_ = fs.Set("logtostderr", "false")
+		_ = fs.Set("stderrthreshold", "FATAL")
+		klog.SetOutput(io.Discard)
+	}
+	os.Exit(m.Run())
+}
+
+// shipped lists every scenario file of this directory tree.
+func shipped(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || d.Name() == "spec") {
+			return filepath.SkipDir
+		}
+		if strings.HasSuffix(path, ".yaml") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 7 {
+		t.Fatalf("only %d scenario files: %v", len(files), files)
+	}
+	return files
+}
+
+func run(t *testing.T, file string, o runner.Options) *runner.Result {
+	t.Helper()
+	res, err := runner.Check(file, o)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return res
+}
+
+// TestShipped runs every shipped scenario; each must pass.
+func TestShipped(t *testing.T) {
+	for _, file := range shipped(t) {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			res := run(t, file, runner.Options{})
+			for _, f := range res.Summary.Failures {
+				t.Error(f)
+			}
+			t.Log(res.Summary.Line())
+		})
+	}
+}
+
+// TestIncidentCompression: the three-hour incident replays fast. The ratio
+// is printed (it is a measurement); the test checks only that the replay
+// covered the whole outage in virtual time.
+func TestIncidentCompression(t *testing.T) {
+	res := run(t, "incidents/rds-crash-2026-02-05.yaml", runner.Options{})
+	if !res.Summary.Pass {
+		t.Fatalf("incident failed: %v", res.Summary.Failures)
+	}
+	if res.Summary.Virtual < 3*time.Hour {
+		t.Fatalf("virtual duration %v, want the whole 3h outage", res.Summary.Virtual)
+	}
+	t.Logf("%s (%d clock steps)", res.Summary.Line(), res.Summary.Steps)
+}
+
+// TestDeterminism: every shipped scenario gives one trace hash per seed.
+func TestDeterminism(t *testing.T) {
+	n := *runs
+	if n == 0 {
+		n = 20
+		if raceEnabled {
+			n = 3
+		}
+	}
+	for _, file := range shipped(t) {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
+			hashes := map[string]int{}
+			for i := 0; i < n; i++ {
+				hashes[run(t, file, runner.Options{}).Summary.TraceHash]++
+			}
+			if len(hashes) != 1 {
+				t.Fatalf("%d runs gave %d different traces: %v", n, len(hashes), hashes)
+			}
+		})
+	}
+}
+
+// TestPlantedBugs: a driver with a known defect fails the scenario that
+// guards against it, with a message that says what went wrong.
+func TestPlantedBugs(t *testing.T) {
+	for _, c := range []struct {
+		name, file string
+		bugs       engine.Bugs
+		want       string // in the failure
+	}{
+		{"unpublish needs RDS", "incidents/rds-crash-2026-02-05.yaml", engine.Bugs{UnpublishNeedsRDS: true},
+			`{volumes: "{db,vm}-*", attachedTo: [], within: 1m0s}: not within 1m0s`},
+		{"grace period ignored", "node-deletion-grace.yaml", engine.Bugs{IgnoreGracePeriod: true},
+			`{claims: {volume: "db-*", nodes: [node-a]}, always: 29s}: broken at`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := run(t, c.file, runner.Options{Bugs: c.bugs})
+			if res.Summary.Pass {
+				t.Fatalf("%s passed with the bug planted", c.file)
+			}
+			joined := strings.Join(res.Summary.Failures, "\n")
+			if !strings.Contains(joined, c.want) {
+				t.Fatalf("failures do not name the broken expectation %q:\n%s", c.want, joined)
+			}
+			if !strings.Contains(res.Summary.Line(), "FAIL") || !strings.Contains(res.Summary.Reproduce, "--seed") {
+				t.Fatalf("summary %q / reproduce %q", res.Summary.Line(), res.Summary.Reproduce)
+			}
+		})
+	}
+}
+
+// TestFlappingBackoff reads the reconnect delays of the flapping scenario
+// from its trace: within an outage they double from 1s to a 16s cap, ±10%.
+func TestFlappingBackoff(t *testing.T) {
+	res := run(t, "rds-flapping.yaml", runner.Options{})
+	events, err := res.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, connects := 0, 0
+	for _, e := range events {
+		if e.Kind == "rds.connect" {
+			connects++
+		}
+		if e.Kind != "rds.state" || e.Fields["state"] != "disconnected" || e.Fields["retryInNs"] == nil {
+			continue
+		}
+		failures := int(number(t, e.Fields["failures"]))
+		retry := time.Duration(number(t, e.Fields["retryInNs"]))
+		want := 16 * time.Second
+		if failures <= 5 {
+			want = time.Second << (failures - 1)
+		}
+		if retry < want*9/10 || retry > want*11/10 {
+			t.Errorf("at %v after %d failures: retry in %v, want %v ±10%%", e.T, failures, retry, want)
+		}
+		seen++
+	}
+	if seen < 60 {
+		t.Fatalf("only %d reconnect delays in 60 outages", seen)
+	}
+	// No storm: one attempt per backoff step, at most three per 6s outage.
+	if connects > 60*3+10 {
+		t.Fatalf("%d connection attempts for 60 short outages", connects)
+	}
+	t.Logf("%d backoff delays checked, %d connection attempts", seen, connects)
+}
+
+func number(t *testing.T, v any) int64 {
+	t.Helper()
+	n, ok := v.(json.Number)
+	if !ok {
+		t.Fatalf("%v (%T) is not a number", v, v)
+	}
+	i, err := n.Int64()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+// TestSwarm runs generated schedules with every invariant on.
+func TestSwarm(t *testing.T) {
+	n := *swarmSeeds
+	if n == 0 {
+		n = 50
+		if raceEnabled {
+			n = 10
+		}
+	}
+	for seed := int64(1); seed <= int64(n); seed++ {
+		sc, err := spec.Parse([]byte(swarm.Generate(seed)))
+		if err != nil {
+			t.Fatalf("seed %d does not parse: %v\n%s", seed, err, swarm.Generate(seed))
+		}
+		res, err := runner.Run(sc, runner.Options{TolerateActionErrors: true})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if !res.Summary.Pass {
+			t.Errorf("seed %d failed (rds-scenario swarm --seeds %d..%d): %v", seed, seed, seed, res.Summary.Failures)
+		}
+	}
+}
+
+// TestSwarmGeneratesTheSameScenario: a seed is a scenario.
+func TestSwarmGeneratesTheSameScenario(t *testing.T) {
+	if swarm.Generate(9) != swarm.Generate(9) || swarm.Generate(9) == swarm.Generate(10) {
+		t.Fatal("swarm.Generate is not a function of its seed")
+	}
+}
+
+// TestCatalogueMatchesSpec: the scenario format mirrors the fault catalogue
+// (it cannot import it), so the two lists must agree, parameters included.
+func TestCatalogueMatchesSpec(t *testing.T) {
+	faults := map[string][]string{}
+	for _, s := range chaos.Catalogue() {
+		var ps []string
+		for _, p := range s.Params {
+			ps = append(ps, p.Name)
+		}
+		slices.Sort(ps)
+		faults[s.Name] = ps
+	}
+	for _, a := range spec.KnownActions() {
+		if !a.Fault {
+			if _, ok := faults[a.Name]; ok {
+				t.Errorf("%s is a chaos fault but spec says the runner performs it", a.Name)
+			}
+			continue
+		}
+		want, ok := faults[a.Name]
+		if !ok {
+			t.Errorf("spec lists fault %s, the chaos catalogue does not", a.Name)
+			continue
+		}
+		var got []string
+		for _, p := range a.Params {
+			got = append(got, p.Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: spec params %v, chaos params %v", a.Name, got, want)
+		}
+		delete(faults, a.Name)
+	}
+	for name := range faults {
+		t.Errorf("chaos fault %s is missing from the scenario format", name)
+	}
+}
+
+// TestReportRenders: the HTML report of a real run is produced and names
+// the scenario.
+func TestReportRenders(t *testing.T) {
+	res := run(t, "kubelet-restart.yaml", runner.Options{})
+	events, err := res.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := report.HTML(&b, res.Summary, events); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "kubelet-restart") || !strings.Contains(b.String(), "<svg") {
+		t.Fatal("report lacks the scenario name or the timeline picture")
+	}
+}
