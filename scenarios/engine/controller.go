@@ -58,7 +58,7 @@ type controller struct {
 	mgrTimerAt   time.Time
 	mgrTimerHC   bool
 	mgrConn      rds.Conn
-	rdsReported  bool // the reconciler has been told a state
+	rdsReported  bool         // the reconciler has been told a state
 	recBase      int64        // World.recWrites when the reconciler's caches synced
 	recSeen      atomic.Int64 // watch events its handlers finished
 	runsWant     float64
