@@ -1,7 +1,10 @@
 package scenarios
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"flag"
 	"io"
 	"io/fs"
@@ -112,8 +115,15 @@ func TestDeterminism(t *testing.T) {
 	for _, file := range shipped(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
 			hashes := map[string]int{}
+			var first []byte
 			for i := 0; i < n; i++ {
-				hashes[run(t, file, runner.Options{}).Summary.TraceHash]++
+				res := run(t, file, runner.Options{})
+				if first == nil {
+					first = res.Trace
+				} else if res.Summary.TraceHash != hashOf(first) {
+					t.Errorf("run %d differs from run 1 first at:\n%s", i+1, firstDiff(first, res.Trace))
+				}
+				hashes[res.Summary.TraceHash]++
 			}
 			if len(hashes) != 1 {
 				t.Fatalf("%d runs gave %d different traces: %v", n, len(hashes), hashes)
@@ -186,6 +196,22 @@ func TestFlappingBackoff(t *testing.T) {
 		t.Fatalf("%d connection attempts for 60 short outages", connects)
 	}
 	t.Logf("%d backoff delays checked, %d connection attempts", seen, connects)
+}
+
+func hashOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// firstDiff shows the first lines where two traces part.
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < len(la) && i < len(lb); i++ {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d\n- %s\n+ %s", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(la), len(lb))
 }
 
 func number(t *testing.T, v any) int64 {

@@ -21,7 +21,7 @@ func cmdList(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && d.Name() == "testdata" {
+		if d.IsDir() && d.Name() == "testdata" && path != dir {
 			return filepath.SkipDir
 		}
 		if d.IsDir() || !strings.HasSuffix(path, ".yaml") {

@@ -70,6 +70,7 @@ type snapshot struct {
 	runsBehind         bool
 	recLag             int64 // watch events the reconciler has yet to handle
 	recPending         bool  // a reconcile run is asked for or running
+	unreported         bool  // the manager changed state; its event is still being handled
 	gen                [3]int64
 }
 
@@ -81,7 +82,7 @@ func (s snapshot) idle() bool {
 	parkedOnly := s.work <= s.parked
 	return parkedOnly && (s.rpcs == 0 || s.work > 0) && s.connects == 0 && s.afters == 0 &&
 		s.apiLag == 0 && s.mgr == mgrParked && !s.connLost && !s.netHeld && !s.runsBehind &&
-		s.recLag <= 0 && !s.recPending
+		s.recLag <= 0 && !s.recPending && !s.unreported
 }
 
 func (w *World) snap() snapshot {
@@ -105,6 +106,7 @@ func (w *World) snap() snapshot {
 		c.mu.Lock()
 		s.mgr = c.mgrWait
 		want := c.runsWant
+		reported := c.reported
 		c.mu.Unlock()
 		// Connected but the link to RDS is gone: the manager has yet to notice.
 		// A crashed RDS has no live connection either, whatever the network
@@ -115,6 +117,7 @@ func (w *World) snap() snapshot {
 		}
 		s.recLag = w.recWrites.Load() - c.recBase - c.recSeen.Load()
 		s.recPending = c.rec.Pending()
+		s.unreported = c.rds.State() != reported
 	}
 	return s
 }

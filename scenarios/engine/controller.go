@@ -59,6 +59,7 @@ type controller struct {
 	mgrTimerHC   bool
 	mgrConn      rds.Conn
 	rdsReported  bool         // the reconciler has been told a state
+	reported     rds.State    // the last state whose event has been handled in full
 	recBase      int64        // World.recWrites when the reconciler's caches synced
 	recSeen      atomic.Int64 // watch events its handlers finished
 	runsWant     float64
@@ -380,6 +381,7 @@ func (c *controller) onRDSEvent(ev rds.Event) {
 		c.mgrWait = mgrParked // the backoff timer is armed before the event
 		c.mgrConn = nil
 	}
+	c.reported = ev.State
 	c.mu.Unlock()
 }
 

@@ -1,58 +1,56 @@
-// Package engine is the core of the scenario runner: it builds the controller
-// side of rds-csi in one process on one mock clock (World), moves virtual time
-// only from a quiescent system (Advance, Eventually), and records every
-// observable event as a JSON line with virtual time (Trace).
+// Package engine is the core of the scenario runner. A World is the whole
+// system in one process on one virtual clock: the emulated RDS (real SSH over
+// in-memory connections) behind a chaos Network, the controller replicas
+// (the real RDS connection manager, attachment rules, reconciler and CSI
+// controller, wired as cmd/rds-csi wires them, one leader at a time), a node
+// plugin per node (the real NodeServer on a simulated fabric), a fake API
+// server, and the parts of Kubernetes that call the driver: the
+// attach-detach controller, the external-attacher with its backoff, the
+// kubelet and pod rescheduling (kube.go). Time moves only from a quiescent
+// system (Advance, Until); every observable event is one JSON line with its
+// virtual time (Trace); invariants are checked at every instant.
+//
+// # The clock
+//
+// vclock implements clock.Clock itself. Firing a timer is a channel send or
+// a goroutine start done by the one goroutine that moves time, with no real
+// sleep (the archived clock library's Mock sleeps a millisecond per timer,
+// which caps a three-hour replay far below the target). Stopped timers are
+// detected through a real guard timer armed a century ahead (see clock.go),
+// so they leave no phantom deadline behind.
 //
 // # The quiescence barrier
 //
 // settle declares the system quiescent when a snapshot of these seams is idle
-// and identical over SettleChecks consecutive looks separated by a few
-// runtime.Gosched calls and tens of microseconds of real sleep (bounded by
-// SettleTimeout):
+// and identical over SettleChecks consecutive looks a few scheduler yields
+// apart (bounded by SettleTimeout):
 //
-//   - RouterOS commands of the driver in flight (wrapper around the Manager as
-//     the driver's RDSConnection), connects in flight (wrapped Connector),
-//     health checks in flight (wrapped Conn);
-//   - a model of the RDS manager's loop, fed by its state events
-//     (Manager.Subscribe), its timer arming (its own clock view), the wrapped
-//     Conn and the clock steps: after Connecting it is busy until the next
-//     event; after Connected until it arms its health timer; when its timer
-//     is stepped over, until the health check starts or the next event; after
-//     a Disconnected event it is parked (the backoff timer is armed first);
-//     when its connection dies it is busy until it reports it. It is also busy
-//     when it says Connected but the chaos Network has no connection left;
-//   - context deadlines passed whose cancellation has not yet run (contexts
-//     are implemented by the clock view, so cancellation is seen exactly),
-//     and AfterFunc callbacks running;
-//   - the chaos Network: chunks parked whose release time has come;
-//   - Kubernetes: successful writes to Nodes, VolumeAttachments and PVs
-//     (a reactor in front of the fake clientset's tracker) against the
-//     events an informer of the engine's own has received;
-//   - the reconciler: when its ticker is stepped over or RDS reconnects, a
-//     run is due, and the barrier waits for rds_csi_attachment_reconcile_total
-//     {action=run} to reach it;
-//   - a generation (trace events, timers armed, Network connections) that
-//     must not change across the looks.
+//   - RouterOS commands and health checks in flight, unless the emulator or
+//     the network holds them for the clock (a hang, a latency: parked);
+//     CSI calls in flight, unless they wait in such a command;
+//   - connects in flight, AfterFunc callbacks running;
+//   - a model of the RDS manager's loop, fed by its state events, its timer
+//     arming and the clock steps (busy after Connecting until the next
+//     event, after Connected until it arms its health timer, when its timer
+//     is stepped over until the check starts); the manager having changed
+//     state without its event handled in full; the manager saying Connected
+//     while RDS is down or the link has gone;
+//   - Kubernetes: successful writes against the events an informer of the
+//     engine's own has received, and against the events the reconciler's
+//     handlers report (reconciler.Options.Observed); a reconcile run asked
+//     for or in progress (Reconciler.Pending), or due because a tick passed;
+//   - a generation (trace events, deadlines armed, network connections)
+//     that must not change across the looks.
 //
-// What it guarantees: every piece of work the engine can attribute to a seam
-// (a command, a connect, a health check, a deadline's cancel, a write's watch
-// event, a due reconcile run, a manager transition) has finished before time
-// moves, and nothing observable changed across the settle window.
+// Then quiesce does the engine's own work for the instant (due tasks such as
+// a Lease expiring, the Kubernetes loop, completed CSI calls) and settles
+// again until nothing changes, checks the invariants and flushes the trace.
 //
-// What it does not guarantee: a goroutine woken by something the engine does
-// not model (the reconciler's other informers, an AfterFunc callback that has
-// not started, the SSH client noticing EOF before the Network does) is only
-// covered by the settle window, which is real time. The window is short, so
-// under heavy load such a goroutine can still be running when the clock moves;
-// the result would be an event stamped one timer step late, which the
-// determinism test would catch as a different hash. Timers stopped through the
-// library's *clock.Timer/*clock.Ticker cannot be seen, so they leave phantom
-// deadlines: the engine steps to them and nothing happens (an idle step).
-// RPCs run on the engine's goroutine, so an RPC that waits on virtual time
-// would hang (none in the controller does today).
-//
-// Each clock step costs the archived Mock's own 1 ms real sleep per timer
-// fired plus one per Set; that, not the barrier, bounds the compression ratio.
+// What it does not guarantee: a goroutine woken by something no seam
+// counts is only covered by the settle window, which is real time, so under
+// extreme load an event could land one instant late. The determinism tests
+// (20 runs per shipped scenario, and runs under -race on a loaded machine)
+// are the guard; a mismatch prints the first differing trace line.
 //
 // # Trace
 //
