@@ -10,6 +10,7 @@
 #       the emulator need no tools and no root.
 # The last stage (node) is the default target.
 
+# GO_VERSION is the Go toolchain of the build stage (go.mod's go line).
 ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION}-bookworm AS build

@@ -10,21 +10,26 @@ FUZZ_TARGETS := \
 	./emulator/routeros:FuzzQuote \
 	./driver/rds:FuzzParseDetail \
 	./driver/rds:FuzzRoundTrip \
-	./driver/rds:FuzzQuote
+	./driver/rds:FuzzQuote \
+	./scenarios/spec:FuzzParse
 
-.PHONY: all build demo test vet unit fuzz bench clean
+.PHONY: all build demo emulator-demo scenarios test vet unit fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## demo: start the emulator and play a scripted RouterOS session against it.
+## demo: replay the 2026-02-05 outage on the virtual clock; the timeline prints, incident.html is the report.
 demo:
+	$(GO) run ./cmd/rds-scenario run scenarios/incidents/rds-crash-2026-02-05.yaml --report incident.html
+
+## emulator-demo: start the emulator and play a scripted RouterOS session against it over SSH.
+emulator-demo:
 	$(GO) run ./cmd/rds-emulator demo
 
 ## test: everything CI runs: vet, race-enabled unit and integration tests, bounded fuzzing.
-test: vet unit fuzz
+test: vet unit scenarios fuzz deploy-test
 
 # The clock seam: code the scenario runner drives takes a clock.Clock. The binaries
 # under cmd/ may use real time.
@@ -39,6 +44,11 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## scenarios: every shipped scenario, 20 runs each for determinism and 50 swarm seeds,
+## without the race detector (the -race lane above runs fewer of each).
+scenarios:
+	$(GO) test -count=1 -timeout 15m -run 'TestShipped|TestDeterminism|TestSwarm|TestPlantedBugs|TestIncidentCompression' ./scenarios/
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -62,3 +72,24 @@ clean:
 .PHONY: e2e
 e2e:
 	@vars="$$(hack/e2e/tools.sh)" && env $$vars $(GO) test -tags e2e -count=1 -timeout 60m -v ./e2e/...
+
+## deploy-test: render deploy/ (kustomize overlays, Helm chart), decode every
+## object strictly and check the install invariants; lint the Dockerfile, build
+## ./cmd/... from the image's build context, shellcheck the kind scripts. The
+## test lives in its own module (deploy/go.mod) to keep kustomize and Helm out of
+## the driver's.
+.PHONY: deploy-test kind-up kind-down kind-e2e
+deploy-test:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	@if command -v shellcheck >/dev/null; then shellcheck deploy/kind/*.sh; else echo "shellcheck not installed: skipped (apt-get install shellcheck)"; fi
+
+## kind-up / kind-down / kind-e2e: a kind cluster against the emulator (needs
+## docker, kind, kubectl). See deploy/README.md.
+kind-up:
+	deploy/kind/kind-up.sh
+
+kind-down:
+	deploy/kind/kind-down.sh
+
+kind-e2e:
+	deploy/kind/kind-e2e.sh

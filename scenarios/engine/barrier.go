@@ -210,6 +210,9 @@ func (w *World) quiesce() error {
 			return err
 		}
 		w.observe()
+		if w.ctrl != nil {
+			w.ctrl.traceMetrics()
+		}
 		if w.trace.generation()+int64(w.kube.seq) == gen {
 			break
 		}

@@ -65,6 +65,7 @@ type controller struct {
 	runsWant     float64
 	recTickNext  time.Time
 	recTickEvery time.Duration
+	metrics      map[string]float64 // last traced value of each sample
 }
 
 type mgrWait int
@@ -109,7 +110,7 @@ func (w *World) startController(r *replica) error {
 	c.rds, err = rds.NewManager(rds.ManagerConfig{
 		Connector: &connector{c: c, ssh: ssh}, Clock: c.view,
 		Rand:           rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
-		HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout,
+		HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout, Registerer: c.reg,
 	})
 	if err != nil {
 		return err
@@ -149,7 +150,8 @@ func (w *World) startController(r *replica) error {
 	c.recBase = w.recWrites.Load()
 	go rec.Run(c.ctx)
 	c.drv, err = driver.New(driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420,
-		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace})
+		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace,
+		Registerer: c.reg})
 	return err
 }
 
@@ -446,6 +448,40 @@ func (c *controller) reconcileRuns() float64 {
 		}
 	}
 	return 0
+}
+
+// traceMetrics records every metric sample of the controller that changed
+// since the last instant. Histograms are left out: their buckets would only
+// repeat the RPC and command lines.
+func (c *controller) traceMetrics() {
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		return
+	}
+	if c.metrics == nil {
+		c.metrics = map[string]float64{}
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var v float64
+			switch {
+			case m.GetCounter() != nil:
+				v = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				v = m.GetGauge().GetValue()
+			default:
+				continue
+			}
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			if old, ok := c.metrics[key]; !ok || old != v {
+				c.metrics[key] = v
+				c.w.record("metric", map[string]any{"name": key, "value": v})
+			}
+		}
+	}
 }
 
 // expectRun notes that a reconcile run is due (a tick passed, RDS came back).
