@@ -210,12 +210,12 @@ func (w *World) quiesce() error {
 			return err
 		}
 		w.observe()
-		if w.ctrl != nil {
-			w.ctrl.traceMetrics()
-		}
 		if w.trace.generation()+int64(w.kube.seq) == gen {
 			break
 		}
+	}
+	if w.ctrl != nil {
+		w.ctrl.traceMetrics() // only now is every counter final for the instant
 	}
 	w.inv.check()
 	for _, f := range w.onInstant {

@@ -66,6 +66,7 @@ type controller struct {
 	recTickNext  time.Time
 	recTickEvery time.Duration
 	metrics      map[string]float64 // last traced value of each sample
+	metricsGen   int64              // trace generation at the last gather
 }
 
 type mgrWait int
@@ -454,6 +455,12 @@ func (c *controller) reconcileRuns() float64 {
 // since the last instant. Histograms are left out: their buckets would only
 // repeat the RPC and command lines.
 func (c *controller) traceMetrics() {
+	// Metrics move only with the work that traces events; an instant that
+	// traced nothing (an idle timer) cannot have changed them.
+	if gen := c.w.trace.generation(); c.metrics != nil && gen == c.metricsGen {
+		return
+	}
+	defer func() { c.metricsGen = c.w.trace.generation() }()
 	mfs, err := c.reg.Gather()
 	if err != nil {
 		return

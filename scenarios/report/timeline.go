@@ -223,7 +223,9 @@ func (d *digester) rdsState(e Event) {
 		d.emit(r, "", noun{})
 		return
 	}
-	if d.everConnected && !d.outage {
+	// Events of one instant are ordered by their bytes, not causally, so an
+	// outage starts where the trace says the connection was lost.
+	if d.everConnected && !d.outage && e.str("previous") == "connected" {
 		d.outage, d.lostAt = true, e.T
 	}
 	d.maxFailures = max(d.maxFailures, failures)
