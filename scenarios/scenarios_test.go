@@ -26,8 +26,8 @@ import (
 )
 
 var (
-	runs       = flag.Int("determinism-runs", 0, "runs per scenario in TestDeterminism (default 20, 3 under -race)")
-	swarmSeeds = flag.Int("swarm-seeds", 0, "seeds TestSwarm runs (default 50, 10 under -race)")
+	runs       = flag.Int("determinism-runs", 0, "runs per scenario in TestDeterminism (default 20, 2 under -race)")
+	swarmSeeds = flag.Int("swarm-seeds", 0, "seeds TestSwarm runs (default 50, 5 under -race)")
 )
 
 func TestMain(m *testing.M) {
@@ -109,7 +109,7 @@ func TestDeterminism(t *testing.T) {
 	if n == 0 {
 		n = 20
 		if raceEnabled {
-			n = 3
+			n = 2
 		}
 	}
 	for _, file := range shipped(t) {
@@ -233,7 +233,7 @@ func TestSwarm(t *testing.T) {
 	if n == 0 {
 		n = 50
 		if raceEnabled {
-			n = 10
+			n = 5
 		}
 	}
 	for seed := int64(1); seed <= int64(n); seed++ {

@@ -141,10 +141,7 @@ func (r *run) play() error {
 			return err
 		}
 		if st.Do != nil {
-			params, err := r.resolve(st.Do)
-			if err != nil {
-				return fmt.Errorf("line %d: %w", st.Line, err)
-			}
+			params := maps(st.Do.Params)
 			if err := r.apply(st.Do.Name, params); err != nil && r.tolerate {
 				w.Trace().Record(w.Now(), "action.refused", map[string]any{"action": st.Do.String(), "err": err.Error()})
 			} else if err != nil {
@@ -180,15 +177,6 @@ func faultKey(name string, params map[string]string) string {
 		return name + "/" + n
 	}
 	return name
-}
-
-// resolve turns an action's volume patterns into the one volume it names.
-func (r *run) resolve(a *spec.Action) (map[string]string, error) {
-	params := map[string]string{}
-	for k, v := range a.Params {
-		params[k] = v
-	}
-	return params, nil
 }
 
 // apply performs an action; volume patterns fan out to every volume.
