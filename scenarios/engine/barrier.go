@@ -154,29 +154,50 @@ func (w *World) settle() error {
 	}
 }
 
-// stepTo moves the clock to t after telling the models what will fire.
-func (w *World) stepTo(t time.Time) {
-	if c := w.ctrl; c != nil {
-		c.mu.Lock()
-		if c.mgrWait == mgrParked && !c.mgrTimerAt.IsZero() && !c.mgrTimerAt.After(t) && c.mgrTimerAt.After(w.Clock.Now()) {
-			if c.mgrTimerHC {
-				c.mgrWait = mgrHealth
-			} else {
-				c.mgrWait = mgrEvent
-			}
+// stepTo moves the clock to t. The entries due fire one at a time, each
+// followed by a settle, so two timers of one instant (a reconcile tick and a
+// grace deadline) are never handled in an order, or coalesced in a way, that
+// depends on scheduling.
+func (w *World) stepTo(t time.Time) error {
+	w.steps.Add(1)
+	for {
+		e := w.vc.popDue(t)
+		if e == nil {
+			break
 		}
-		tick := false
-		for c.recTickEvery > 0 && !c.recTickNext.After(t) {
-			c.recTickNext = c.recTickNext.Add(c.recTickEvery)
-			tick = true
+		fireAt := e.at
+		if !w.vc.claim(e) {
+			continue
 		}
-		c.mu.Unlock()
-		if tick {
-			c.expectRun()
+		w.beforeFire(e, fireAt)
+		e.fire(fireAt)
+		if err := w.settle(); err != nil {
+			return err
 		}
 	}
-	w.steps.Add(1)
-	w.vc.set(t)
+	w.vc.advance(t)
+	return nil
+}
+
+// beforeFire tells the models what a firing entry will wake.
+func (w *World) beforeFire(e *entry, at time.Time) {
+	c := w.ctrl
+	if c == nil || e.view != c.view {
+		return
+	}
+	if e.kind == tickerChannel { // the reconciler's: the only ticker on the view
+		c.expectRun()
+		return
+	}
+	c.mu.Lock()
+	if c.mgrWait == mgrParked && at.Equal(c.mgrTimerAt) && e.kind == timerChannel {
+		if c.mgrTimerHC {
+			c.mgrWait = mgrHealth
+		} else {
+			c.mgrWait = mgrEvent
+		}
+	}
+	c.mu.Unlock()
 }
 
 // quiesce settles the system and does the engine's own work for the current
@@ -274,7 +295,9 @@ func (w *World) Advance(to time.Duration) error {
 		if !ok || next.After(target) {
 			next = target
 		}
-		w.stepTo(next)
+		if err := w.stepTo(next); err != nil {
+			return err
+		}
 	}
 }
 
@@ -298,7 +321,9 @@ func (w *World) Until(within time.Duration, pred func() bool) (time.Duration, bo
 		if !ok || next.After(deadline) {
 			next = deadline
 		}
-		w.stepTo(next)
+		if err := w.stepTo(next); err != nil {
+			return 0, false, err
+		}
 	}
 }
 

@@ -50,8 +50,18 @@ type entry struct {
 	guard  *clock.Timer  // real, armed a century ahead; nil for tickers and contexts
 	period time.Duration // tickers
 	view   *clockView
+	kind   entryKind
 	fire   func(now time.Time)
 }
+
+type entryKind int
+
+const (
+	timerChannel entryKind = iota
+	timerFunc
+	tickerChannel
+	contextDeadline
+)
 
 type entryQueue []*entry
 
@@ -128,34 +138,59 @@ func (v *vclock) next() (time.Time, bool) {
 // order), each at its own instant.
 func (v *vclock) set(t time.Time) {
 	for {
-		v.mu.Lock()
-		if len(v.q) == 0 || v.q[0].at.After(t) {
-			if t.After(v.now) {
-				v.now = t
-			}
-			v.mu.Unlock()
-			return
+		e := v.popDue(t)
+		if e == nil {
+			break
 		}
-		e := heap.Pop(&v.q).(*entry)
-		if e.at.After(v.now) {
-			v.now = e.at
-		}
-		now := v.now
-		live := e.view == nil || !e.view.closed.Load()
-		if live && e.guard != nil {
-			live = e.guard.Stop() // the engine wins the race against the holder's Stop
-		}
-		if live && e.period > 0 {
-			e.at = e.at.Add(e.period)
-			v.seq++
-			e.seq = v.seq
-			heap.Push(&v.q, e)
-		}
-		v.mu.Unlock()
-		if live {
-			e.fire(now)
+		at := e.at // claim re-arms a ticker
+		if v.claim(e) {
+			e.fire(at)
 		}
 	}
+	v.advance(t)
+}
+
+// popDue removes the earliest entry due at or before t and moves now to its
+// deadline; nil when none is due.
+func (v *vclock) popDue(t time.Time) *entry {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.q) == 0 || v.q[0].at.After(t) {
+		return nil
+	}
+	e := heap.Pop(&v.q).(*entry)
+	if e.at.After(v.now) {
+		v.now = e.at
+	}
+	return e
+}
+
+// claim decides whether a popped entry fires: not if its view was closed or
+// its holder stopped it first (the engine's Stop of the guard wins or loses
+// the race, as a real timer's firing does). A live ticker is re-armed.
+func (v *vclock) claim(e *entry) bool {
+	live := e.view == nil || !e.view.closed.Load()
+	if live && e.guard != nil {
+		live = e.guard.Stop()
+	}
+	if live && e.period > 0 {
+		v.mu.Lock()
+		e.at = e.at.Add(e.period)
+		v.seq++
+		e.seq = v.seq
+		heap.Push(&v.q, e)
+		v.mu.Unlock()
+	}
+	return live
+}
+
+// advance moves now to t once nothing before it is due.
+func (v *vclock) advance(t time.Time) {
+	v.mu.Lock()
+	if t.After(v.now) {
+		v.now = t
+	}
+	v.mu.Unlock()
 }
 
 // view returns a clock.Clock on v. onTimer, if set, is told of every Timer
@@ -189,7 +224,7 @@ func (c *clockView) Timer(d time.Duration) *clock.Timer {
 	t := clock.New().AfterFunc(never, func() {})
 	t.C = ch
 	at := c.v.Now().Add(d)
-	c.v.add(&entry{at: at, guard: t, view: c, fire: func(now time.Time) {
+	c.v.add(&entry{at: at, guard: t, view: c, kind: timerChannel, fire: func(now time.Time) {
 		select {
 		case ch <- now:
 		default:
@@ -203,7 +238,7 @@ func (c *clockView) Timer(d time.Duration) *clock.Timer {
 
 func (c *clockView) AfterFunc(d time.Duration, f func()) *clock.Timer {
 	t := clock.New().AfterFunc(never, func() {})
-	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, fire: func(time.Time) {
+	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerFunc, fire: func(time.Time) {
 		c.v.afterFuncs.Add(1)
 		go func() {
 			defer c.v.afterFuncs.Add(-1)
@@ -217,7 +252,7 @@ func (c *clockView) Ticker(d time.Duration) *clock.Ticker {
 	ch := make(chan time.Time, 1)
 	t := clock.New().Ticker(never)
 	t.C = ch
-	c.v.add(&entry{at: c.v.Now().Add(d), period: d, view: c, fire: func(now time.Time) {
+	c.v.add(&entry{at: c.v.Now().Add(d), period: d, view: c, kind: tickerChannel, fire: func(now time.Time) {
 		select {
 		case ch <- now:
 		default:
@@ -241,7 +276,7 @@ func (c *clockView) WithDeadline(parent context.Context, deadline time.Time) (co
 		ctx.cancel(context.DeadlineExceeded)
 		return ctx, func() {}
 	}
-	e := &entry{at: deadline, fire: func(time.Time) { ctx.cancel(context.DeadlineExceeded) }}
+	e := &entry{at: deadline, kind: contextDeadline, fire: func(time.Time) { ctx.cancel(context.DeadlineExceeded) }}
 	ctx.mu.Lock()
 	ctx.onDone = func() { c.v.remove(e) }
 	ctx.mu.Unlock()

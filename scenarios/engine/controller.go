@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -52,21 +51,19 @@ type controller struct {
 	drv     *driver.Driver
 
 	// model of the RDS manager's goroutine, see doc.go
-	mu           sync.Mutex
-	dead         bool
-	mgrWait      mgrWait
-	mgrTimerAt   time.Time
-	mgrTimerHC   bool
-	mgrConn      rds.Conn
-	rdsReported  bool         // the reconciler has been told a state
-	reported     rds.State    // the last state whose event has been handled in full
-	recBase      int64        // World.recWrites when the reconciler's caches synced
-	recSeen      atomic.Int64 // watch events its handlers finished
-	runsWant     float64
-	recTickNext  time.Time
-	recTickEvery time.Duration
-	metrics      map[string]float64 // last traced value of each sample
-	metricsGen   int64              // trace generation at the last gather
+	mu          sync.Mutex
+	dead        bool
+	mgrWait     mgrWait
+	mgrTimerAt  time.Time
+	mgrTimerHC  bool
+	mgrConn     rds.Conn
+	rdsReported bool         // the reconciler has been told a state
+	reported    rds.State    // the last state whose event has been handled in full
+	recBase     int64        // World.recWrites when the reconciler's caches synced
+	recSeen     atomic.Int64 // watch events its handlers finished
+	runsWant    float64
+	metrics     map[string]float64 // last traced value of each sample
+	metricsGen  int64              // trace generation at the last gather
 }
 
 type mgrWait int
@@ -128,7 +125,7 @@ func (w *World) startController(r *replica) error {
 			rec.Event(e)
 		})})
 	rec, err = reconciler.New(reconciler.Options{DriverName: driver.DefaultName, Client: w.Kube, Attachments: c.att,
-		Clock: tickerSpy{c.view, c}, Recorder: &recorder{w: w}, Registerer: c.reg, Interval: w.opts.ReconcileInterval,
+		Clock: c.view, Recorder: &recorder{w: w}, Registerer: c.reg, Interval: w.opts.ReconcileInterval,
 		Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name},
 		Observed: func() { c.recSeen.Add(1) }})
 	if err != nil {
@@ -414,22 +411,6 @@ func (r *recorder) Eventf(obj runtime.Object, typ, reason, format string, args .
 func (r *recorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ, reason, format string, args ...any) {
 	r.Eventf(obj, typ, reason, format, args...)
 }
-
-// tickerSpy tells the controller of the reconciler's periodic ticker, so a
-// tick is known to cause a run.
-type tickerSpy struct {
-	*clockView
-	c *controller
-}
-
-func (t tickerSpy) Ticker(d time.Duration) *clock.Ticker {
-	t.c.mu.Lock()
-	t.c.recTickNext, t.c.recTickEvery = t.Now().Add(d), d
-	t.c.mu.Unlock()
-	return t.clockView.Ticker(d)
-}
-
-func (t tickerSpy) Tick(d time.Duration) <-chan time.Time { return t.Ticker(d).C }
 
 func (c *controller) reconcileRuns() float64 {
 	mfs, err := c.reg.Gather()
