@@ -313,3 +313,18 @@ func TestReportRenders(t *testing.T) {
 		t.Fatal("report lacks the scenario name or the timeline picture")
 	}
 }
+
+// TestHungRDSKeepsProbeNotReady guards a defect the swarm found: a hung RDS
+// completes SSH handshakes, so the manager reconnected at once after each
+// failed health check and reported Connected (Probe ready) until the next
+// check. A connect now counts only once RDS answers a command. The scenario
+// checks behaviour only: with commands parked in a hang, the barrier cannot
+// yet promise one trace per seed, so it is not among the shipped files.
+func TestHungRDSKeepsProbeNotReady(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		res := run(t, "testdata/rds-hang.yaml", runner.Options{})
+		if !res.Summary.Pass {
+			t.Fatalf("run %d: %v", i+1, res.Summary.Failures)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package rds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -342,7 +343,22 @@ func (m *Manager) loop() {
 			}
 			return
 		}
+		if err == nil {
+			// A hung RDS still completes SSH handshakes; only an answered
+			// command proves it is back. Without this check the manager
+			// would report Connected (and Probe ready) between health checks
+			// for as long as RDS hangs.
+			hctx, hcancel := m.clk.WithTimeout(m.ctx, m.cfg.HealthTimeout)
+			if herr := conn.HealthCheck(hctx); herr != nil {
+				_ = conn.Close()
+				err = fmt.Errorf("connected, but RDS does not answer: %w", herr)
+			}
+			hcancel()
+		}
 		if err != nil {
+			if m.ctx.Err() != nil {
+				return
+			}
 			failures++
 			lastErr = err
 			m.metrics.reconnects.WithLabelValues("failure").Inc()

@@ -234,14 +234,34 @@ func TestManagerJitterDeterministic(t *testing.T) {
 	}
 }
 
+// intervalUntil adds health intervals (10s) to clk until cond holds. The
+// manager arms its next health timer only after the previous check (or
+// Start) returned, so an Add can come before the timer exists; then the
+// interval is added again.
+func intervalUntil(t *testing.T, clk *clock.Mock, cond func() bool) {
+	t.Helper()
+	for i := 0; !cond(); i++ {
+		if i == 3 {
+			t.Fatal("no health check after three intervals")
+		}
+		clk.Add(10 * time.Second)
+		for end := time.Now().Add(500 * time.Millisecond); !cond() && time.Now().Before(end); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 func TestManagerHealthCheck(t *testing.T) {
 	clk := clock.NewMock()
 	fc := &fakeConnector{clk: clk}
 	fc.up.Store(true)
 	var inFlight, maxInFlight, checks atomic.Int32
-	var fail atomic.Bool
+	var fail, armed atomic.Bool
 	gate := make(chan struct{})
 	fc.health = func(ctx context.Context) error {
+		if !armed.Load() {
+			return nil // the check that completes the first connect
+		}
 		checks.Add(1)
 		if n := inFlight.Add(1); n > maxInFlight.Load() {
 			maxInFlight.Store(n)
@@ -262,10 +282,12 @@ func TestManagerHealthCheck(t *testing.T) {
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	armed.Store(true)
 	// First check after one interval; while it hangs, time passes but no
-	// second check starts.
-	clk.Add(10 * time.Second)
-	waitFor(t, "first check", func() bool { return checks.Load() == 1 })
+	// second check starts. The loop arms its health timer just after
+	// Start returns, so the interval is added again if the first Add came
+	// before the timer existed.
+	intervalUntil(t, clk, func() bool { return checks.Load() == 1 })
 	for i := 0; i < 4; i++ {
 		clk.Add(time.Second) // stay below the 5 s health timeout
 	}
@@ -275,8 +297,7 @@ func TestManagerHealthCheck(t *testing.T) {
 	gate <- struct{}{} // first check succeeds
 	waitFor(t, "check done", func() bool { return inFlight.Load() == 0 })
 	// A check that hangs past its timeout tears the connection down.
-	clk.Add(10 * time.Second)
-	waitFor(t, "second check", func() bool { return checks.Load() == 2 })
+	intervalUntil(t, clk, func() bool { return checks.Load() == 2 })
 	clk.Add(5 * time.Second)
 	ev := next(t, ch, StateDisconnected)
 	if !errors.Is(ev.Err, context.DeadlineExceeded) || ev.RetryIn < 900*time.Millisecond || ev.RetryIn > 1100*time.Millisecond {
@@ -288,11 +309,18 @@ func TestManagerHealthCheck(t *testing.T) {
 		t.Fatal("unhealthy conn not closed")
 	}
 	clk.Add(ev.RetryIn)
+	// A reconnect counts only once RDS answers a command.
+	next(t, ch, StateConnecting)
+	waitFor(t, "the reconnect's check", func() bool { return checks.Load() == 3 })
+	if m.State() == StateConnected {
+		t.Fatal("connected before RDS answered")
+	}
+	gate <- struct{}{}
 	next(t, ch, StateConnected)
 
 	// A failing check also reconnects.
 	fail.Store(true)
-	clk.Add(10 * time.Second)
+	intervalUntil(t, clk, func() bool { return checks.Load() == 4 })
 	ev = next(t, ch, StateDisconnected)
 	if ev.Err == nil || maxInFlight.Load() != 1 {
 		t.Fatalf("event %+v, max in flight %d", ev, maxInFlight.Load())

@@ -306,10 +306,10 @@ type modelConn struct {
 func (mc *modelConn) HealthCheck(ctx context.Context) error {
 	c, w := mc.c, mc.c.w
 	w.health.Add(1)
+	// While the check runs, the health counter says whether the manager is
+	// busy or parked (a hung RDS holds the check for the clock).
 	c.mu.Lock()
-	if c.mgrWait == mgrHealth {
-		c.mgrWait = mgrParked
-	}
+	c.mgrWait = mgrParked
 	c.mu.Unlock()
 	err := mc.Conn.HealthCheck(ctx)
 	c.mu.Lock()
