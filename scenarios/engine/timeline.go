@@ -68,9 +68,9 @@ func (w *World) setReady(node string) error {
 	return err
 }
 
-// faultKey keys an active fault: node faults per node, so two nodes can be
-// down at once.
-func faultKey(name string, params map[string]string) string {
+// FaultKey keys an active fault (EndFault, ActiveFaults): node faults per
+// node, so two nodes can be down at once.
+func FaultKey(name string, params map[string]string) string {
 	if n := params["node"]; n != "" {
 		return name + "/" + n
 	}
@@ -91,7 +91,7 @@ func (w *World) ApplyFault(name string, params map[string]string) error {
 		w.record("fault.apply-failed", fields)
 		return err
 	}
-	key := faultKey(name, params)
+	key := FaultKey(name, params)
 	if undo != nil {
 		w.faults[key] = undo
 	} else {

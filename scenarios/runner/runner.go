@@ -147,7 +147,7 @@ func (r *run) play() error {
 			} else if err != nil {
 				r.fail(fmt.Sprintf("%v: line %d: %s: %v", w.Now(), st.Line, st.Do.String(), err))
 			} else if st.For > 0 {
-				ends = append(ends, end{st.At + st.For, faultKey(st.Do.Name, params)})
+				ends = append(ends, end{st.At + st.For, engine.FaultKey(st.Do.Name, params)})
 				w.Wake(st.At + st.For)
 			}
 		}
@@ -170,13 +170,6 @@ func (r *run) play() error {
 		last = max(last, m.to)
 	}
 	return w.Advance(last)
-}
-
-func faultKey(name string, params map[string]string) string {
-	if n := params["node"]; n != "" {
-		return name + "/" + n
-	}
-	return name
 }
 
 // apply performs an action; volume patterns fan out to every volume.
