@@ -109,6 +109,7 @@ type model struct {
 	cols       int
 	faults     []*faultLane
 	rds        []change
+	rdsInstant []Event // rds.state events of the instant being read
 	probe      []change
 	ctrl       map[string][]change
 	nodes      map[string]*nodeModel
@@ -135,7 +136,7 @@ func buildModel(events []Event, end time.Duration, cols int) *model {
 func (m *model) add(e Event) {
 	switch e.Kind {
 	case "rds.state":
-		m.rds = appendChange(m.rds, e.T, e.str("state"))
+		m.rdsState(e)
 	case "probe":
 		ready, _ := e.flag("ready")
 		m.probe = appendChange(m.probe, e.T, map[bool]string{true: "ready", false: "not ready"}[ready])
@@ -169,6 +170,42 @@ func (m *model) add(e Event) {
 }
 
 // appendChange records a state change; a repeated state is no change.
+// rdsState adds a connection state. Events of one instant come ordered by
+// their bytes, not causally ("disconnected" with an err field sorts before
+// "connecting"), so the states of an instant are gathered and put back in
+// the manager's order: its failure count never falls within an outage, and
+// at equal counts "connecting" comes before what it led to.
+func (m *model) rdsState(e Event) {
+	if len(m.rdsInstant) > 0 && m.rdsInstant[0].T != e.T {
+		m.flushRDS()
+	}
+	m.rdsInstant = append(m.rdsInstant, e)
+}
+
+func (m *model) flushRDS() {
+	group := m.rdsInstant
+	m.rdsInstant = nil
+	if len(group) == 0 {
+		return
+	}
+	key := func(e Event) (float64, int) {
+		f, _ := e.num("failures")
+		if e.str("state") == "connecting" {
+			return f, 0
+		}
+		return f, 1
+	}
+	final := group[0]
+	for _, e := range group[1:] {
+		ef, er := key(e)
+		ff, fr := key(final)
+		if ef > ff || (ef == ff && er >= fr) {
+			final = e
+		}
+	}
+	m.rds = appendChange(m.rds, final.T, final.str("state"))
+}
+
 func appendChange(cs []change, t time.Duration, state string) []change {
 	if n := len(cs); n > 0 && cs[n-1].State == state {
 		return cs
@@ -316,6 +353,7 @@ func (m *model) faultEvent(e Event) {
 
 // finish closes what the run left open at its end.
 func (m *model) finish() {
+	m.flushRDS()
 	for _, f := range m.faults {
 		if n := len(f.bars); n > 0 && f.bars[n-1].Open {
 			f.bars[n-1].To = m.end
