@@ -130,15 +130,7 @@ func (iv *invariants) check() {
 		iv.violate(v.Invariant, fmt.Sprint(v.At), v.Msg)
 	}
 	k := w.kube
-	views := map[string]nodeView{}
-	view := func(n string) nodeView {
-		v, ok := views[n]
-		if !ok {
-			v = k.node(n)
-			views[n] = v
-		}
-		return v
-	}
+	view := k.nodeViews()
 	// single-writer, as the API server records attachments.
 	attached := map[string][]string{}
 	for key, va := range k.vas {

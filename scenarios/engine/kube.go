@@ -132,6 +132,20 @@ func (k *kubeSim) node(name string) nodeView {
 	return v
 }
 
+// nodeViews returns a lookup that reads each node from the API server once:
+// one pass of the loop or of the invariants sees one consistent picture.
+func (k *kubeSim) nodeViews() func(string) nodeView {
+	views := map[string]nodeView{}
+	return func(n string) nodeView {
+		v, ok := views[n]
+		if !ok {
+			v = k.node(n)
+			views[n] = v
+		}
+		return v
+	}
+}
+
 // gone: the node will not come back for its pods (deleted, or declared
 // down by the operator).
 func (v nodeView) gone() bool  { return !v.exists || v.outOfService }
@@ -313,15 +327,7 @@ func (k *kubeSim) sync() error {
 			return err
 		}
 	}
-	nodes := map[string]nodeView{}
-	view := func(n string) nodeView {
-		v, ok := nodes[n]
-		if !ok {
-			v = k.node(n)
-			nodes[n] = v
-		}
-		return v
-	}
+	view := k.nodeViews()
 	k.reschedule(view)
 	if err := k.cleanOrphans(view); err != nil {
 		return err
