@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -65,6 +66,39 @@ func (d *Driver) begin(ctx context.Context, id string) (context.Context, func(),
 	return ctx, func() { cancel(); unlock() }, nil
 }
 
+// lookupVolume returns the driver's volume id. A slot that holds no disk, or a
+// disk the driver does not own (see driver/ownership), is NOT_FOUND: a
+// hand-made disk that happens to be called pvc-something is not a volume.
+func (d *Driver) lookupVolume(ctx context.Context, id string) (*rds.Disk, error) {
+	if !isVolumeID(id) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+	}
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, rdsStatus("look up volume", err)
+	}
+	if !d.owner.OwnsVolume(disk) {
+		return nil, status.Errorf(codes.NotFound, "volume %s does not exist: RDS slot %s holds %s, which is not this driver's", id, id, describe(disk))
+	}
+	return disk, nil
+}
+
+// lookupSnapshot is lookupVolume for snapshots.
+func (d *Driver) lookupSnapshot(ctx context.Context, id string) (*rds.Disk, snapshotID, error) {
+	parsed, ok := parseSnapshotID(id)
+	if !ok {
+		return nil, parsed, status.Errorf(codes.NotFound, "snapshot %s does not exist", id)
+	}
+	disk, err := d.rds.GetDisk(ctx, id)
+	if err != nil {
+		return nil, parsed, rdsStatus("look up snapshot", err)
+	}
+	if !d.owner.OwnsSnapshot(disk) {
+		return nil, parsed, status.Errorf(codes.NotFound, "snapshot %s does not exist: RDS slot %s holds %s, which is not this driver's", id, id, describe(disk))
+	}
+	return disk, parsed, nil
+}
+
 // CreateVolume creates (or finds, on retry) a file disk exported over NVMe/TCP,
 // empty or copied from a snapshot or another volume.
 func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
@@ -90,10 +124,20 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	defer done()
 
 	src := req.GetVolumeContentSource()
+	path := filePathFor(params.basePath, slot)
 	existing, err := d.rds.GetDisk(ctx, slot)
 	switch {
 	case err == nil:
-		// A retry, or a name reused with other parameters.
+		// A retry, a name reused with other parameters, or a disk that is
+		// not ours in the slot the name maps to: that one is never adopted.
+		if !d.owner.OwnsVolume(existing) {
+			return nil, status.Errorf(codes.FailedPrecondition,
+				"RDS slot %s is taken by %s, which this driver does not own; refusing to adopt it (rename or remove that disk)", slot, describe(existing))
+		}
+		if existing.FilePath != path {
+			return nil, status.Errorf(codes.AlreadyExists,
+				"volume %q exists as %s, not under the requested base path %s", req.GetName(), describe(existing), params.basePath)
+		}
 		if !fitsRange(existing.Size, req.GetCapacityRange()) {
 			return nil, status.Errorf(codes.AlreadyExists,
 				"volume %q exists as %s, which does not fit the requested capacity range", req.GetName(), describe(existing))
@@ -103,13 +147,12 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		return nil, rdsStatus("look up volume", err)
 	}
 
-	path := filePathFor(params.basePath, slot)
 	var disk *rds.Disk
 	switch {
 	case src.GetSnapshot() != nil:
-		disk, err = d.copyInto(ctx, src.GetSnapshot().GetSnapshotId(), "snapshot", slot, path, size)
+		disk, err = d.copyInto(ctx, src.GetSnapshot().GetSnapshotId(), "snapshot", slot, path, size, params)
 	case src.GetVolume() != nil:
-		disk, err = d.copyInto(ctx, src.GetVolume().GetVolumeId(), "volume", slot, path, size)
+		disk, err = d.copyInto(ctx, src.GetVolume().GetVolumeId(), "volume", slot, path, size, params)
 	default:
 		disk, err = d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
 			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
@@ -124,24 +167,23 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 }
 
 // copyInto creates slot as an exported copy of a snapshot or volume, grown to
-// at least size.
-func (d *Driver) copyInto(ctx context.Context, srcID, kind, slot, path string, size int64) (*rds.Disk, error) {
-	valid := isVolumeID(srcID)
+// at least size. Only the driver's own volumes and snapshots are copied.
+func (d *Driver) copyInto(ctx context.Context, srcID, kind, slot, path string, size int64, p volumeParams) (*rds.Disk, error) {
+	var src *rds.Disk
+	var err error
 	if kind == "snapshot" {
-		_, valid = parseSnapshotID(srcID)
+		src, _, err = d.lookupSnapshot(ctx, srcID)
+	} else {
+		src, err = d.lookupVolume(ctx, srcID)
 	}
-	if !valid {
-		return nil, status.Errorf(codes.NotFound, "source %s %q does not exist", kind, srcID)
-	}
-	src, err := d.rds.GetDisk(ctx, srcID)
 	if err != nil {
-		return nil, rdsStatus("look up source "+kind, err)
+		return nil, err
 	}
 	if src.Size > size {
 		return nil, status.Errorf(codes.OutOfRange, "source %s %s holds %d bytes, more than the requested %d", kind, srcID, src.Size, size)
 	}
 	disk, err := d.rds.CopyDisk(ctx, rds.CopyDiskRequest{
-		SourceSlot: srcID, Slot: slot, FilePath: path, Export: true, Port: d.opts.NVMePort, NQN: d.nqnFor(slot),
+		SourceSlot: srcID, Slot: slot, FilePath: path, Export: true, Port: p.nvmePort, NQN: d.nqnFor(slot),
 	})
 	if err != nil {
 		return nil, rdsStatus("copy "+kind, err)
@@ -194,35 +236,19 @@ func (d *Driver) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest)
 	return &csi.DeleteVolumeResponse{}, nil
 }
 
-// deleteDisk removes a disk and its backing file. When the disk is already gone
-// but a half-finished delete left its file behind, the file is found under the
-// allowed base paths by its exact name and removed too, so storage never leaks.
+// deleteDisk removes the driver's disk in slot and its backing file, wherever
+// under the allowed base paths it is, and any file a half-finished delete
+// left at one of those exact paths. A disk in the slot that is not the
+// driver's is left alone (rds.Client.DeleteDisk only removes a disk whose
+// file is the path it is given), so deleting "pvc-x" can never remove a
+// hand-made pvc-x elsewhere in the pool.
 func (d *Driver) deleteDisk(ctx context.Context, slot string) error {
-	disk, err := d.rds.GetDisk(ctx, slot)
-	switch {
-	case err == nil:
-		return d.rds.DeleteDisk(ctx, slot, disk.FilePath)
-	case !errors.Is(err, rds.ErrNotFound):
-		return err
-	}
-	for _, base := range d.basePaths() {
+	for _, base := range d.owner.Bases() {
 		if err := d.rds.DeleteDisk(ctx, slot, filePathFor(base, slot)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (d *Driver) basePaths() []string {
-	seen := map[string]bool{d.opts.BasePath: true}
-	out := []string{d.opts.BasePath}
-	for _, p := range d.opts.AllowedBasePaths {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // ControllerPublishVolume records that a node may use the volume, under the
@@ -252,6 +278,9 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 		return nil, err
 	}
 	defer done()
+	if err := validateNodeParams(req.GetVolumeContext()); err != nil {
+		return nil, err
+	}
 	exists, err := d.opts.Nodes.NodeExists(ctx, node)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "look up node %s: %v", node, err)
@@ -259,9 +288,14 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if !exists {
 		return nil, status.Errorf(codes.NotFound, "node %s does not exist", node)
 	}
-	disk, err := d.rds.GetDisk(ctx, id)
+	disk, err := d.lookupVolume(ctx, id)
 	if err != nil {
-		return nil, rdsStatus("look up volume", err)
+		return nil, err
+	}
+	if disk.NQN != "" {
+		if err := rds.ValidateNQN(disk.NQN); err != nil {
+			return nil, status.Errorf(codes.Internal, "RDS reports a malformed NQN for volume %s: %v", id, err)
+		}
 	}
 	mode := attachment.SingleNode
 	if kind.multiNode {
@@ -327,13 +361,10 @@ func (d *Driver) ValidateVolumeCapabilities(ctx context.Context, req *csi.Valida
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "volume capabilities missing")
 	}
-	if !isVolumeID(id) {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
-	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	if _, err := d.rds.GetDisk(ctx, id); err != nil {
-		return nil, rdsStatus("look up volume", err)
+	if _, err := d.lookupVolume(ctx, id); err != nil {
+		return nil, err
 	}
 	if _, err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return &csi.ValidateVolumeCapabilitiesResponse{Message: status.Convert(err).Message()}, nil
@@ -391,10 +422,14 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	byID := map[string]rds.Disk{}
 	ids := make([]string, 0, len(disks))
 	for _, disk := range disks {
-		if isVolumeID(disk.Slot) {
-			byID[disk.Slot] = disk
-			ids = append(ids, disk.Slot)
+		if !d.owner.OwnsVolume(&disk) {
+			continue // a look-alike elsewhere in the pool, not a volume
 		}
+		if _, dup := byID[disk.Slot]; dup {
+			return nil, status.Errorf(codes.Internal, "list volumes: RDS printed slot %s twice", disk.Slot)
+		}
+		byID[disk.Slot] = disk
+		ids = append(ids, disk.Slot)
 	}
 	sort.Strings(ids)
 	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), isVolumeID)
@@ -463,11 +498,12 @@ func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGet
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	disk, err := d.rds.GetDisk(ctx, id)
+	disk, err := d.lookupVolume(ctx, id)
 	if err != nil {
-		return nil, rdsStatus("look up volume", err)
+		return nil, err
 	}
-	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(disk.FilePath[1:])+"$")
+	// An owned disk's path is <base>/<slot>.img with an absolute base.
+	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(strings.TrimPrefix(disk.FilePath, "/"))+"$")
 	if err != nil {
 		return nil, rdsStatus("look up backing file", err)
 	}
@@ -530,9 +566,9 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 		return nil, err
 	}
 	defer done()
-	disk, err := d.rds.GetDisk(ctx, id)
+	disk, err := d.lookupVolume(ctx, id)
 	if err != nil {
-		return nil, rdsStatus("look up volume", err)
+		return nil, err
 	}
 	if disk.Size < size {
 		if disk, err = d.rds.ResizeDisk(ctx, id, size); err != nil {
@@ -589,7 +625,7 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	}
 	for i := range existing {
 		id, ok := parseSnapshotID(existing[i].Slot)
-		if !ok {
+		if !ok || !d.owner.OwnsSnapshot(&existing[i]) {
 			continue
 		}
 		if id.source != src {
@@ -597,14 +633,11 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 		}
 		return &csi.CreateSnapshotResponse{Snapshot: snapshotResponse(&existing[i], id)}, nil
 	}
-	if !isVolumeID(src) {
-		return nil, status.Errorf(codes.NotFound, "source volume %s does not exist", src)
-	}
-	source, err := d.rds.GetDisk(ctx, src)
+	source, err := d.lookupVolume(ctx, src)
 	if err != nil {
-		return nil, rdsStatus("look up source volume", err)
+		return nil, err
 	}
-	base, _ := baseOf(source.FilePath)
+	base, _ := d.owner.BaseOf(source)
 	id := snapshotID{nameHash: nameHash, created: d.clk.Now().UTC().Truncate(time.Second), source: src}
 	disk, err := d.rds.CopyDisk(ctx, rds.CopyDiskRequest{SourceSlot: src, Slot: id.slot(), FilePath: filePathFor(base, id.slot())})
 	if err != nil {
@@ -612,16 +645,6 @@ func (d *Driver) CreateSnapshot(ctx context.Context, req *csi.CreateSnapshotRequ
 	}
 	klog.InfoS("Snapshot created", "name", req.GetName(), "snapshot", disk.Slot, "source", src, "bytes", disk.Size)
 	return &csi.CreateSnapshotResponse{Snapshot: snapshotResponse(disk, id)}, nil
-}
-
-// baseOf returns the directory of a backing file path.
-func baseOf(filePath string) (string, bool) {
-	for i := len(filePath) - 1; i > 0; i-- {
-		if filePath[i] == '/' {
-			return filePath[:i], true
-		}
-	}
-	return "", false
 }
 
 // DeleteSnapshot removes a snapshot's disk and file; unknown IDs succeed.
@@ -667,11 +690,15 @@ func (d *Driver) ListSnapshots(ctx context.Context, req *csi.ListSnapshotsReques
 	}
 	byID := map[string]int{}
 	ids := make([]string, 0, len(disks))
-	for i, disk := range disks {
-		if _, ok := parseSnapshotID(disk.Slot); ok {
-			byID[disk.Slot] = i
-			ids = append(ids, disk.Slot)
+	for i := range disks {
+		if !d.owner.OwnsSnapshot(&disks[i]) {
+			continue
 		}
+		if _, dup := byID[disks[i].Slot]; dup {
+			return nil, status.Errorf(codes.Internal, "list snapshots: RDS printed slot %s twice", disks[i].Slot)
+		}
+		byID[disks[i].Slot] = i
+		ids = append(ids, disks[i].Slot)
 	}
 	sort.Strings(ids)
 	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), func(t string) bool {
@@ -695,15 +722,11 @@ func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (
 	if err := requireID("snapshot ID", id); err != nil {
 		return nil, err
 	}
-	parsed, ok := parseSnapshotID(id)
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "snapshot %s does not exist", id)
-	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	disk, err := d.rds.GetDisk(ctx, id)
+	disk, parsed, err := d.lookupSnapshot(ctx, id)
 	if err != nil {
-		return nil, rdsStatus("look up snapshot", err)
+		return nil, err
 	}
 	return &csi.GetSnapshotResponse{Snapshot: snapshotResponse(disk, parsed)}, nil
 }

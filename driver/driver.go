@@ -15,6 +15,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/ownership"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -90,9 +92,12 @@ type Driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
 
-	opts   Options
-	clk    clock.Clock
-	rds    *rds.Client
+	opts Options
+	clk  clock.Clock
+	rds  *rds.Client
+	// owner says which disks on RDS are this driver's: nothing else is ever
+	// listed, adopted, copied, resized or deleted.
+	owner  ownership.Rules
 	attach *attachment.Manager
 }
 
@@ -119,6 +124,11 @@ func New(opts Options) (*Driver, error) {
 	if opts.OperationTimeout == 0 {
 		opts.OperationTimeout = 2 * time.Minute
 	}
+	if opts.NVMeAddress != "" {
+		if err := node.ValidateAddress(opts.NVMeAddress); err != nil {
+			return nil, fmt.Errorf("NVMe/TCP address: %w", err)
+		}
+	}
 	if opts.RDS == nil {
 		return nil, errors.New("driver: no RDS connection")
 	}
@@ -134,6 +144,10 @@ func New(opts Options) (*Driver, error) {
 			return nil, fmt.Errorf("allowed base path %q: must be a directory in pool %s", p, pool)
 		}
 	}
+	owner, err := ownership.New(append([]string{opts.BasePath}, opts.AllowedBasePaths...)...)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Attachments == nil {
 		opts.Attachments = attachment.New(attachment.Options{Clock: opts.Clock, GracePeriod: opts.GracePeriod,
 			Events: attachment.EventFunc(logAttachmentEvent)})
@@ -148,6 +162,7 @@ func New(opts Options) (*Driver, error) {
 		opts:   opts,
 		clk:    opts.Clock,
 		rds:    client,
+		owner:  owner,
 		attach: opts.Attachments,
 	}, nil
 }

@@ -35,6 +35,8 @@ func rdsStatus(op string, err error) error {
 		code = codes.NotFound
 	case errors.Is(err, rds.ErrExists):
 		code = codes.AlreadyExists
+	case errors.Is(err, rds.ErrInUse):
+		code = codes.FailedPrecondition
 	case errors.Is(err, rds.ErrInvalidArgument):
 		code = codes.InvalidArgument
 	case errors.Is(err, rds.ErrRejected), errors.Is(err, rds.ErrFailed):

@@ -8,12 +8,14 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"k8s.io/klog/v2"
@@ -66,6 +68,21 @@ func (m *rpcMetrics) interceptor(clk clock.Clock) grpc.UnaryServerInterceptor {
 	}
 }
 
+// recoverPanics turns a panic in a handler into INTERNAL with the stack in
+// the log. A bug tickled by one malformed RDS reply must cost one call, not
+// the process: the health monitor and the sidecars call in loops, and a
+// crashing controller is an outage of every volume's attach and detach.
+func recoverPanics(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			method := path.Base(info.FullMethod)
+			klog.ErrorS(nil, "CSI call panicked; answering INTERNAL", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error (a bug: the driver recovered from a panic, see its log)", method)
+		}
+	}()
+	return handler(ctx, req)
+}
+
 // Services are the CSI services one process serves; Controller and Node may be
 // nil (a node DaemonSet has no controller, a controller Deployment no node).
 type Services struct {
@@ -101,7 +118,9 @@ func Listen(endpoint string, svc Services, reg prometheus.Registerer, clk clock.
 	if clk == nil {
 		clk = clock.New()
 	}
-	srv := grpc.NewServer(grpc.UnaryInterceptor(newRPCMetrics(reg).interceptor(clk)))
+	// Metrics outside, recovery inside: a recovered panic is counted as the
+	// INTERNAL it became.
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(newRPCMetrics(reg).interceptor(clk), recoverPanics))
 	csi.RegisterIdentityServer(srv, svc.Identity)
 	if svc.Controller != nil {
 		csi.RegisterControllerServer(srv, svc.Controller)

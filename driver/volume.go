@@ -3,6 +3,7 @@ package driver
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -14,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/ownership"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -21,10 +24,9 @@ import (
 // names, kept as they are so an operator can match a disk to its PV at a
 // glance) or "vol-<hash>" for any other CSI name; snapshots use "snap-...".
 // The prefixes are what ListVolumes and ListSnapshots filter on.
-var (
-	pvcNameRE    = regexp.MustCompile(`^pvc-[a-z0-9][a-z0-9-]{0,59}$`)
-	volumeSlotRE = regexp.MustCompile(`^(pvc-[a-z0-9][a-z0-9-]{0,59}|vol-[0-9a-f]{32})$`)
-)
+// Which disks are the driver's is decided by driver/ownership (slot shape and
+// exact file path), never by these prefixes alone.
+var pvcNameRE = regexp.MustCompile(`^pvc-[a-z0-9][a-z0-9-]{0,59}$`)
 
 const volumeSlotListRE = `^(pvc|vol)-`
 
@@ -44,13 +46,12 @@ func shortHash(s string, n int) string {
 
 // isVolumeID reports whether id could name a volume of this driver. IDs that
 // cannot are answered without asking RDS (NOT_FOUND, or success for deletes).
-func isVolumeID(id string) bool { return volumeSlotRE.MatchString(id) }
+func isVolumeID(id string) bool { return ownership.IsVolumeSlot(id) }
 
 // Snapshot slots carry their lineage in the name, because a disk's name is the
 // one thing RouterOS certainly stores and prints back:
 //
 //	snap-<16 hex: hash of the CSI snapshot name>-<creation unix seconds, base 36>-<source volume slot>
-var snapshotSlotRE = regexp.MustCompile(`^snap-([0-9a-f]{16})-([0-9a-z]{1,13})-((?:pvc|vol)-[a-z0-9-]+)$`)
 
 type snapshotID struct {
 	nameHash string
@@ -63,15 +64,15 @@ func (s snapshotID) slot() string {
 }
 
 func parseSnapshotID(id string) (snapshotID, bool) {
-	m := snapshotSlotRE.FindStringSubmatch(id)
-	if m == nil || !volumeSlotRE.MatchString(m[3]) {
+	hash, created, source, ok := ownership.SnapshotSlotParts(id)
+	if !ok {
 		return snapshotID{}, false
 	}
-	secs, err := strconv.ParseInt(m[2], 36, 64)
+	secs, err := strconv.ParseInt(created, 36, 64)
 	if err != nil {
 		return snapshotID{}, false
 	}
-	return snapshotID{nameHash: m[1], created: time.Unix(secs, 0).UTC(), source: m[3]}, true
+	return snapshotID{nameHash: hash, created: time.Unix(secs, 0).UTC(), source: source}, true
 }
 
 // Sizes. RDS allocates whole files; requests are rounded up to a MiB so the size
@@ -90,6 +91,9 @@ func capacityFor(r *csi.CapacityRange) (int64, error) {
 	if lim > 0 && req > lim {
 		return 0, status.Errorf(codes.OutOfRange, "capacity range: required %d bytes exceeds the limit %d", req, lim)
 	}
+	if req > rds.MaxDiskSize {
+		return 0, status.Errorf(codes.OutOfRange, "capacity range: required %d bytes is more than the %d an RDS disk can have", req, rds.MaxDiskSize)
+	}
 	size := req
 	if size == 0 {
 		size = defaultVolumeSize
@@ -97,7 +101,7 @@ func capacityFor(r *csi.CapacityRange) (int64, error) {
 			size = lim
 		}
 	}
-	size = roundUp(size)
+	size = roundUp(size) // cannot overflow: size <= MaxDiskSize
 	if lim > 0 && size > lim {
 		return 0, status.Errorf(codes.OutOfRange,
 			"capacity range: %d bytes rounded up to the %d-byte allocation unit is %d, above the limit %d",
@@ -175,47 +179,36 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 		}
 		switch k {
 		case paramBasePath:
-			if !d.allowedBasePath(v) {
-				return p, bad("not one of the driver's allowed base paths " + strings.Join(d.opts.AllowedBasePaths, ", "))
+			if !d.owner.Allowed(v) {
+				return p, bad("not one of the driver's allowed base paths " + strings.Join(d.owner.Bases(), ", "))
 			}
 			p.basePath = v
-		case paramNVMeAddress:
-			if v == "" || strings.ContainsAny(v, " \t\n/") {
-				return p, bad("want a host name or IP address")
-			}
-			p.nvmeAddress = v
-		case paramNVMePort:
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 65535 {
-				return p, bad("want a port number")
-			}
-			p.nvmePort = n
-		case paramFSType, csiFSTypeKey:
-			if v == "" {
-				continue
-			}
-			if !supportedFSTypes[v] {
-				return p, bad("supported: ext4, xfs")
-			}
-			p.fsType = v
-		case paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo:
-			n, err := strconv.Atoi(v)
-			if err != nil || n < -1 || n > 1<<20 {
-				return p, bad("want whole seconds (-1 for ctrlLossTmo means forever)")
+		case paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane:
+			c, err := checkNodeParam(k, v)
+			if err != nil {
+				return p, bad(err.Error())
 			}
 			switch k {
+			case paramNVMeAddress:
+				p.nvmeAddress = c
+			case paramNVMePort:
+				p.nvmePort, _ = strconv.Atoi(c)
 			case paramCtrlLossTmo:
-				p.ctrlLossTmo = v
+				p.ctrlLossTmo = c
 			case paramReconnectDelay:
-				p.reconnectDelay = v
+				p.reconnectDelay = c
+			case paramKeepAliveTmo:
+				p.keepAliveTmo = c
 			default:
-				p.keepAliveTmo = v
+				p.dataPlane = c
 			}
-		case paramDataPlane:
-			if v != "nvme" && v != "loop" {
-				return p, bad("want nvme or loop")
+		case paramFSType, csiFSTypeKey:
+			if _, err := checkNodeParam(paramFSType, v); err != nil {
+				return p, bad(err.Error())
 			}
-			p.dataPlane = v
+			if v != "" {
+				p.fsType = v
+			}
 		case paramGracePeriod:
 			g, err := time.ParseDuration(v)
 			if err != nil || g < 0 {
@@ -237,16 +230,58 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 	return p, nil
 }
 
-func (d *Driver) allowedBasePath(p string) bool {
-	for _, a := range d.opts.AllowedBasePaths {
-		if a == p {
-			return true
+// volumeContext is what CreateVolume hands to ControllerPublish and the node.
+// checkNodeParam validates one parameter the nodes act on and returns its
+// canonical form. The same rules run at CreateVolume (StorageClass), at
+// ControllerPublish (the volume context, which can be edited in the PV) and on
+// the node, so a bad value fails the first PVC instead of the first mount.
+func checkNodeParam(key, v string) (string, error) {
+	switch key {
+	case paramNVMeAddress:
+		if err := node.ValidateAddress(v); err != nil {
+			return "", err
 		}
+		return v, nil
+	case paramNVMePort:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != v {
+			return "", errors.New("want a port number (1-65535)")
+		}
+		return v, nil
+	case paramCtrlLossTmo:
+		return node.Seconds("ctrlLossTmo", v, node.MinCtrlLossTmo)
+	case paramReconnectDelay:
+		return node.Seconds("reconnectDelay", v, node.MinReconnectDelay)
+	case paramKeepAliveTmo:
+		return node.Seconds("keepAliveTmo", v, node.MinKeepAliveTmo)
+	case paramDataPlane:
+		if v != "nvme" && v != "loop" {
+			return "", errors.New("want nvme or loop")
+		}
+		return v, nil
+	case paramFSType:
+		if v != "" && !supportedFSTypes[v] {
+			return "", errors.New("supported: ext4, xfs")
+		}
+		return v, nil
 	}
-	return p == d.opts.BasePath
+	return v, nil
 }
 
-// volumeContext is what CreateVolume hands to ControllerPublish and the node.
+// validateNodeParams checks the node-facing keys of a volume context.
+func validateNodeParams(vc map[string]string) error {
+	for _, k := range []string{paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane, paramFSType} {
+		v, ok := vc[k]
+		if !ok {
+			continue
+		}
+		if _, err := checkNodeParam(k, v); err != nil {
+			return status.Errorf(codes.InvalidArgument, "volume context %s=%.64q: %v", k, v, err)
+		}
+	}
+	return nil
+}
+
 func (d *Driver) volumeContext(slot, filePath string, p volumeParams) map[string]string {
 	ctx := map[string]string{
 		paramFilePath:    filePath,
@@ -268,7 +303,7 @@ func (d *Driver) volumeContext(slot, filePath string, p volumeParams) map[string
 
 func (d *Driver) nqnFor(slot string) string { return d.opts.NQNPrefix + slot }
 
-func filePathFor(basePath, slot string) string { return basePath + "/" + slot + ".img" }
+func filePathFor(basePath, slot string) string { return ownership.FilePath(basePath, slot) }
 
 // accessKind is how a set of capabilities may be attached.
 type accessKind struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 
 	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,8 +44,11 @@ type ClientOptions struct {
 // for callers to retry, and CreateDisk/CopyDisk check existing state first so
 // that a retry after an ambiguous failure cannot create a second disk.
 type Client struct {
-	t       Transport
-	base    string
+	t    Transport
+	base string
+	// pool is the partition the base path is on ("storage-pool"): its entry
+	// anchors the reads that justify a removal.
+	pool    string
 	parse   ParseOptions
 	clk     clock.Clock
 	metrics *clientMetrics
@@ -63,6 +68,7 @@ func NewClient(t Transport, opts ClientOptions) (*Client, error) {
 	return &Client{
 		t:       t,
 		base:    opts.BasePath,
+		pool:    strings.SplitN(opts.BasePath[1:], "/", 2)[0],
 		parse:   ParseOptions{Width: opts.WrapWidth},
 		clk:     opts.Clock,
 		metrics: newClientMetrics(opts.Registerer),
@@ -109,7 +115,7 @@ func transportError(verb, cmd string, err error) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	for _, k := range []error{ErrNotFound, ErrCapacity, ErrRejected, ErrExists, ErrInvalidArgument, ErrFailed, ErrUnavailable} {
+	for _, k := range []error{ErrNotFound, ErrCapacity, ErrRejected, ErrExists, ErrInUse, ErrInvalidArgument, ErrFailed, ErrUnavailable} {
 		if errors.Is(err, k) {
 			return &CommandError{Verb: verb, Command: cmd, Kind: k, Err: err}
 		}
@@ -117,16 +123,31 @@ func transportError(verb, cmd string, err error) error {
 	return &CommandError{Verb: verb, Command: cmd, Kind: ErrUnavailable, Err: err}
 }
 
-func (c *Client) printDetail(ctx context.Context, cmd string) ([]Entry, error) {
+func (c *Client) printDetail(ctx context.Context, cmd string, opts ParseOptions) ([]Entry, error) {
 	out, err := c.exec(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := ParseDetail(out, c.parse)
+	entries, err := ParseDetail(out, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
 	return entries, nil
+}
+
+// printDisks runs a /disk print detail. Its reply must carry the Flags:
+// legend, which RouterOS prints even when nothing matches: an empty reply is
+// not an empty listing.
+func (c *Client) printDisks(ctx context.Context, cmd string) ([]Entry, error) {
+	opts := c.parse
+	opts.RequireLegend = true
+	return c.printDetail(ctx, cmd, opts)
+}
+
+// printFiles runs a /file print detail, which prints no legend; only the
+// transport's exit status vouches that its reply is whole.
+func (c *Client) printFiles(ctx context.Context, cmd string) ([]Entry, error) {
+	return c.printDetail(ctx, cmd, c.parse)
 }
 
 // GetDisk returns the disk in slot, or ErrNotFound.
@@ -134,7 +155,7 @@ func (c *Client) GetDisk(ctx context.Context, slot string) (*Disk, error) {
 	if err := ValidateSlot(slot); err != nil {
 		return nil, err
 	}
-	entries, err := c.printDetail(ctx, cmdDiskGet(slot))
+	entries, err := c.printDisks(ctx, cmdDiskGet(slot))
 	if err != nil {
 		return nil, err
 	}
@@ -145,10 +166,9 @@ func (c *Client) GetDisk(ctx context.Context, slot string) (*Disk, error) {
 			return nil, err
 		}
 		if d.Slot != slot {
-			// The where clause should have filtered it; never hand back
-			// another volume's disk.
-			klog.ErrorS(nil, "RDS returned a disk that does not match the query", "want", slot, "got", d.Slot)
-			continue
+			// The where clause should have filtered it out: a reply that
+			// does not answer the question asked answers nothing.
+			return nil, fmt.Errorf("%w: asked for slot %q, RDS printed slot %q", ErrFailed, slot, truncate(d.Slot, 64))
 		}
 		found = append(found, d)
 	}
@@ -170,7 +190,7 @@ func (c *Client) ListDisks(ctx context.Context, slotRegex string) ([]Disk, error
 	if err := ValidateRegex(slotRegex); err != nil {
 		return nil, err
 	}
-	entries, err := c.printDetail(ctx, cmdDiskList(slotRegex))
+	entries, err := c.printDisks(ctx, cmdDiskList(slotRegex))
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +256,9 @@ func (c *Client) CreateDisk(ctx context.Context, req CreateDiskRequest) (*Disk, 
 	if d, err := c.GetDisk(ctx, req.Slot); err == nil {
 		return match(d)
 	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath); err != nil {
 		return nil, err
 	}
 	if _, err := c.exec(ctx, cmdDiskAdd(req.Slot, req.FilePath, size, req.Export, req.Port, req.NQN)); err != nil {
@@ -332,6 +355,9 @@ func (c *Client) CopyDisk(ctx context.Context, req CopyDiskRequest) (*Disk, erro
 	if err != nil {
 		return nil, fmt.Errorf("copy source: %w", err)
 	}
+	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath); err != nil {
+		return nil, err
+	}
 	if _, err := c.exec(ctx, cmdDiskCopy(req.SourceSlot, req.Slot, req.FilePath, req.Export, req.Port, req.NQN)); err != nil {
 		return c.afterFailedAdd(ctx, err, req.Slot, match)
 	}
@@ -386,70 +412,189 @@ func (c *Client) ResizeDisk(ctx context.Context, slot string, size int64) (*Disk
 	return d, nil
 }
 
-// DeleteDisk removes the disk in slot and its backing file, then verifies
-// both are gone. filePath is the caller's idea of the backing file; it is
-// used when the disk is already gone (a retry after a partial delete) and
-// must agree with the disk's own path otherwise. Deleting a missing disk and
-// file succeeds.
+// diskView is what one anchored read shows about a slot and a file path.
+type diskView struct {
+	// slot is the disk in the slot, whatever its file; nil if the slot is free.
+	slot *Disk
+	// users are the other disks whose file-path is the path.
+	users []Disk
+}
+
+// usersOf names the disks in users, for messages.
+func (v diskView) usersOf() string {
+	names := make([]string, len(v.users))
+	for i, d := range v.users {
+		names[i] = d.Slot
+	}
+	return strings.Join(names, ", ")
+}
+
+// viewSlotAndFile lists, in one reply, the disk in slot, every disk whose
+// file is filePath, and the pool's own partition entry. The partition entry
+// is the anchor: it exists on every RDS, so a reply without it was emptied or
+// cut and proves nothing, while a reply with it and without a disk proves the
+// disk absent. Every decision to remove rests on such a reply.
+func (c *Client) viewSlotAndFile(ctx context.Context, slot, filePath string) (diskView, error) {
+	var v diskView
+	entries, err := c.printDisks(ctx, cmdDiskView(slot, filePath, c.pool))
+	if err != nil {
+		return v, err
+	}
+	anchored := false
+	for _, e := range entries {
+		if t, _ := e.Get("type"); t == "partition" {
+			if mp, _ := e.Get("mount-point"); mp == c.pool {
+				anchored = true
+				continue
+			}
+		}
+		d, err := diskFromEntry(e)
+		if err != nil {
+			return v, err
+		}
+		switch {
+		case d.Slot == slot:
+			if v.slot != nil {
+				return v, fmt.Errorf("%w: RDS printed slot %q twice", ErrFailed, slot)
+			}
+			v.slot = &d
+		case d.FilePath == filePath:
+			v.users = append(v.users, d)
+		default:
+			return v, fmt.Errorf("%w: asked for slot %q or file %q, RDS printed disk %q with file %q",
+				ErrFailed, slot, filePath, truncate(d.Slot, 64), truncate(d.FilePath, 80))
+		}
+	}
+	if !anchored {
+		return v, fmt.Errorf("%w: %w: the reply lacks the entry of pool %q, so it proves nothing about slot %q",
+			ErrUnavailable, ErrIncompleteReply, c.pool, slot)
+	}
+	return v, nil
+}
+
+// fileByName returns the /file entry named exactly name, or nil if the
+// (complete) reply shows none.
+func (c *Client) fileByName(ctx context.Context, name string) (*File, error) {
+	entries, err := c.printFiles(ctx, cmdFileGet("/"+name))
+	if err != nil {
+		return nil, err
+	}
+	var found *File
+	for _, e := range entries {
+		f, err := fileFromEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		if f.Name != name || found != nil {
+			return nil, fmt.Errorf("%w: asked for file %q, RDS printed %q", ErrFailed, name, truncate(f.Name, 80))
+		}
+		found = &f
+	}
+	return found, nil
+}
+
+// checkVolumeFile checks that filePath is the file a volume in slot may own:
+// under the client's base path and named after the slot.
+func (c *Client) checkVolumeFile(slot, filePath string) error {
+	if err := ValidatePathUnder(c.base, filePath); err != nil {
+		return err
+	}
+	if path.Base(filePath) != slot+".img" {
+		return invalidf("file %q is not named after slot %q (want %s.img)", truncate(filePath, 80), slot, slot)
+	}
+	return nil
+}
+
+// removeUnusedFile removes the file at filePath after proving, with an
+// anchored read, that no disk uses it, and then verifies it is gone. A file
+// already absent is fine.
+func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (removed bool, err error) {
+	name := fileName(filePath)
+	f, err := c.fileByName(ctx, name)
+	if err != nil || f == nil {
+		return false, err
+	}
+	if f.IsDir() {
+		return false, fmt.Errorf("%w: %q is a directory, not a disk's file", ErrInUse, name)
+	}
+	v, err := c.viewSlotAndFile(ctx, slot, filePath)
+	if err != nil {
+		return false, err
+	}
+	if v.slot != nil && v.slot.FilePath == filePath {
+		return false, fmt.Errorf("%w: file %q belongs to disk %q", ErrInUse, name, slot)
+	}
+	if len(v.users) > 0 {
+		return false, fmt.Errorf("%w: file %q is used by disk %s; not removing it", ErrInUse, name, v.usersOf())
+	}
+	if _, err := c.exec(ctx, cmdFileRemove(filePath)); err != nil && !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	if f, err := c.fileByName(ctx, name); err != nil {
+		return false, err
+	} else if f != nil {
+		return false, fmt.Errorf("%w: file %q still present after remove", ErrFailed, name)
+	}
+	return true, nil
+}
+
+// clearLeftoverFile makes sure a new disk in slot starts from an empty file.
+// RouterOS builds a disk on a file already at its path, contents and all; a
+// file left at a volume's path by a half-finished create or delete must never
+// hand its old data to a new volume. Only a file that no disk uses is removed.
+func (c *Client) clearLeftoverFile(ctx context.Context, slot, filePath string) error {
+	removed, err := c.removeUnusedFile(ctx, slot, filePath)
+	if err != nil {
+		return fmt.Errorf("leftover backing file: %w", err)
+	}
+	if removed {
+		klog.InfoS("Removed a leftover backing file no disk used, so the new disk starts empty", "slot", slot, "path", filePath)
+	}
+	return nil
+}
+
+// DeleteDisk removes the disk in slot if, and only if, its backing file is
+// filePath, and then removes filePath itself if no disk uses it; both are
+// verified gone. A disk in the slot with another file is not this call's to
+// touch and is left alone. Deleting what is already gone succeeds, so a
+// retry after a partial delete finishes the job.
 //
-// The file is removed by exact name, never by pattern, only if it is under
-// the base path and no other disk uses it: /disk remove leaves the file
-// behind, and a sloppy file delete can destroy live volumes.
+// Each removal follows an anchored read that shows what it removes and that
+// nothing else depends on it (see viewSlotAndFile): an empty, cut or garbled
+// reply stops the delete with an error instead of being read as "not there".
+// filePath must be named after the slot: /disk remove leaves the file behind,
+// and the file is removed by its exact name, never by pattern.
 func (c *Client) DeleteDisk(ctx context.Context, slot, filePath string) error {
 	if err := ValidateSlot(slot); err != nil {
 		return err
 	}
-	if filePath != "" {
-		if err := ValidatePathUnder(c.base, filePath); err != nil {
-			return err
-		}
-	}
-	d, err := c.GetDisk(ctx, slot)
-	switch {
-	case err == nil:
-		if d.FilePath != "" {
-			if err := ValidatePathUnder(c.base, d.FilePath); err != nil {
-				return fmt.Errorf("refusing to delete disk %q: its file: %w", slot, err)
-			}
-			if filePath != "" && filePath != d.FilePath {
-				return fmt.Errorf("%w: disk %q uses file %q, caller expected %q; refusing to delete", ErrInvalidArgument, slot, d.FilePath, filePath)
-			}
-			filePath = d.FilePath
-		}
-		if _, err := c.exec(ctx, cmdDiskRemove(slot)); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-	case errors.Is(err, ErrNotFound):
-	default:
+	if err := c.checkVolumeFile(slot, filePath); err != nil {
 		return err
 	}
-	if filePath != "" {
-		users, err := c.printDetail(ctx, cmdDiskByPath(filePath))
+	v, err := c.viewSlotAndFile(ctx, slot, filePath)
+	if err != nil {
+		return err
+	}
+	if len(v.users) > 0 {
+		return fmt.Errorf("%w: file %q is also used by disk %s; deleting nothing", ErrInUse, fileName(filePath), v.usersOf())
+	}
+	if v.slot != nil && v.slot.FilePath == filePath {
+		if _, err := c.exec(ctx, cmdDiskRemove(slot, filePath)); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// A remove that printed nothing is not proof of removal.
+		after, err := c.viewSlotAndFile(ctx, slot, filePath)
 		if err != nil {
 			return err
 		}
-		if len(users) > 0 {
-			u, _ := users[0].Get("slot")
-			return fmt.Errorf("%w: file %q is still used by disk %q; not removing it", ErrFailed, filePath, u)
+		if after.slot != nil && after.slot.FilePath == filePath {
+			return fmt.Errorf("%w: disk %q still present after remove", ErrFailed, slot)
 		}
-		if _, err := c.exec(ctx, cmdFileRemove(filePath)); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
+	} else if v.slot != nil {
+		klog.InfoS("Slot holds a disk with another file; leaving it alone", "slot", slot, "file", v.slot.FilePath, "expected", filePath)
 	}
-	// Verify: a remove that printed nothing is not proof of removal.
-	if _, err := c.GetDisk(ctx, slot); err == nil {
-		return fmt.Errorf("%w: disk %q still present after remove", ErrFailed, slot)
-	} else if !errors.Is(err, ErrNotFound) {
+	if _, err := c.removeUnusedFile(ctx, slot, filePath); err != nil {
 		return err
-	}
-	if filePath != "" {
-		files, err := c.printDetail(ctx, cmdFileGet(filePath))
-		if err != nil {
-			return err
-		}
-		if len(files) > 0 {
-			return fmt.Errorf("%w: file %q still present after remove", ErrFailed, fileName(filePath))
-		}
 	}
 	klog.InfoS("Deleted RDS disk", "slot", slot, "path", filePath)
 	return nil
@@ -461,7 +606,7 @@ func (c *Client) PoolCapacity(ctx context.Context, pool string) (*Capacity, erro
 	if err := ValidateSlot(pool); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
-	entries, err := c.printDetail(ctx, cmdPool(pool))
+	entries, err := c.printDisks(ctx, cmdPool(pool))
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +629,7 @@ func (c *Client) ListFiles(ctx context.Context, nameRegex string) ([]File, error
 	if err := ValidateRegex(nameRegex); err != nil {
 		return nil, err
 	}
-	entries, err := c.printDetail(ctx, cmdFileList(nameRegex))
+	entries, err := c.printFiles(ctx, cmdFileList(nameRegex))
 	if err != nil {
 		return nil, err
 	}

@@ -42,8 +42,8 @@ func TestClientRoundTrip(t *testing.T) {
 	if d.Size != 10_000_269_312 || d.Slot != slot || d.FilePath != testBase+"/"+slot+".img" || d.NQN != "nqn.2000-02.com.mikrotik:"+slot || d.Port != 4420 || !d.Export {
 		t.Fatalf("created %+v", d)
 	}
-	if !strings.Contains(f.commands()[1], "file-size=10000269312 ") {
-		t.Errorf("size not sent as rounded bytes: %s", f.commands()[1])
+	if f.count("/disk add type=file file-path=") != 1 || !strings.Contains(strings.Join(f.commands(), "\n"), "file-size=10000269312 ") {
+		t.Errorf("size not sent as rounded bytes: %q", f.commands())
 	}
 
 	got, err := c.GetDisk(ctx, slot)
@@ -98,7 +98,7 @@ func TestClientRoundTrip(t *testing.T) {
 	}
 
 	for _, s := range []string{slot, "pvc-b", "snap-b"} {
-		if err := c.DeleteDisk(ctx, s, ""); err != nil {
+		if err := c.DeleteDisk(ctx, s, testBase+"/"+s+".img"); err != nil {
 			t.Fatalf("DeleteDisk(%s): %v", s, err)
 		}
 	}
@@ -292,23 +292,47 @@ func TestDeleteDisk(t *testing.T) {
 					t.Error("disk removed despite mismatch")
 				}
 			}},
-		{name: "file used by another disk is kept", slot: "gone", path: testBase + "/a.img", wantErr: ErrFailed,
-			setup: func(f *fakeRDS, c *Client) { mustCreate(t, c, "a") },
+		{name: "file used by another disk is kept", slot: "gone", path: testBase + "/gone.img", wantErr: ErrInUse,
+			setup: func(f *fakeRDS, c *Client) {
+				f.disks = append(f.disks, &testDisk{slot: "a", path: testBase + "/gone.img", size: 1 << 20})
+				f.files["storage-pool/k8s/gone.img"] = 1 << 20
+			},
 			check: func(t *testing.T, f *fakeRDS) {
-				if _, ok := f.files["storage-pool/k8s/a.img"]; !ok || f.count("/file remove") != 0 {
+				if _, ok := f.files["storage-pool/k8s/gone.img"]; !ok || f.count("/file remove")+f.count("/disk remove") != 0 {
 					t.Error("file of a live disk removed")
 				}
 			}},
-		{name: "disk outside base path is refused", slot: "foreign", wantErr: ErrInvalidArgument,
+		{name: "a file not named after the slot is refused", slot: "gone", path: testBase + "/a.img", wantErr: ErrInvalidArgument,
+			setup: func(f *fakeRDS, c *Client) { mustCreate(t, c, "a") },
+			check: func(t *testing.T, f *fakeRDS) {
+				if len(f.commands()) != 4 { // the create's read, file check, add and read-back
+					t.Errorf("commands sent for a refused delete: %q", f.commands())
+				}
+			}},
+		{name: "disk in the slot with a file elsewhere is left alone", slot: "foreign", path: testBase + "/foreign.img",
 			setup: func(f *fakeRDS, _ *Client) {
 				f.disks = append(f.disks, &testDisk{slot: "foreign", path: "/storage-pool/other/foreign.img", size: 1 << 20})
+				f.files["storage-pool/other/foreign.img"] = 1 << 20
 			},
 			check: func(t *testing.T, f *fakeRDS) {
-				if f.count("/disk remove")+f.count("/file remove") != 0 {
+				if f.count("/disk remove")+f.count("/file remove") != 0 || len(f.disks) != 1 {
 					t.Error("foreign disk touched")
 				}
 			}},
-		{name: "remove that does nothing is caught", slot: "a", wantErr: ErrFailed,
+		{name: "both: our leftover file goes, the foreign disk in the slot stays", slot: "foreign", path: testBase + "/foreign.img",
+			setup: func(f *fakeRDS, _ *Client) {
+				f.disks = append(f.disks, &testDisk{slot: "foreign", path: "/storage-pool/other/foreign.img", size: 1 << 20})
+				f.files["storage-pool/k8s/foreign.img"] = 1
+			},
+			check: func(t *testing.T, f *fakeRDS) {
+				if f.count("/disk remove") != 0 || len(f.disks) != 1 {
+					t.Error("foreign disk touched")
+				}
+				if _, ok := f.files["storage-pool/k8s/foreign.img"]; ok {
+					t.Error("leftover file at our own path not removed")
+				}
+			}},
+		{name: "remove that does nothing is caught", slot: "a", path: testBase + "/a.img", wantErr: ErrFailed,
 			setup: func(f *fakeRDS, c *Client) { mustCreate(t, c, "a"); f.ignoreRemove = true }},
 		{name: "file remove that does nothing is caught", slot: "gone", path: testBase + "/gone.img", wantErr: ErrFailed,
 			setup: func(f *fakeRDS, c *Client) { f.files["storage-pool/k8s/gone.img"] = 1; f.ignoreRemove = true }},
@@ -360,9 +384,10 @@ func TestClientReadsSamples(t *testing.T) {
 	})
 	c, _ := newTestClient(t, tr)
 	ctx := context.Background()
-	d, err := c.GetDisk(ctx, "pvc-a1")
-	if err != nil || d.Size != 10737418240 || d.FilePath != "/storage-pool/k8s/pvc-a1.img" {
-		t.Fatalf("GetDisk = %+v, %v (the other entry must be ignored)", d, err)
+	// The two-disk sample answers a one-slot query with a disk it did not
+	// ask for: such a reply answers nothing.
+	if d, err := c.GetDisk(ctx, "pvc-a1"); !errors.Is(err, ErrFailed) {
+		t.Fatalf("GetDisk = %+v, %v; want ErrFailed for a reply that does not match its where clause", d, err)
 	}
 	ds, err := c.ListDisks(ctx, "^pvc-")
 	if err != nil || len(ds) != 2 || ds[1].Size != 1649267441664 || ds[1].FileSize != "1.5TiB" {

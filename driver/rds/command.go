@@ -191,13 +191,21 @@ func cmdDiskGet(slot string) string { return "/disk print detail where slot=" + 
 
 func cmdDiskList(re string) string { return "/disk print detail where slot~" + Quote(re) }
 
-func cmdDiskByPath(p string) string { return "/disk print detail where file-path=" + Quote(p) }
+// cmdDiskView lists the disk in slot, the disks using filePath and the pool's
+// partition entry (the anchor that shows the reply is whole).
+func cmdDiskView(slot, filePath, pool string) string {
+	return "/disk print detail where slot=" + Quote(slot) + " or file-path=" + Quote(filePath) + " or mount-point=" + Quote(pool)
+}
 
 func cmdDiskResize(slot string, size int64) string {
 	return "/disk set [find slot=" + Quote(slot) + "] file-size=" + itoa(size)
 }
 
-func cmdDiskRemove(slot string) string { return "/disk remove [find slot=" + Quote(slot) + "]" }
+// cmdDiskRemove removes the disk in slot only if its file is still filePath,
+// so the remove itself cannot hit a disk that changed since it was read.
+func cmdDiskRemove(slot, filePath string) string {
+	return "/disk remove [find slot=" + Quote(slot) + " and file-path=" + Quote(filePath) + "]"
+}
 
 func cmdFileRemove(filePath string) string {
 	return "/file remove [find name=" + Quote(fileName(filePath)) + "]"

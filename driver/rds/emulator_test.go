@@ -177,7 +177,11 @@ func TestEmulatorRoundTrip(t *testing.T) {
 			}
 
 			for _, sl := range []string{slot, "pvc-small", "snap-1", "pvc-clone"} {
-				if err := c.DeleteDisk(ctx, sl, ""); err != nil {
+				p := "/storage-pool/k8s/" + sl + ".img"
+				if sl == "snap-1" {
+					p = testBase + "/snapshots/snap-1.img"
+				}
+				if err := c.DeleteDisk(ctx, sl, p); err != nil {
 					t.Fatalf("DeleteDisk(%s): %v", sl, err)
 				}
 			}

@@ -28,12 +28,22 @@ var (
 	// ErrInvalidArgument: an argument failed validation before anything was
 	// sent to RDS.
 	ErrInvalidArgument = errors.New("rds: invalid argument")
+	// ErrInUse: the command would destroy or take over something another
+	// disk still uses (a backing file another disk points at). Nothing was
+	// changed; it needs an operator or a later retry, not a blind one.
+	ErrInUse = errors.New("rds: in use by another disk")
 	// ErrFailed: RouterOS reported a failure this package does not recognise,
 	// or printed output it could not parse, or a post-condition check failed.
 	ErrFailed = errors.New("rds: command failed")
 	// ErrHostKeyMismatch: the SSH server presented a host key other than the
 	// pinned one. Also wrapped as ErrUnavailable by the Manager.
 	ErrHostKeyMismatch = errors.New("rds: SSH host key mismatch")
+	// ErrIncompleteReply: RDS's answer cannot be shown to be whole: the
+	// session ended without an exit status, a /disk listing lacks its
+	// "Flags:" legend, or an anchored read lacks its anchor. It is always
+	// wrapped together with ErrUnavailable (retry later), and it is never
+	// read as "nothing matched": an empty or cut reply proves no absence.
+	ErrIncompleteReply = errors.New("rds: incomplete reply")
 )
 
 // CommandError describes a failed RouterOS command. Unwrap yields Kind (one

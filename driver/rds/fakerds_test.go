@@ -40,9 +40,10 @@ var (
 	reAdd    = regexp.MustCompile(`^/disk add type=file file-path=` + qre + ` file-size=([0-9]+) slot=` + qre + `(.*)$`)
 	reCopy   = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
 	reExport = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
-	reWhere  = regexp.MustCompile(`^/(disk|file) print detail where (slot|file-path|mount-point|name)(=|~)` + qre + `$`)
+	reWhere  = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
+	reCond   = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
 	reSet    = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
-	reRm     = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `\]$`)
+	reRm     = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
 	reFileRm = regexp.MustCompile(`^/file remove \[find name=` + qre + `\]$`)
 )
 
@@ -149,7 +150,11 @@ func (f *fakeRDS) exec(cmd string) string {
 		return f.add(d)
 	}
 	if m := reWhere.FindStringSubmatch(cmd); m != nil {
-		return f.print(m[1], m[2], m[3], mustUnquote(m[4]))
+		var conds []cond
+		for _, c := range reCond.FindAllStringSubmatch(m[2], -1) {
+			conds = append(conds, cond{key: c[1], op: c[2], val: mustUnquote(c[3])})
+		}
+		return f.print(m[1], conds)
 	}
 	if m := reSet.FindStringSubmatch(cmd); m != nil {
 		d := f.find(mustUnquote(m[1]))
@@ -170,7 +175,7 @@ func (f *fakeRDS) exec(cmd string) string {
 		}
 		slot := mustUnquote(m[1])
 		for i, d := range f.disks {
-			if d.slot == slot {
+			if d.slot == slot && (m[2] == "" || d.path == mustUnquote(m[2])) {
 				f.disks = append(f.disks[:i], f.disks[i+1:]...)
 				break
 			}
@@ -201,14 +206,31 @@ func (f *fakeRDS) add(d *testDisk) string {
 	return ""
 }
 
-func (f *fakeRDS) print(menu, key, op, val string) string {
-	match := func(s string) bool {
-		if op == "=" {
-			return s == val
-		}
-		ok, _ := regexp.MatchString(val, s)
-		return ok
+// cond is one "key=value" or "key~regex" of a where clause; the clauses are
+// or'ed, which is all the client sends.
+type cond struct{ key, op, val string }
+
+func (c cond) match(key, s string) bool {
+	if c.key != key {
+		return false
 	}
+	if c.op == "=" {
+		return s == c.val
+	}
+	ok, _ := regexp.MatchString(c.val, s)
+	return ok
+}
+
+func anyMatch(conds []cond, key, s string) bool {
+	for _, c := range conds {
+		if c.match(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeRDS) print(menu string, conds []cond) string {
 	r := &renderer{width: 80, rng: f.rng, blank: true}
 	legend := "Flags: X - disabled; B - blocked"
 	var entries [][]rprop
@@ -219,29 +241,22 @@ func (f *fakeRDS) print(menu, key, op, val string) string {
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			if match(n) {
+			if anyMatch(conds, "name", n) {
 				entries = append(entries, fileProps(n, f.files[n], n == "storage-pool/k8s", false))
 			}
 		}
 		return r.render("", entries, nil)
 	}
-	if key == "mount-point" {
-		if match("storage-pool") {
-			entries = append(entries, []rprop{
-				{key: "type", val: "partition"}, {key: "slot", val: "storage-pool", quoted: true},
-				{key: "mount-point", val: "storage-pool", quoted: true}, {key: "file-system", val: "btrfs"},
-				{key: "size", val: spaced(f.poolSize)}, {key: "free", val: spaced(f.poolSize - f.used())},
-				{key: "use", val: fmt.Sprintf("%d%%", f.used()*100/f.poolSize)},
-			})
-		}
-		return r.render(legend, entries, nil)
+	if anyMatch(conds, "mount-point", "storage-pool") || anyMatch(conds, "slot", "storage-pool") {
+		entries = append(entries, []rprop{
+			{key: "type", val: "partition"}, {key: "slot", val: "storage-pool", quoted: true},
+			{key: "mount-point", val: "storage-pool", quoted: true}, {key: "file-system", val: "btrfs"},
+			{key: "size", val: spaced(f.poolSize)}, {key: "free", val: spaced(f.poolSize - f.used())},
+			{key: "use", val: fmt.Sprintf("%d%%", f.used()*100/f.poolSize)},
+		})
 	}
 	for _, d := range f.disks {
-		v := d.slot
-		if key == "file-path" {
-			v = d.path
-		}
-		if match(v) {
+		if anyMatch(conds, "slot", d.slot) || anyMatch(conds, "file-path", d.path) {
 			entries = append(entries, diskProps(*d))
 		}
 	}

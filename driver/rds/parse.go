@@ -27,6 +27,11 @@ type ParseOptions struct {
 	// Width is the terminal width the output was wrapped at. Zero means
 	// DefaultWrapWidth.
 	Width int
+	// RequireLegend makes output without a "Flags:" legend before the first
+	// entry an ErrIncompleteReply. /disk print always prints the legend, even
+	// when nothing matches, so its absence means the reply was cut or is not
+	// a listing at all; /file print has none.
+	RequireLegend bool
 }
 
 // Property is one key=value pair of a print entry, in printed order.
@@ -319,6 +324,7 @@ func ParseDetail(out string, opts ParseOptions) ([]Entry, error) {
 		entries []Entry
 		cur     *rawEntry
 		seen    bool
+		legend  bool
 	)
 	flush := func() error {
 		if cur == nil {
@@ -343,6 +349,9 @@ func ParseDetail(out string, opts ParseOptions) ([]Entry, error) {
 			continue
 		}
 		if m := entryStartRE.FindStringSubmatchIndex(line); m != nil && (cur == nil || (cur.propCol >= 0 && indent < cur.propCol) || (cur.propCol < 0 && indent <= cur.indexEnd())) {
+			if opts.RequireLegend && !legend {
+				return nil, fmt.Errorf("%w: %w: listing has no Flags: legend before its first entry", ErrUnavailable, ErrIncompleteReply)
+			}
 			if err := flush(); err != nil {
 				return nil, err
 			}
@@ -380,12 +389,16 @@ func ParseDetail(out string, opts ParseOptions) ([]Entry, error) {
 			continue
 		}
 		if !seen && (indent > 0 || strings.HasPrefix(trimmed, "Flags:") || strings.HasPrefix(trimmed, "Columns:")) {
+			legend = legend || strings.HasPrefix(trimmed, "Flags:")
 			continue // legend and its wrapped lines
 		}
 		return nil, fmt.Errorf("%w: unexpected output line %d: %q", ErrFailed, n+1, truncate(line, 120))
 	}
 	if err := flush(); err != nil {
 		return nil, err
+	}
+	if opts.RequireLegend && !legend {
+		return nil, fmt.Errorf("%w: %w: empty reply where a listing (at least its Flags: legend) was due", ErrUnavailable, ErrIncompleteReply)
 	}
 	return entries, nil
 }

@@ -383,16 +383,16 @@ func (c *sshConn) finish(ctx context.Context, r runResult) (string, error) {
 		// The server refused a session (e.g. too many); the connection is fine.
 		return "", unavailablef("opening session: %w", r.err)
 	case errors.As(r.err, &missing):
-		// Either the server does not send exit-status, or the connection
-		// dropped mid-command. A reply to a global request, even a
-		// rejection, proves the connection is alive.
-		switch alive, known := c.alive(ctx); {
-		case alive:
-			return r.out, nil
-		case known:
+		// The session ended without an exit status: the connection dropped
+		// mid-command, or the server cut the session short. Either way the
+		// output may be truncated at any byte, so it proves nothing (a cut
+		// listing reads like a shorter one) and is never returned. A reply
+		// to a global request, even a rejection, proves the connection
+		// itself is alive and worth keeping.
+		if alive, known := c.alive(ctx); !alive && known {
 			c.Close()
 		}
-		return "", unavailablef("connection lost during command: %w", r.err)
+		return "", fmt.Errorf("%w: %w: the session ended without an exit status", ErrUnavailable, ErrIncompleteReply)
 	default:
 		c.Close()
 		return "", unavailablef("SSH: %w", r.err)

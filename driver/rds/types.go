@@ -58,6 +58,11 @@ func props(e Entry) map[string]string {
 	return m
 }
 
+// diskFromEntry checks and converts one /disk entry. Every property the
+// driver acts on must be present and well formed: a reply cut or garbled in
+// the middle of an entry drops or mangles properties, and a disk read with a
+// missing file-path or export flag must never be mistaken for a disk that has
+// none. The error names the property.
 func diskFromEntry(e Entry) (Disk, error) {
 	m := props(e)
 	d := Disk{
@@ -65,13 +70,18 @@ func diskFromEntry(e Entry) (Disk, error) {
 		Type:       m["type"],
 		FilePath:   m["file-path"],
 		FileSize:   m["file-size"],
-		Export:     m["nvme-tcp-export"] == "yes",
 		NQN:        m["nvme-tcp-server-nqn"],
 		Flags:      e.Flags,
 		Properties: m,
 	}
 	if d.Slot == "" {
 		return Disk{}, fmt.Errorf("%w: disk entry %d has no slot", ErrFailed, e.Index)
+	}
+	missing := func(key string) error {
+		return fmt.Errorf("%w: disk %q (entry %d) has no %s", ErrFailed, truncate(d.Slot, 64), e.Index, key)
+	}
+	if d.Type == "" {
+		return Disk{}, missing("type")
 	}
 	if s, ok := m["size"]; ok {
 		n, err := ParseBytes(s)
@@ -80,11 +90,27 @@ func diskFromEntry(e Entry) (Disk, error) {
 		}
 		d.Size = n
 	} else if d.Type == "file" {
-		return Disk{}, fmt.Errorf("%w: disk %q has no size", ErrFailed, d.Slot)
+		return Disk{}, missing("size")
+	}
+	if d.Type == "file" {
+		// Only presence is checked here: a hand-made disk may use any path,
+		// and one odd neighbour must not break a listing. Whether the path
+		// is one this driver owns is decided by exact comparison later.
+		if _, ok := m["file-path"]; !ok {
+			return Disk{}, missing("file-path")
+		}
+		switch v, ok := m["nvme-tcp-export"]; {
+		case !ok:
+			return Disk{}, missing("nvme-tcp-export")
+		case v == "yes":
+			d.Export = true
+		case v != "no":
+			return Disk{}, fmt.Errorf("%w: disk %q: nvme-tcp-export=%q is neither yes nor no", ErrFailed, d.Slot, truncate(v, 20))
+		}
 	}
 	if p, ok := m["nvme-tcp-server-port"]; ok && p != "" {
 		n, err := strconv.Atoi(p)
-		if err != nil {
+		if err != nil || n < 0 || n > 65535 {
 			return Disk{}, fmt.Errorf("%w: disk %q: bad port %q", ErrFailed, d.Slot, truncate(p, 20))
 		}
 		d.Port = n
