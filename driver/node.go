@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -23,6 +25,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
 )
 
 // NodeOptions configure the node plugin.
@@ -35,6 +38,10 @@ type NodeOptions struct {
 	// StateDir keeps one small file per staged volume (which data plane, which
 	// target), so unstage and stats work after a plugin restart without RDS.
 	StateDir string
+	// KubeletDir confines every staging and target path (DefaultKubeletDir):
+	// the plugin mounts, unmounts and removes nothing outside it, whatever a
+	// caller asks.
+	KubeletDir string
 	// MaxVolumesPerNode is reported by NodeGetInfo; 0 means no limit.
 	MaxVolumesPerNode int64
 	// Mounter and Exec default to the host's; tests inject fakes.
@@ -45,6 +52,9 @@ type NodeOptions struct {
 	// Clock is the only source of time; nil means the real clock.
 	Clock clock.Clock
 }
+
+// DefaultKubeletDir is where the kubelet keeps staging and publish paths.
+const DefaultKubeletDir = "/var/lib/kubelet"
 
 // NodeServer is the CSI node service.
 type NodeServer struct {
@@ -75,6 +85,13 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: state dir: %w", err)
 	}
+	if o.KubeletDir == "" {
+		o.KubeletDir = DefaultKubeletDir
+	}
+	if !filepath.IsAbs(o.KubeletDir) {
+		return nil, fmt.Errorf("node: kubelet dir %q must be absolute", o.KubeletDir)
+	}
+	o.KubeletDir = filepath.Clean(o.KubeletDir)
 	if o.Mounter == nil {
 		o.Mounter = mount.New("")
 	}
@@ -142,8 +159,65 @@ type stagedVolume struct {
 	Device      string      `json:"device"` // at staging time; may change after an NVMe reconnect
 }
 
+// statePath is the state file of a volume. Every RPC checks the ID's shape
+// (checkVolumeID) first, so an ID can never name a file elsewhere.
 func (n *NodeServer) statePath(id string) string {
 	return filepath.Join(n.opts.StateDir, id+".json")
+}
+
+// checkVolumeID refuses IDs that cannot name a volume of this driver: they
+// are NOT_FOUND without looking at anything, so an ID like "../x" reaches no
+// file, lock or mount.
+func checkVolumeID(id string) error {
+	if !isVolumeID(id) {
+		return status.Errorf(codes.NotFound, "volume %.80q is not a volume of this driver", id)
+	}
+	return nil
+}
+
+// confine resolves p, symlinks included, and checks that it lies strictly
+// inside the kubelet directory. The part of p that does not exist yet is
+// joined lexically to its longest existing, resolved prefix, so a symlink
+// anywhere on the way cannot lead out. The resolved path is what the
+// caller must act on. (A symlink swapped in after the check can still
+// redirect a later mount; the kubelet dir is writable only by root.)
+func (n *NodeServer) confine(kind, p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", status.Errorf(codes.InvalidArgument, "%s %.200q must be an absolute path under %s", kind, p, n.opts.KubeletDir)
+	}
+	root, err := resolveExisting(n.opts.KubeletDir)
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "resolve kubelet dir %s: %v", n.opts.KubeletDir, err)
+	}
+	resolved, err := resolveExisting(filepath.Clean(p))
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "resolve %s %s: %v", kind, p, err)
+	}
+	if !strings.HasPrefix(resolved, root+string(filepath.Separator)) {
+		return "", status.Errorf(codes.InvalidArgument, "%s %.200q resolves to %s, outside the kubelet dir %s; refusing to touch it", kind, p, resolved, root)
+	}
+	return resolved, nil
+}
+
+// resolveExisting is filepath.EvalSymlinks for paths whose tail may not
+// exist yet: it resolves the longest existing prefix and appends the rest.
+func resolveExisting(p string) (string, error) {
+	rest := ""
+	for cur := p; ; {
+		r, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
 }
 
 func (n *NodeServer) saveState(id string, s stagedVolume) error {
@@ -236,8 +310,18 @@ func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if _, err := checkCapabilities([]*csi.VolumeCapability{vcap}); err != nil {
 		return nil, err
 	}
-	if !isVolumeID(id) {
-		return nil, status.Errorf(codes.NotFound, "volume %s is not a volume of this driver", id)
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	staging, err := n.confine("staging target path", staging)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateNodeParams(req.GetVolumeContext()); err != nil {
+		return nil, err
+	}
+	if err := validateNodeParams(req.GetPublishContext()); err != nil {
+		return nil, err
 	}
 	t, err := target(id, req.GetPublishContext(), req.GetVolumeContext())
 	if err != nil {
@@ -365,7 +449,8 @@ func (n *NodeServer) mountedDevice(path string) (string, error) {
 	}
 	clean := filepath.Clean(path)
 	for _, mp := range mps {
-		if filepath.Clean(mp.Path) == clean {
+		// /proc/mounts escapes spaces and the like (\040).
+		if filepath.Clean(mountinfo.Unescape(mp.Path)) == clean {
 			return mp.Device, nil
 		}
 	}
@@ -390,17 +475,32 @@ func (n *NodeServer) NodeUnstageVolume(ctx context.Context, req *csi.NodeUnstage
 	if err := require("volume ID", id, "staging target path", staging); err != nil {
 		return nil, err
 	}
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	staging, err := n.confine("staging target path", staging)
+	if err != nil {
+		return nil, err
+	}
 	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	if err := mount.CleanupMountPoint(staging, n.opts.Mounter, true); err != nil {
-		return nil, status.Errorf(codes.Internal, "unmount staging path %s: %v", staging, err)
-	}
 	st, ok, err := n.loadState(id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if ok && !samePath(st.StagingPath, staging) {
+		return nil, status.Errorf(codes.InvalidArgument, "volume %s is staged at %s, not %s", id, st.StagingPath, staging)
+	}
+	// Before anything is unmounted: a staged filesystem still bind-mounted
+	// into a pod stays as it is, and kubelet retries once the pod is gone.
+	if err := n.checkNotPublished(staging); err != nil {
+		return nil, err
+	}
+	if err := mount.CleanupMountPoint(staging, n.opts.Mounter, true); err != nil {
+		return nil, status.Errorf(codes.Internal, "unmount staging path %s: %v", staging, err)
 	}
 	if !ok {
 		return &csi.NodeUnstageVolumeResponse{}, nil // never staged here, or already unstaged
@@ -435,6 +535,16 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	if _, err := checkCapabilities([]*csi.VolumeCapability{vcap}); err != nil {
 		return nil, err
 	}
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	tpath, err := n.confine("target path", tpath)
+	if err != nil {
+		return nil, err
+	}
+	if staging, err = n.confine("staging target path", staging); err != nil {
+		return nil, err
+	}
 	ctx, done, err := n.begin(ctx, id)
 	if err != nil {
 		return nil, err
@@ -446,6 +556,11 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	}
 	if !ok {
 		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is not staged on node %s", id, n.opts.NodeID)
+	}
+	// The source is this volume's own staging mount, never a path the caller
+	// names: another volume's staging path must not be published as this one.
+	if !samePath(st.StagingPath, staging) {
+		return nil, status.Errorf(codes.InvalidArgument, "volume %s is staged at %s, not %s", id, st.StagingPath, staging)
 	}
 	options := []string{"bind"}
 	if req.GetReadonly() {
@@ -508,6 +623,13 @@ func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubli
 	if err := require("volume ID", id, "target path", tpath); err != nil {
 		return nil, err
 	}
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	tpath, err := n.confine("target path", tpath)
+	if err != nil {
+		return nil, err
+	}
 	unlock, err := n.lock(id)
 	if err != nil {
 		return nil, err
@@ -524,6 +646,13 @@ func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubli
 func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, vpath := req.GetVolumeId(), req.GetVolumePath()
 	if err := require("volume ID", id, "volume path", vpath); err != nil {
+		return nil, err
+	}
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	vpath, err := n.confineVolumePath(vpath)
+	if err != nil {
 		return nil, err
 	}
 	fi, err := os.Stat(vpath)
@@ -612,6 +741,13 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 	if err := require("volume ID", id, "volume path", vpath); err != nil {
 		return nil, err
 	}
+	if err := checkVolumeID(id); err != nil {
+		return nil, err
+	}
+	vpath, err := n.confineVolumePath(vpath)
+	if err != nil {
+		return nil, err
+	}
 	st, ok, err := n.loadState(id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
@@ -654,6 +790,55 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 		klog.InfoS("Volume expanded on node", "volume", id, "deviceBytes", size, "filesystemBytes", int64(fs.Blocks)*int64(fs.Bsize))
 	}
 	return &csi.NodeExpandVolumeResponse{CapacityBytes: size}, nil
+}
+
+// confineVolumePath is confine for the read-mostly RPCs (stats, expand): a
+// path outside the kubelet dir holds no volume of this node, so it is
+// NOT_FOUND, as the spec asks for a volume path that does not exist.
+func (n *NodeServer) confineVolumePath(p string) (string, error) {
+	resolved, err := n.confine("volume path", p)
+	if status.Code(err) == codes.InvalidArgument {
+		return "", status.Errorf(codes.NotFound, "no volume at %.200q: %s", p, status.Convert(err).Message())
+	}
+	return resolved, err
+}
+
+// samePath compares two paths as the kernel would see them.
+func samePath(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	ra, err1 := resolveExisting(filepath.Clean(a))
+	rb, err2 := resolveExisting(filepath.Clean(b))
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// checkNotPublished fails with FAILED_PRECONDITION when the filesystem
+// mounted at staging is also mounted somewhere else (a pod's bind mount).
+func (n *NodeServer) checkNotPublished(staging string) error {
+	mps, err := n.opts.Mounter.List()
+	if err != nil {
+		return status.Errorf(codes.Internal, "list mounts: %v", err)
+	}
+	device := ""
+	for _, mp := range mps {
+		if filepath.Clean(mountinfo.Unescape(mp.Path)) == staging {
+			device = mp.Device
+		}
+	}
+	if device == "" {
+		return nil
+	}
+	var others []string
+	for _, mp := range mps {
+		if p := filepath.Clean(mountinfo.Unescape(mp.Path)); mp.Device == device && p != staging {
+			others = append(others, p)
+		}
+	}
+	if len(others) > 0 {
+		return status.Errorf(codes.FailedPrecondition, "staging path %s is still published at %s; unpublish first", staging, strings.Join(others, ", "))
+	}
+	return nil
 }
 
 // dataPlaneStatus maps data plane errors: a device in use is FAILED_PRECONDITION

@@ -48,7 +48,7 @@ func newLoopRig(t *testing.T) *loopRig {
 			t.Fatal(err)
 		}
 		ns, err := NewNodeServer(NodeOptions{NodeID: name, DataPlanes: map[string]node.DataPlane{"loop": lp},
-			DefaultDataPlane: "loop", StateDir: filepath.Join(r.dir, name, "state")})
+			DefaultDataPlane: "loop", StateDir: filepath.Join(r.dir, name, "state"), KubeletDir: r.dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func TestPluginRestartConverges(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted, err := NewNodeServer(NodeOptions{NodeID: "node-a", DataPlanes: map[string]node.DataPlane{"loop": lp},
-		DefaultDataPlane: "loop", StateDir: r.nodes["node-a"].opts.StateDir})
+		DefaultDataPlane: "loop", StateDir: r.nodes["node-a"].opts.StateDir, KubeletDir: r.dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestNeverFormatsWhenUnsure(t *testing.T) {
 			})
 			mounter := mount.NewFakeMounter(nil)
 			ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
-				StateDir: filepath.Join(dir, "state"), Mounter: mounter, Exec: fe})
+				StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +148,7 @@ func TestStageIdempotentAndWrongDevice(t *testing.T) {
 	mounter := mount.NewFakeMounter(nil)
 	plane := &filePlane{device: dev}
 	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": plane},
-		StateDir: filepath.Join(dir, "state"), Mounter: mounter, Exec: fe})
+		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,6 +133,8 @@ const (
 func TestSanity(t *testing.T) {
 	nodeID := "sanity-node"
 	stateDir := t.TempDir()
+	// Staging and target paths live here, the node plugin's kubelet dir.
+	dir := shortTempDir(t)
 	emu := emulatortest.Start(t, emulatortest.Options{PoolSize: 1 << 40, StateDir: stateDir})
 	skip := []string{}
 	var ns csi.NodeServer
@@ -149,7 +151,7 @@ func TestSanity(t *testing.T) {
 			t.Fatal(err)
 		}
 		ns, err = NewNodeServer(NodeOptions{NodeID: nodeID, DataPlanes: map[string]node.DataPlane{"loop": lp},
-			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state")})
+			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state"), KubeletDir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +163,6 @@ func TestSanity(t *testing.T) {
 	cfg.ControllerAddress = sock
 	cfg.TestVolumeSize = 64 << 20
 	cfg.TestVolumeExpandSize = 128 << 20
-	dir := shortTempDir(t)
 	if len(skip) == 0 {
 		t.Cleanup(func() { assertNothingLeftBehind(t, stateDir, dir) })
 	}

@@ -132,7 +132,7 @@ func (c *cluster) addNode(ctx context.Context, name string) (*node, error) {
 	}
 	n.plugin = c.procs.add(newProc(filepath.Join(c.dir, "logs"), "node-"+name, c.bins.rdsCSI,
 		"--mode=node", "--node-id="+name, "--endpoint=unix://"+n.socket,
-		"--data-plane=loop", "--loop-backing-dir="+backing,
+		"--data-plane=loop", "--loop-backing-dir="+backing, "--kubelet-dir="+n.root,
 		"--node-state-dir="+filepath.Join(c.dir, "nodes", name, "plugin-state"),
 		"--v=4"))
 	n.plugin.supervised = true

@@ -37,7 +37,7 @@ type config struct {
 	metricsAddress                                     string
 	dataPlane, loopBackingDir                          string
 	basePath, allowedBasePaths, nvmeAddress, nqnPrefix string
-	standaloneNodes, nodeStateDir                      string
+	standaloneNodes, nodeStateDir, kubeletDir          string
 	kubeconfig, leaseNamespace, leaseName              string
 	leaderElection                                     bool
 	leaseDuration, renewDeadline, retryPeriod          time.Duration
@@ -70,6 +70,7 @@ func main() {
 	flag.DurationVar(&c.gracePeriod, "grace-period", 30*time.Second, "default attachment grace period before a gone node's claim lapses")
 	flag.StringVar(&c.standaloneNodes, "standalone-nodes", "", "without Kubernetes: comma-separated node IDs that exist besides --node-id")
 	flag.StringVar(&c.nodeStateDir, "node-state-dir", "/var/lib/kubelet/plugins/"+driver.DefaultName+"/volumes", "node: where staged volumes are remembered across plugin restarts")
+	flag.StringVar(&c.kubeletDir, "kubelet-dir", driver.DefaultKubeletDir, "node: the kubelet's directory; no staging or target path outside it is ever mounted, unmounted or removed")
 	flag.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster config when running in a Pod, else standalone (no Kubernetes)")
 	flag.BoolVar(&c.leaderElection, "leader-election", true, "controller: elect one active replica through a Lease (in a cluster)")
 	flag.StringVar(&c.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default: the Pod's namespace)")
@@ -294,7 +295,7 @@ func nodeServer(c config) (*driver.NodeServer, error) {
 	}
 	return driver.NewNodeServer(driver.NodeOptions{
 		NodeID: c.nodeID, DataPlanes: planes, DefaultDataPlane: c.dataPlane,
-		StateDir: c.nodeStateDir, MaxVolumesPerNode: c.maxVolumesPerNode,
+		StateDir: c.nodeStateDir, KubeletDir: c.kubeletDir, MaxVolumesPerNode: c.maxVolumesPerNode,
 	})
 }
 

@@ -33,7 +33,7 @@ func (w *World) addNodePlugin(name string) error {
 		return err
 	}
 	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]node.DataPlane{"nvme": plane},
-		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), Mounter: mount.NewFakeMounter(nil),
+		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil),
 		Exec: simExec{fab: plane.fab}, Clock: w.vc.view(nil)})
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
 )
 
 // loopDev is a bound loop device as sysfs shows it.
@@ -125,16 +126,16 @@ func (l *Loop) users(name string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loop: read device number of %s: %w", name, err)
 	}
-	mounts, err := readMountInfo(l.mountInfo)
+	mounts, err := mountinfo.Read(l.mountInfo)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loop: %w", err)
 	}
 	for _, m := range mounts {
 		switch {
-		case m.majorMinor == devNum, m.source == l.devPath(name), m.source == "/dev/"+name:
-			out = append(out, "mounted at "+m.mountPoint)
-		case m.root == "/"+name && (m.fsType == "devtmpfs" || m.fsType == "tmpfs"):
-			out = append(out, "device node bind-mounted at "+m.mountPoint)
+		case m.MajorMinor == devNum, m.Source == l.devPath(name), m.Source == "/dev/"+name:
+			out = append(out, "mounted at "+m.MountPoint)
+		case m.Root == "/"+name && (m.FSType == "devtmpfs" || m.FSType == "tmpfs"):
+			out = append(out, "device node bind-mounted at "+m.MountPoint)
 		}
 	}
 	holders, err := os.ReadDir(filepath.Join(l.blockDir(name), "holders"))
@@ -146,75 +147,3 @@ func (l *Loop) users(name string) ([]string, error) {
 	}
 	return out, nil
 }
-
-// mount is one line of /proc/<pid>/mountinfo.
-type mount struct {
-	majorMinor string
-	root       string
-	mountPoint string
-	fsType     string
-	source     string
-}
-
-// readMountInfo parses a mountinfo file (proc(5)).
-func readMountInfo(path string) ([]mount, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("loop: read mounts: %w", err)
-	}
-	defer f.Close()
-	ms, err := parseMountInfo(bufio.NewScanner(f))
-	if err != nil {
-		return nil, fmt.Errorf("loop: read mounts from %s: %w", path, err)
-	}
-	return ms, nil
-}
-
-func parseMountInfo(sc *bufio.Scanner) ([]mount, error) {
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	var out []mount
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		f := strings.Fields(pre)
-		g := strings.Fields(post)
-		if len(f) < 6 || len(g) < 2 {
-			return nil, fmt.Errorf("malformed line %q", line)
-		}
-		out = append(out, mount{
-			majorMinor: f[2],
-			root:       unescapeOctal(f[3]),
-			mountPoint: unescapeOctal(f[4]),
-			fsType:     g[0],
-			source:     unescapeOctal(g[1]),
-		})
-	}
-	return out, sc.Err()
-}
-
-// unescapeOctal undoes the kernel's \ooo escaping of space, tab, newline and
-// backslash in mountinfo fields.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
-			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
-			i += 3
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func isOctal(c byte) bool { return c >= '0' && c <= '7' }

@@ -1,62 +1,11 @@
 package loop
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
-
-func TestParseMountInfo(t *testing.T) {
-	in := `22 1 252:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
-100 22 7:3 / /var/lib/kubelet/plugins/x/globalmount rw,relatime shared:50 master:2 - ext4 /dev/loop3 rw
-101 22 0:6 /loop4 /var/lib/kubelet/pods/p/volumeDevices/with\040space rw,nosuid - devtmpfs devtmpfs rw,size=100k
-102 22 0:50 / /mnt/back\134slash\011tab rw - tmpfs tmpfs rw
-
-`
-	got, err := parseMountInfo(bufio.NewScanner(strings.NewReader(in)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []mount{
-		{"252:1", "/", "/", "ext4", "/dev/vda1"},
-		{"7:3", "/", "/var/lib/kubelet/plugins/x/globalmount", "ext4", "/dev/loop3"},
-		{"0:6", "/loop4", "/var/lib/kubelet/pods/p/volumeDevices/with space", "devtmpfs", "devtmpfs"},
-		{"0:50", "/", "/mnt/back\\slash\ttab", "tmpfs", "tmpfs"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d mounts, want %d: %+v", len(got), len(want), got)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("mount %d = %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	for _, bad := range []string{"1 2 3", "1 2 7:0 / /x rw - ext4"} {
-		if _, err := parseMountInfo(bufio.NewScanner(strings.NewReader(bad))); err == nil {
-			t.Errorf("parseMountInfo(%q) succeeded", bad)
-		}
-	}
-}
-
-func TestUnescapeOctal(t *testing.T) {
-	for in, want := range map[string]string{
-		`plain`:        "plain",
-		`a\040b`:       "a b",
-		`\134`:         `\`,
-		`end\04`:       `end\04`,
-		`\999`:         `\999`,
-		`x\012y\011z`:  "x\ny\tz",
-		`trailing\`:    `trailing\`,
-		`\040\040\040`: "   ",
-	} {
-		if got := unescapeOctal(in); got != want {
-			t.Errorf("unescapeOctal(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestLoopNum(t *testing.T) {
 	for in, want := range map[string]int{"loop0": 0, "loop12": 12, "loop007": 7} {

@@ -1,13 +1,13 @@
 package nvme
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
 )
 
 // blockDev is a block device or partition to check before disconnecting.
@@ -63,52 +63,18 @@ func (n *NVMe) checkNotInUse(devs []string) error {
 }
 
 func (n *NVMe) checkNotMounted(devs []blockDev) error {
-	f, err := os.Open(n.mountInfo)
+	mounts, err := mountinfo.Read(n.mountInfo)
 	if err != nil {
 		return fmt.Errorf("nvme: cannot tell whether the device is mounted: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m, ok := parseMountInfo(sc.Text())
-		if !ok {
-			continue
-		}
+	for _, m := range mounts {
 		for _, d := range devs {
-			if (d.majMin != "" && m.majMin == d.majMin) ||
-				m.source == "/dev/"+d.name || m.source == filepath.Join(n.devRoot, d.name) ||
-				(m.fsType == "devtmpfs" && m.root == "/"+d.name) {
-				return fmt.Errorf("%w: /dev/%s is mounted on %s", node.ErrInUse, d.name, m.mountPoint)
+			if (d.majMin != "" && m.MajorMinor == d.majMin) ||
+				m.Source == "/dev/"+d.name || m.Source == filepath.Join(n.devRoot, d.name) ||
+				(m.FSType == "devtmpfs" && m.Root == "/"+d.name) {
+				return fmt.Errorf("%w: /dev/%s is mounted on %s", node.ErrInUse, d.name, m.MountPoint)
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("nvme: cannot tell whether the device is mounted: read %s: %w", n.mountInfo, err)
-	}
 	return nil
-}
-
-type mountEntry struct {
-	majMin, root, mountPoint, fsType, source string
-}
-
-// parseMountInfo parses one line of /proc/<pid>/mountinfo:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-//
-// Paths keep their octal escapes (\040 for a space); device names have none.
-func parseMountInfo(line string) (mountEntry, bool) {
-	f := strings.Fields(line)
-	sep := -1
-	for i := 6; i < len(f); i++ {
-		if f[i] == "-" {
-			sep = i
-			break
-		}
-	}
-	if sep < 0 || len(f) < sep+3 {
-		return mountEntry{}, false
-	}
-	return mountEntry{majMin: f[2], root: f[3], mountPoint: f[4], fsType: f[sep+1], source: f[sep+2]}, true
 }
