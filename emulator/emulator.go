@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,9 @@ type CommandRecord struct {
 	Output   string        `json:"output"`
 	Status   string        `json:"status"` // ok, error or abandoned
 	Duration time.Duration `json:"durationNs"`
+	// Mangled names the reply fault that changed what the client got back
+	// (see faults.ReplyMode); the command itself ran as logged.
+	Mangled string `json:"mangled,omitempty"`
 }
 
 // maxLoggedOutput keeps a 10,000-disk listing out of the command log.
@@ -254,28 +258,41 @@ func (e *Emulator) Close() error {
 // Exec runs a script as user without SSH, through the same fault, metric and log
 // path as an SSH command; benchmarks and the scenario runner use it.
 func (e *Emulator) Exec(ctx context.Context, user, script string) (output string, failed bool) {
-	return e.newRunner(user, 0).Run(ctx, script)
+	r := e.newRunner(user, 0).Run(ctx, script)
+	return r.Output, r.Failed
 }
 
 type runner struct {
-	e    *Emulator
-	user string
-	sess *console.Session
+	e     *Emulator
+	user  string
+	sess  *console.Session
+	width atomic.Int64 // set by PTY window changes, applied before each command
 }
 
 func (e *Emulator) newRunner(user string, width int) sshd.Runner {
-	return &runner{e: e, user: user, sess: e.console.NewSession(user, width)}
+	r := &runner{e: e, user: user, sess: e.console.NewSession(user, width)}
+	r.width.Store(int64(r.sess.Width))
+	return r
 }
 
-func (r *runner) Run(ctx context.Context, script string) (string, bool) {
+func (r *runner) SetWidth(w int) { r.width.Store(int64(w)) }
+
+func (r *runner) Run(ctx context.Context, script string) sshd.Reply {
 	e := r.e
 	start := e.clk.Now()
 	var (
-		out    string
-		failed bool
-		status = "ok"
-		verb   = "none"
+		out     string
+		failed  bool
+		noExit  bool
+		status  = "ok"
+		verb    = "none"
+		mangled string
 	)
+	r.sess.Width = int(r.width.Load())
+	rf, mangle := e.faults.ReplyFaultFor(script)
+	if mangle && rf.Mode == faults.ReplyRewrap {
+		r.sess.Width = rf.Width
+	}
 	failText, err := e.faults.BeforeCommand(ctx)
 	switch {
 	case err != nil:
@@ -285,6 +302,16 @@ func (r *runner) Run(ctx context.Context, script string) (string, bool) {
 	default:
 		res := r.sess.Run(ctx, script)
 		out, failed, verb = res.Output, res.Failed, res.Verb
+	}
+	if mangle && status != "abandoned" {
+		mangled = string(rf.Mode)
+		if rf.Mode == faults.ReplyHang {
+			// The command ran; its answer never comes (until released).
+			if e.faults.WaitRelease(ctx) != nil {
+				status, failed = "abandoned", true
+			}
+		}
+		out, noExit = faults.Mangle(rf, out)
 	}
 	if failed && status == "ok" {
 		status = "error"
@@ -297,10 +324,10 @@ func (r *runner) Run(ctx context.Context, script string) (string, bool) {
 			logged = logged[:maxLoggedOutput] + "...(truncated)"
 		}
 		e.cfg.CommandLog(CommandRecord{
-			Time: start, User: r.user, Command: script, Output: logged, Status: status, Duration: elapsed,
+			Time: start, User: r.user, Command: script, Output: logged, Status: status, Duration: elapsed, Mangled: mangled,
 		})
 	}
-	return out, failed
+	return sshd.Reply{Output: out, Failed: failed, NoExitStatus: noExit}
 }
 
 // verbOf labels a command that did not run (injected failure, abandoned).

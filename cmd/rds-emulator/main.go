@@ -136,6 +136,11 @@ func run(o options) error {
 		}
 		servers = append(servers, srv)
 		fmt.Printf("control on http://%s\n", addr)
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				fmt.Fprintf(os.Stderr, "warning: the control endpoint %s is unauthenticated (anyone reaching it can crash this emulator); bind it to 127.0.0.1\n", addr)
+			}
+		}
 	}
 	if err := emu.Start(); err != nil {
 		return err

@@ -110,17 +110,44 @@ func renderDetail(b *strings.Builder, entries []entry, width int) {
 		}
 		head := fmt.Sprintf("%*d %s ", idxWidth, i, flag)
 		indent := strings.Repeat(" ", len(head))
+		w := max(width, len(head)+minText) // room for text after the indentation, always
 		tokens := make([]string, 0, len(e.props)+1)
 		if e.comment != "" {
 			// RouterOS prints the comment on its own line after the index.
-			b.WriteString(head + ";;; " + e.comment + "\n")
+			b.WriteString(head + ";;; " + commentText(e.comment) + "\n")
 			head = indent
 		}
 		for _, p := range e.props {
 			tokens = append(tokens, p.String())
 		}
-		wrapTokens(b, head, indent, tokens, width)
+		wrapTokens(b, head, indent, tokens, w)
 	}
+}
+
+// minText is the least room a printed line keeps for text after its
+// indentation, whatever width was asked for.
+const minText = 20
+
+// commentText keeps a comment on its one line: a comment is free text set by
+// whoever made the disk, and a newline in it must not start what reads as
+// another entry or property. Control bytes print as RouterOS string escapes.
+func commentText(c string) string {
+	var b strings.Builder
+	for i := 0; i < len(c); i++ {
+		switch ch := c[i]; {
+		case ch == '\n':
+			b.WriteString(`\n`)
+		case ch == '\r':
+			b.WriteString(`\r`)
+		case ch == '\t':
+			b.WriteString(`\t`)
+		case ch < 0x20 || ch == 0x7f:
+			fmt.Fprintf(&b, "\\%02X", ch)
+		default:
+			b.WriteByte(ch)
+		}
+	}
+	return b.String()
 }
 
 // wrapTokens lays tokens out greedily. A token that does not fit on the current

@@ -46,3 +46,44 @@ func TestHostileNames(t *testing.T) {
 		t.Fatalf("an injected command removed another disk: %q", out)
 	}
 }
+
+// TestCommentCannotForgeEntries: a disk's comment is free text; printed, it
+// must stay on its ";;;" line, so a newline in it cannot make a listing show
+// an entry or a property that does not exist.
+func TestCommentCannotForgeEntries(t *testing.T) {
+	c, _ := newConsole(t, 8<<40)
+	s := c.NewSession("admin", 80)
+	forged := "x\n 1   type=file slot=\"pvc-forged\" size=1 file-path=/storage-pool/k8s/pvc-forged.img\r\n\x1b[2J"
+	mustRun(t, s, addCmd("pvc-real", "1M"))
+	mustRun(t, s, "/disk set [find slot=pvc-real] comment="+routeros.Quote(forged))
+	out := mustRun(t, s, "/disk print detail where slot=pvc-real")
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	comments := 0
+	for _, l := range lines {
+		if strings.Contains(l, ";;;") {
+			comments++
+			if !strings.Contains(l, `x\n 1   type=file`) || strings.ContainsAny(l, "\r\x1b") {
+				t.Errorf("comment line not escaped: %q", l)
+			}
+		}
+		if strings.HasPrefix(strings.TrimLeft(l, " "), "1 ") {
+			t.Errorf("the comment forged an entry line: %q", l)
+		}
+	}
+	if comments != 1 {
+		t.Fatalf("%d comment lines:\n%s", comments, out)
+	}
+}
+
+// TestNarrowWidthsTerminate: a width too narrow for an entry's indentation
+// still prints every property, and terminates (it once looped forever).
+func TestNarrowWidthsTerminate(t *testing.T) {
+	c, _ := newConsole(t, 8<<40)
+	mustRun(t, c.NewSession("admin", 80), addCmd("pvc-narrow", "1M"))
+	for _, w := range []int{1, 2, 3, 4, 5, 6, 9} {
+		out := mustRun(t, c.NewSession("admin", w), "/disk print detail")
+		if !strings.Contains(strings.ReplaceAll(out, "\n", ""), "file-path") {
+			t.Errorf("width %d: file-path missing:\n%s", w, out)
+		}
+	}
+}

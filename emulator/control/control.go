@@ -34,7 +34,13 @@ type Status struct {
 //	POST /faults/hang?count=N             hang the next N commands (no count: all)
 //	POST /faults/release                  release hung commands
 //	POST /faults/reject?enabled=true      refuse new connections
+//	POST /faults/reply?mode=truncate&match=print&count=1&width=60&seed=7
+//	                                      mangle replies of matching commands
+//	                                      (modes: faults.ReplyModes)
 //	POST /faults/clear                    turn every fault off
+//
+// The endpoint is an unauthenticated switchboard for tests: anyone who can
+// reach it can crash the emulator. Bind it to loopback only.
 func Handler(t Target) http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter) {
@@ -101,6 +107,36 @@ func Handler(t Target) http.Handler {
 			return
 		}
 		t.Faults().RejectConnections(on)
+		reply(w)
+	})
+	mux.HandleFunc("POST /faults/reply", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := faults.ReplyFault{Match: q.Get("match"), Mode: faults.ReplyMode(q.Get("mode"))}
+		for _, p := range []struct {
+			name string
+			dst  *int
+		}{{"count", &f.Count}, {"width", &f.Width}} {
+			if v := q.Get(p.name); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					bad(w, p.name+": want a non-negative integer")
+					return
+				}
+				*p.dst = n
+			}
+		}
+		if v := q.Get("seed"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				bad(w, "seed: want a non-negative integer")
+				return
+			}
+			f.Seed = n
+		}
+		if err := t.Faults().AddReplyFault(f); err != nil {
+			bad(w, err.Error())
+			return
+		}
 		reply(w)
 	})
 	mux.HandleFunc("POST /faults/clear", func(w http.ResponseWriter, r *http.Request) {

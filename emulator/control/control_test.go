@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,7 +48,13 @@ func TestControlAPI(t *testing.T) {
 		{"POST", "/faults/release", 200, func(s Status) bool { return !s.Faults.HangAll && s.Faults.HangNext == 0 }},
 		{"POST", "/faults/reject?enabled=true", 200, func(s Status) bool { return s.Faults.RejectConnections }},
 		{"POST", "/faults/reject?enabled=maybe", 400, nil},
-		{"POST", "/faults/clear", 200, func(s Status) bool { return s.Faults == (faults.State{}) }},
+		{"POST", "/faults/reply?mode=truncate&match=print&count=2&seed=7", 200, func(s Status) bool {
+			return len(s.Faults.Replies) == 1 && s.Faults.Replies[0].Mode == faults.ReplyTruncate && s.Faults.Replies[0].Count == 2
+		}},
+		{"POST", "/faults/reply?mode=melt", 400, nil},
+		{"POST", "/faults/reply?mode=empty&match=(", 400, nil},
+		{"POST", "/faults/reply?mode=empty&count=-1", 400, nil},
+		{"POST", "/faults/clear", 200, func(s Status) bool { return reflect.DeepEqual(s.Faults, faults.State{}) }},
 		{"GET", "/status", 200, func(s Status) bool { return s.Serving }},
 		{"GET", "/crash", 405, nil},
 	}

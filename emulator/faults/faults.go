@@ -22,6 +22,7 @@ type State struct {
 	HangAll           bool          `json:"hangAll"`
 	Hanging           int           `json:"hanging"`
 	RejectConnections bool          `json:"rejectConnections"`
+	Replies           []ReplyFault  `json:"replies,omitempty"`
 }
 
 // Injector decides, per command and per connection, whether to misbehave.
@@ -39,6 +40,7 @@ type Injector struct {
 	delayed  int           // commands waiting out their latency
 	release  chan struct{} // closed by Release; replaced afterwards
 	reject   bool
+	replies  []*ReplyFault // see reply.go
 }
 
 // New returns an Injector with no faults active. Delays are measured on clk so a
@@ -113,17 +115,22 @@ func (i *Injector) Clear() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.latency, i.failNext, i.failText, i.reject = 0, 0, "", false
+	i.replies = nil
 }
 
 // Snapshot returns the active faults.
 func (i *Injector) Snapshot() State {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	return State{
+	st := State{
 		Latency: i.latency, FailNext: i.failNext, FailText: i.failText,
 		HangNext: i.hangNext, HangAll: i.hangAll, Hanging: i.hanging,
 		RejectConnections: i.reject,
 	}
+	for _, r := range i.replies {
+		st.Replies = append(st.Replies, *r)
+	}
+	return st
 }
 
 // Hanging reports how many commands are currently blocked by a hang fault. Tests

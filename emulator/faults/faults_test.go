@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -101,8 +102,11 @@ func TestClearResetsEverything(t *testing.T) {
 	inj.FailNext(5, "x")
 	inj.RejectConnections(true)
 	inj.HangAll()
+	if err := inj.AddReplyFault(ReplyFault{Mode: ReplyEmpty}); err != nil {
+		t.Fatal(err)
+	}
 	inj.Clear()
-	if s := inj.Snapshot(); s != (State{}) {
+	if s := inj.Snapshot(); !reflect.DeepEqual(s, State{}) {
 		t.Fatalf("state after Clear = %+v, want zero", s)
 	}
 }

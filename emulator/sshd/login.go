@@ -35,7 +35,7 @@ func ParseLogin(name string) Login {
 			n, err := strconv.Atoi(num)
 			if err == nil && n > 0 && n <= 65535 {
 				if r == 'w' {
-					l.Width = n
+					l.Width = ClampWidth(n)
 				} else {
 					l.Height = n
 				}
@@ -48,4 +48,18 @@ func ParseLogin(name string) Login {
 		num = ""
 	}
 	return l
+}
+
+// Terminal widths the console prints at. A width narrower than an entry's
+// indentation would leave no room for text (and once made the printer loop
+// forever); such requests, from the login name or the PTY, are raised to
+// MinWidth. Real RouterOS's own floor is not documented.
+const (
+	MinWidth = 40
+	MaxWidth = 4096
+)
+
+// ClampWidth brings a requested width into [MinWidth, MaxWidth].
+func ClampWidth(w int) int {
+	return min(max(w, MinWidth), MaxWidth)
 }

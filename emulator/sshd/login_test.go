@@ -11,6 +11,9 @@ func TestParseLogin(t *testing.T) {
 		"admin+0w":        {User: "admin"}, // zero width is ignored, not "no width"
 		"admin+99999999w": {User: "admin"}, // absurd widths are ignored
 		"admin+xyz":       {User: "admin"}, // unknown options are ignored
+		"admin+1w":        {User: "admin", Width: MinWidth},
+		"admin+5w":        {User: "admin", Width: MinWidth},
+		"admin+65535w":    {User: "admin", Width: MaxWidth},
 		"adm+in+t":        {User: "adm"},   // only the first '+' splits; "in+t" holds no t before '+'? see below
 		"":                {User: ""},
 	}

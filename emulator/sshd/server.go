@@ -10,15 +10,30 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/benbjohnson/clock"
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// Runner runs one console script and returns what RouterOS would print. failed
-// reports that the output is an error message.
+// Reply is what one console script printed and how the session ends.
+type Reply struct {
+	Output string
+	// Failed reports that the output is an error message.
+	Failed bool
+	// NoExitStatus ends the session without an exit status, as a dropped
+	// link does (reply faults use it).
+	NoExitStatus bool
+}
+
+// Runner runs console scripts for one session.
 type Runner interface {
-	Run(ctx context.Context, script string) (output string, failed bool)
+	Run(ctx context.Context, script string) Reply
+	// SetWidth changes the terminal width (a PTY window change). It may be
+	// called while Run is not running, from another goroutine.
+	SetWidth(width int)
 }
 
 // Config wires the server to the rest of the emulator.
@@ -38,7 +53,31 @@ type Config struct {
 	Reject func() bool
 	// SessionStarted and SessionEnded report session counts for metrics.
 	SessionStarted, SessionEnded func()
+	// Limits; zero values take the defaults noted. They keep one client from
+	// exhausting the emulator: connections that never authenticate or never
+	// open a session, piles of sessions, and clients that stop reading.
+	MaxConnections    int           // DefaultMaxConnections
+	MaxSessions       int           // per connection, DefaultMaxSessions
+	PreSessionTimeout time.Duration // connect to first session, DefaultPreSessionTimeout
+	WriteTimeout      time.Duration // one reply's delivery, DefaultWriteTimeout
 }
+
+// Defaults for Config's limits.
+const (
+	DefaultMaxConnections    = 256
+	DefaultMaxSessions       = 32
+	DefaultPreSessionTimeout = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	// maxEnvRequests bounds the environment a session may send before its
+	// command (gliderlabs keeps every one).
+	maxEnvRequests = 64
+)
+
+// wallClock times the defences against hostile clients. Socket deadlines are
+// kernel time by nature, and these limits guard real memory and real file
+// descriptors, so they run on the wall clock even under a mock one; the
+// scenario runner's well-behaved clients never come near them.
+var wallClock = clock.New()
 
 // Server is a RouterOS-style SSH server that can crash and come back.
 type Server struct {
@@ -59,7 +98,28 @@ type Server struct {
 
 // New returns a server; call Start to listen.
 func New(cfg Config) *Server {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.MaxConnections, DefaultMaxConnections)
+	def(&cfg.MaxSessions, DefaultMaxSessions)
+	if cfg.PreSessionTimeout <= 0 {
+		cfg.PreSessionTimeout = DefaultPreSessionTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	return &Server{cfg: cfg, conns: map[net.Conn]struct{}{}}
+}
+
+type ctxKey struct{}
+
+// connOf returns the tracked connection a session runs on.
+func connOf(ctx ssh.Context) *trackedConn {
+	tc, _ := ctx.Value(ctxKey{}).(*trackedConn)
+	return tc
 }
 
 func (s *Server) newSSHServer() *ssh.Server {
@@ -76,22 +136,36 @@ func (s *Server) newSSHServer() *ssh.Server {
 		RequestHandlers: map[string]ssh.RequestHandler{},
 		// Set explicitly: gliderlabs fills in defaults only in Serve, and
 		// HandleConn (in-memory connections) bypasses Serve.
-		ChannelHandlers: map[string]ssh.ChannelHandler{"session": ssh.DefaultSessionHandler},
+		ChannelHandlers: map[string]ssh.ChannelHandler{"session": s.session},
 		ConnCallback: func(ctx ssh.Context, c net.Conn) net.Conn {
 			if s.cfg.Reject != nil && s.cfg.Reject() {
 				return nil
 			}
-			return s.track(c)
+			tc := s.track(c)
+			if tc == nil {
+				return nil
+			}
+			ctx.SetValue(ctxKey{}, tc)
+			// Until its first session, a connection lives on a timer: no
+			// endless handshakes, no idle authenticated sockets. (Not a
+			// socket deadline: gliderlabs resets those on every read.)
+			tc.preSession = wallClock.AfterFunc(s.cfg.PreSessionTimeout, func() {
+				if !tc.started.Load() {
+					_ = tc.Close()
+				}
+			})
+			return tc
 		},
 	}
 }
 
 // track remembers a connection so Crash can drop it. It returns nil, refusing
-// the connection, when the server has been stopped meanwhile.
-func (s *Server) track(c net.Conn) net.Conn {
+// the connection, when the server has been stopped meanwhile or already holds
+// MaxConnections.
+func (s *Server) track(c net.Conn) *trackedConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.srv == nil {
+	if s.srv == nil || len(s.conns) >= s.cfg.MaxConnections {
 		return nil
 	}
 	tc := &trackedConn{Conn: c, s: s}
@@ -101,8 +175,62 @@ func (s *Server) track(c net.Conn) net.Conn {
 
 type trackedConn struct {
 	net.Conn
-	s    *Server
-	once sync.Once
+	s        *Server
+	once     sync.Once
+	sessions   atomic.Int32
+	started    atomic.Bool
+	preSession *clock.Timer
+}
+
+// sessionStarted stops the pre-session timer at the first session.
+func (c *trackedConn) sessionStarted() {
+	if c.started.CompareAndSwap(false, true) && c.preSession != nil {
+		c.preSession.Stop()
+	}
+}
+
+// session is gliderlabs' session handler behind two limits: at most
+// MaxSessions at once per connection, and a bounded environment.
+func (s *Server) session(srv *ssh.Server, conn *gossh.ServerConn, newChan gossh.NewChannel, ctx ssh.Context) {
+	tc := connOf(ctx)
+	if tc != nil {
+		if int(tc.sessions.Add(1)) > s.cfg.MaxSessions {
+			tc.sessions.Add(-1)
+			_ = newChan.Reject(gossh.ResourceShortage, "too many sessions")
+			return
+		}
+		defer tc.sessions.Add(-1)
+		tc.sessionStarted()
+	}
+	ssh.DefaultSessionHandler(srv, conn, limitedChannel{newChan}, ctx)
+}
+
+// limitedChannel refuses environment requests beyond maxEnvRequests, so a
+// client cannot grow a session's memory before it runs anything.
+type limitedChannel struct{ gossh.NewChannel }
+
+func (l limitedChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := l.NewChannel.Accept()
+	if err != nil {
+		return ch, reqs, err
+	}
+	out := make(chan *gossh.Request)
+	go func() {
+		defer close(out)
+		env := 0
+		for r := range reqs {
+			if r.Type == "env" {
+				if env++; env > maxEnvRequests {
+					if r.WantReply {
+						_ = r.Reply(false, nil)
+					}
+					continue
+				}
+			}
+			out <- r
+		}
+	}()
+	return ch, out, nil
 }
 
 func (c *trackedConn) Close() error {
@@ -223,24 +351,43 @@ func (s *Server) handle(sess ssh.Session) {
 		defer s.cfg.SessionEnded()
 	}
 	login := ParseLogin(sess.User())
-	pty, _, hasPty := sess.Pty()
+	pty, winch, hasPty := sess.Pty()
 	width := 0
-	if hasPty && !login.NoAutodetect {
-		width = pty.Window.Width
+	followPty := hasPty && !login.NoAutodetect && login.Width == 0
+	if followPty {
+		width = ClampWidth(pty.Window.Width)
 	}
 	if login.Width > 0 {
 		width = login.Width
 	}
 	runner := s.cfg.NewRunner(login.User, width)
+	if hasPty {
+		// Window changes must be drained: gliderlabs delivers them on a
+		// one-slot channel, and an unread one stalls the connection's
+		// request handling. They change the width unless the login fixed it.
+		go func() {
+			for w := range winch {
+				if followPty {
+					runner.SetWidth(ClampWidth(w.Width))
+				}
+			}
+		}()
+	}
 	out := io.Writer(sess)
 	if hasPty {
 		out = &crlfWriter{w: sess}
 	}
 	if cmd := sess.RawCommand(); cmd != "" {
-		text, failed := runner.Run(sess.Context(), cmd)
-		_, _ = io.WriteString(out, text)
+		r := runner.Run(sess.Context(), cmd)
+		if err := s.write(sess, out, r.Output); err != nil {
+			return
+		}
+		if r.NoExitStatus {
+			_ = sess.Close() // gliderlabs' own Exit afterwards finds the channel closed
+			return
+		}
 		status := 0
-		if failed {
+		if r.Failed {
 			status = s.cfg.ErrorExitStatus
 		}
 		_ = sess.Exit(status)
@@ -248,6 +395,16 @@ func (s *Server) handle(sess ssh.Session) {
 	}
 	s.shell(sess, out, runner, login.User, hasPty)
 	_ = sess.Exit(0)
+}
+
+// write delivers one reply, or closes the session if the client has not taken
+// it within WriteTimeout: a client that never reads must not hold a reply (up
+// to megabytes for a big listing) and a goroutine forever.
+func (s *Server) write(sess ssh.Session, out io.Writer, text string) error {
+	t := wallClock.AfterFunc(s.cfg.WriteTimeout, func() { _ = sess.Close() })
+	defer t.Stop()
+	_, err := io.WriteString(out, text)
+	return err
 }
 
 // shell runs an interactive console: prompt, read a line, run it, repeat. With a
@@ -272,8 +429,13 @@ func (s *Server) shell(sess ssh.Session, out io.Writer, runner Runner, user stri
 			_, _ = io.WriteString(out, "interrupted\n")
 			return
 		}
-		text, _ := runner.Run(sess.Context(), line)
-		_, _ = io.WriteString(out, text)
+		r := runner.Run(sess.Context(), line)
+		if err := s.write(sess, out, r.Output); err != nil {
+			return
+		}
+		if r.NoExitStatus {
+			return
+		}
 	}
 }
 
@@ -285,14 +447,23 @@ var errInterrupted = errors.New("interrupted")
 // an empty line ends the session and escape sequences (arrow keys) are ignored.
 func readLine(in *bufio.Reader, out io.Writer, echo bool) (string, error) {
 	if !echo {
-		line, err := in.ReadString('\n')
-		if err != nil && (err != io.EOF || line == "") {
-			return "", err
+		// ReadSlice, not ReadString: a line that never ends must not grow
+		// memory past maxLine.
+		var line []byte
+		for {
+			chunk, err := in.ReadSlice('\n')
+			if len(line)+len(chunk) > maxLine {
+				return "", errLineTooLong
+			}
+			line = append(line, chunk...)
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil && (err != io.EOF || len(line) == 0) {
+				return "", err
+			}
+			return strings.TrimRight(string(line), "\r\n"), nil
 		}
-		if len(line) > maxLine {
-			return "", errLineTooLong
-		}
-		return strings.TrimRight(line, "\r\n"), nil
 	}
 	var buf bytes.Buffer
 	for {
@@ -331,7 +502,7 @@ func readLine(in *bufio.Reader, out io.Writer, echo bool) (string, error) {
 }
 
 // maxLine bounds one console line so a client cannot grow memory without limit.
-const maxLine = 1 << 20
+const maxLine = 64 << 10
 
 var errLineTooLong = errors.New("line too long")
 
