@@ -14,7 +14,7 @@ func TestParseLogin(t *testing.T) {
 		"admin+1w":        {User: "admin", Width: MinWidth},
 		"admin+5w":        {User: "admin", Width: MinWidth},
 		"admin+65535w":    {User: "admin", Width: MaxWidth},
-		"adm+in+t":        {User: "adm"},   // only the first '+' splits; "in+t" holds no t before '+'? see below
+		"adm+in+t":        {User: "adm"}, // only the first '+' splits; "in+t" holds no t before '+'? see below
 		"":                {User: ""},
 	}
 	// Only the first '+' splits; the options "in+t" hold a 't'.

@@ -175,8 +175,8 @@ func (s *Server) track(c net.Conn) *trackedConn {
 
 type trackedConn struct {
 	net.Conn
-	s        *Server
-	once     sync.Once
+	s          *Server
+	once       sync.Once
 	sessions   atomic.Int32
 	started    atomic.Bool
 	preSession *clock.Timer
