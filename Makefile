@@ -11,6 +11,7 @@ FUZZ_TARGETS := \
 	./driver/rds:FuzzParseDetail \
 	./driver/rds:FuzzRoundTrip \
 	./driver/rds:FuzzQuote \
+	./driver/rds:FuzzDestructiveNeedsProof \
 	./scenarios/spec:FuzzParse
 
 .PHONY: all build demo emulator-demo scenarios test vet unit fuzz bench clean

@@ -505,9 +505,9 @@ func (c *Client) checkVolumeFile(slot, filePath string) error {
 	return nil
 }
 
-// removeUnusedFile removes the file at filePath after proving, with an
-// anchored read, that no disk uses it, and then verifies it is gone. A file
-// already absent is fine.
+// removeUnusedFile removes the file at filePath after proving that no disk
+// uses it twice over (an anchored listing and a count of zero), and then
+// verifies it is gone. A file already absent is fine.
 func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (removed bool, err error) {
 	name := fileName(filePath)
 	f, err := c.fileByName(ctx, name)
@@ -526,6 +526,18 @@ func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (r
 	}
 	if len(v.users) > 0 {
 		return false, fmt.Errorf("%w: file %q is used by disk %s; not removing it", ErrInUse, name, v.usersOf())
+	}
+	// The listing shows no user; a count must say so too, in so many words.
+	// A listing cut at an entry boundary with a clean exit reads like a
+	// shorter one, a count of zero cannot be made by cutting.
+	out, err := c.exec(ctx, cmdDiskCountUsing(filePath))
+	if err != nil {
+		return false, err
+	}
+	if n, err := ParseCount(out); err != nil {
+		return false, fmt.Errorf("%s: %w", cmdDiskCountUsing(filePath), err)
+	} else if n != 0 {
+		return false, fmt.Errorf("%w: file %q is used by %d disk(s); not removing it", ErrInUse, name, n)
 	}
 	if _, err := c.exec(ctx, cmdFileRemove(filePath)); err != nil && !errors.Is(err, ErrNotFound) {
 		return false, err

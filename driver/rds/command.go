@@ -201,6 +201,13 @@ func cmdDiskResize(slot string, size int64) string {
 	return "/disk set [find slot=" + Quote(slot) + "] file-size=" + itoa(size)
 }
 
+// cmdDiskCountUsing counts the disks whose file is filePath. A count is a
+// positive statement: "0" has to be printed, where an empty listing could be
+// an emptied one.
+func cmdDiskCountUsing(filePath string) string {
+	return "/disk print count-only where file-path=" + Quote(filePath)
+}
+
 // cmdDiskRemove removes the disk in slot only if its file is still filePath,
 // so the remove itself cannot hit a disk that changed since it was read.
 func cmdDiskRemove(slot, filePath string) string {

@@ -106,6 +106,7 @@ func TestQuoteInjection(t *testing.T) {
 				"list":   cmdDiskList,
 				"remove": func(v string) string { return cmdDiskRemove(v, v) },
 				"view":   func(v string) string { return cmdDiskView(v, v, v) },
+				"count":  cmdDiskCountUsing,
 				"resize": func(v string) string { return cmdDiskResize(v, 1048576) },
 				"fileRm": cmdFileRemove,
 				"add":    func(v string) string { return cmdDiskAdd(v, v, 1048576, true, 4420, v) },

@@ -41,6 +41,7 @@ var (
 	reCopy   = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
 	reExport = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
 	reWhere  = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
+	reCount  = regexp.MustCompile(`^/disk print count-only where file-path=` + qre + `$`)
 	reCond   = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
 	reSet    = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
 	reRm     = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
@@ -148,6 +149,15 @@ func (f *fakeRDS) exec(cmd string) string {
 			return "expected end of command (line 1 column 40)\n"
 		}
 		return f.add(d)
+	}
+	if m := reCount.FindStringSubmatch(cmd); m != nil {
+		n := 0
+		for _, d := range f.disks {
+			if d.path == mustUnquote(m[1]) {
+				n++
+			}
+		}
+		return strconv.Itoa(n) + "\n"
 	}
 	if m := reWhere.FindStringSubmatch(cmd); m != nil {
 		var conds []cond

@@ -622,3 +622,26 @@ func ParseTime(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("%w: bad time %q", ErrFailed, truncate(s, 40))
 }
+
+// ParseCount reads the answer of a "print count-only": one decimal number.
+// Nothing at all is an incomplete reply; anything else is not a count.
+func ParseCount(out string) (int, error) {
+	var nums []string
+	for _, l := range splitLines(out) {
+		if t := strings.TrimSpace(l); t != "" {
+			nums = append(nums, t)
+		}
+	}
+	switch {
+	case len(nums) == 0:
+		return 0, fmt.Errorf("%w: %w: empty reply where a count was due", ErrUnavailable, ErrIncompleteReply)
+	case len(nums) > 1 || len(nums[0]) > 9:
+		return 0, fmt.Errorf("%w: %q is not a count", ErrFailed, truncate(out, 40))
+	}
+	for i := 0; i < len(nums[0]); i++ {
+		if nums[0][i] < '0' || nums[0][i] > '9' {
+			return 0, fmt.Errorf("%w: %q is not a count", ErrFailed, truncate(out, 40))
+		}
+	}
+	return strconv.Atoi(nums[0])
+}
