@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -415,10 +414,6 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	if err != nil {
 		return nil, rdsStatus("list volumes", err)
 	}
-	files, err := d.volumeFiles(ctx)
-	if err != nil {
-		return nil, rdsStatus("list volume files", err)
-	}
 	byID := map[string]rds.Disk{}
 	ids := make([]string, 0, len(disks))
 	for _, disk := range disks {
@@ -435,6 +430,10 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), isVolumeID)
 	if err != nil {
 		return nil, err
+	}
+	files, err := d.volumeFiles(ctx)
+	if err != nil {
+		return nil, rdsStatus("list volume files", err)
 	}
 	resp := &csi.ListVolumesResponse{NextToken: next}
 	for _, id := range ids[start:end] {
@@ -502,15 +501,11 @@ func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGet
 	if err != nil {
 		return nil, err
 	}
-	// An owned disk's path is <base>/<slot>.img with an absolute base.
-	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(strings.TrimPrefix(disk.FilePath, "/"))+"$")
+	file, err := d.rds.File(ctx, disk.FilePath)
 	if err != nil {
 		return nil, rdsStatus("look up backing file", err)
 	}
-	present := map[string]bool{}
-	for _, f := range files {
-		present["/"+f.Name] = true
-	}
+	present := map[string]bool{disk.FilePath: file != nil && !file.IsDir()}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: &csi.Volume{VolumeId: id, CapacityBytes: disk.Size},
 		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{

@@ -65,6 +65,13 @@ func startDriverOn(t testing.TB, emu *emulatortest.Emulator, nodeID string) (str
 // (--mode=all) against an existing emulator.
 func startDriverWithNode(t testing.TB, emu *emulatortest.Emulator, nodeID string, ns csi.NodeServer) (string, *Driver, *emulatortest.Emulator) {
 	t.Helper()
+	return startDriverOpts(t, emu, nodeID, ns, nil)
+}
+
+// startDriverOpts is startDriverWithNode with the driver's options adjusted
+// by opts (nil keeps the defaults: base path /storage-pool/k8s).
+func startDriverOpts(t testing.TB, emu *emulatortest.Emulator, nodeID string, ns csi.NodeServer, opts func(*Options)) (string, *Driver, *emulatortest.Emulator) {
+	t.Helper()
 	conn, err := rds.NewSSHConnector(nil, rds.SSHConfig{
 		Address: emu.Addr(), Signer: emu.ClientSigner(), KnownHostsLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(emu.HostKey()))),
 	})
@@ -79,10 +86,14 @@ func startDriverWithNode(t testing.TB, emu *emulatortest.Emulator, nodeID string
 	if err := mgr.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Options{
+	o := Options{
 		NodeID: nodeID, BasePath: "/storage-pool/k8s", NVMeAddress: "127.0.0.1", RDS: mgr,
 		Nodes: StaticNodes{nodeID: true}, DefaultDataPlane: "loop",
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

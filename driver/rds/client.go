@@ -174,6 +174,10 @@ func (c *Client) GetDisk(ctx context.Context, slot string) (*Disk, error) {
 	}
 	switch len(found) {
 	case 0:
+		// An empty listing is only a claim; "not found" needs a count of 0.
+		if err := c.expectCount(ctx, cmdDiskCount("slot", "=", slot), 0); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("disk %q: %w", slot, ErrNotFound)
 	case 1:
 		return &found[0], nil
@@ -201,6 +205,11 @@ func (c *Client) ListDisks(ctx context.Context, slotRegex string) ([]Disk, error
 			return nil, err
 		}
 		disks = append(disks, d)
+	}
+	// A listing cut between entries, or emptied to its legend, reads like a
+	// shorter one; the count says how long it must be.
+	if err := c.expectCount(ctx, cmdDiskCount("slot", "~", slotRegex), len(disks)); err != nil {
+		return nil, err
 	}
 	return disks, nil
 }
@@ -472,8 +481,9 @@ func (c *Client) viewSlotAndFile(ctx context.Context, slot, filePath string) (di
 	return v, nil
 }
 
-// fileByName returns the /file entry named exactly name, or nil if the
-// (complete) reply shows none.
+// fileByName returns the /file entry named exactly name, or nil when RDS
+// shows it absent. /file print has no legend, so an empty listing alone
+// proves nothing: absence must also be stated as a count of zero.
 func (c *Client) fileByName(ctx context.Context, name string) (*File, error) {
 	entries, err := c.printFiles(ctx, cmdFileGet("/"+name))
 	if err != nil {
@@ -490,7 +500,50 @@ func (c *Client) fileByName(ctx context.Context, name string) (*File, error) {
 		}
 		found = &f
 	}
-	return found, nil
+	if found != nil {
+		return found, nil
+	}
+	if err := c.expectCount(ctx, cmdFileCount("/"+name), 0); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// File returns the /file entry of a disk's backing file (a /disk path with
+// its leading slash), or nil when RDS shows it absent; a reply that shows
+// neither is an error.
+func (c *Client) File(ctx context.Context, filePath string) (*File, error) {
+	if err := ValidatePathUnder(c.base, filePath); err != nil {
+		return nil, err
+	}
+	return c.fileByName(ctx, fileName(filePath))
+}
+
+// count runs a print count-only and reads its number.
+func (c *Client) count(ctx context.Context, cmd string) (int, error) {
+	out, err := c.exec(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	n, err := ParseCount(out)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return n, nil
+}
+
+// expectCount checks that a listing of want entries was whole: RouterOS
+// must count as many. A listing is a claim that can be cut short cleanly; a
+// printed count cannot be shortened into another count of the same set.
+func (c *Client) expectCount(ctx context.Context, cmd string, want int) error {
+	n, err := c.count(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("%w: %w: a listing showed %d entries, RouterOS counts %d (%s)", ErrUnavailable, ErrIncompleteReply, want, n, cmd)
+	}
+	return nil
 }
 
 // checkVolumeFile checks that filePath is the file a volume in slot may own:
@@ -530,12 +583,8 @@ func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (r
 	// The listing shows no user; a count must say so too, in so many words.
 	// A listing cut at an entry boundary with a clean exit reads like a
 	// shorter one, a count of zero cannot be made by cutting.
-	out, err := c.exec(ctx, cmdDiskCountUsing(filePath))
-	if err != nil {
+	if n, err := c.count(ctx, cmdDiskCount("file-path", "=", filePath)); err != nil {
 		return false, err
-	}
-	if n, err := ParseCount(out); err != nil {
-		return false, fmt.Errorf("%s: %w", cmdDiskCountUsing(filePath), err)
 	} else if n != 0 {
 		return false, fmt.Errorf("%w: file %q is used by %d disk(s); not removing it", ErrInUse, name, n)
 	}
@@ -652,6 +701,9 @@ func (c *Client) ListFiles(ctx context.Context, nameRegex string) ([]File, error
 			return nil, err
 		}
 		files = append(files, f)
+	}
+	if err := c.expectCount(ctx, cmdFileCountList(nameRegex), len(files)); err != nil {
+		return nil, err
 	}
 	return files, nil
 }

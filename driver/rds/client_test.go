@@ -305,8 +305,10 @@ func TestDeleteDisk(t *testing.T) {
 		{name: "a file not named after the slot is refused", slot: "gone", path: testBase + "/a.img", wantErr: ErrInvalidArgument,
 			setup: func(f *fakeRDS, c *Client) { mustCreate(t, c, "a") },
 			check: func(t *testing.T, f *fakeRDS) {
-				if len(f.commands()) != 4 { // the create's read, file check, add and read-back
-					t.Errorf("commands sent for a refused delete: %q", f.commands())
+				for _, c := range f.commands() {
+					if strings.Contains(c, "gone") || strings.Contains(c, " remove ") {
+						t.Errorf("command sent for a refused delete: %q", c)
+					}
 				}
 			}},
 		{name: "disk in the slot with a file elsewhere is left alone", slot: "foreign", path: testBase + "/foreign.img",
@@ -369,11 +371,14 @@ func mustCreate(t *testing.T, c *Client, slot string) {
 
 func TestClientReadsSamples(t *testing.T) {
 	script := map[string]string{
-		`/disk print detail where slot="pvc-a1"`:              readSample(t, "disk-print-detail-two.txt"),
-		`/disk print detail where slot~"^pvc-"`:               readSample(t, "disk-print-detail-two.txt"),
-		`/disk print detail where slot="none"`:                readSample(t, "disk-print-empty.txt"),
-		`/disk print detail where mount-point="storage-pool"`: readSample(t, "pool-capacity.txt"),
-		`/file print detail where name~"^storage-pool/k8s"`:   readSample(t, "file-print-detail.txt"),
+		`/disk print detail where slot="pvc-a1"`:                readSample(t, "disk-print-detail-two.txt"),
+		`/disk print detail where slot~"^pvc-"`:                 readSample(t, "disk-print-detail-two.txt"),
+		`/disk print detail where slot="none"`:                  readSample(t, "disk-print-empty.txt"),
+		`/disk print detail where mount-point="storage-pool"`:   readSample(t, "pool-capacity.txt"),
+		`/file print detail where name~"^storage-pool/k8s"`:     readSample(t, "file-print-detail.txt"),
+		`/disk print count-only where slot~"^pvc-"`:             "2\n",
+		`/disk print count-only where slot="none"`:              "0\n",
+		`/file print count-only where name~"^storage-pool/k8s"`: "3\n",
 	}
 	tr := transportFunc(func(_ context.Context, cmd string) (string, error) {
 		out, ok := script[cmd]

@@ -201,11 +201,11 @@ func cmdDiskResize(slot string, size int64) string {
 	return "/disk set [find slot=" + Quote(slot) + "] file-size=" + itoa(size)
 }
 
-// cmdDiskCountUsing counts the disks whose file is filePath. A count is a
-// positive statement: "0" has to be printed, where an empty listing could be
-// an emptied one.
-func cmdDiskCountUsing(filePath string) string {
-	return "/disk print count-only where file-path=" + Quote(filePath)
+// cmdDiskCount counts the disks whose property key matches value (op "=" or
+// "~"). A count is a positive statement: "0" has to be printed, where an empty
+// listing could be an emptied one.
+func cmdDiskCount(key, op, value string) string {
+	return "/disk print count-only where " + key + op + Quote(value)
 }
 
 // cmdDiskRemove removes the disk in slot only if its file is still filePath,
@@ -223,6 +223,12 @@ func cmdFileGet(filePath string) string {
 }
 
 func cmdFileList(re string) string { return "/file print detail where name~" + Quote(re) }
+
+func cmdFileCount(filePath string) string {
+	return "/file print count-only where name=" + Quote(fileName(filePath))
+}
+
+func cmdFileCountList(re string) string { return "/file print count-only where name~" + Quote(re) }
 
 func cmdPool(pool string) string { return "/disk print detail where mount-point=" + Quote(pool) }
 

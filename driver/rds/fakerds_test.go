@@ -37,15 +37,16 @@ func newFakeRDS() *fakeRDS {
 const qre = `("(?:[^"\\]|\\.)*")`
 
 var (
-	reAdd    = regexp.MustCompile(`^/disk add type=file file-path=` + qre + ` file-size=([0-9]+) slot=` + qre + `(.*)$`)
-	reCopy   = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
-	reExport = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
-	reWhere  = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
-	reCount  = regexp.MustCompile(`^/disk print count-only where file-path=` + qre + `$`)
-	reCond   = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
-	reSet    = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
-	reRm     = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
-	reFileRm = regexp.MustCompile(`^/file remove \[find name=` + qre + `\]$`)
+	reAdd       = regexp.MustCompile(`^/disk add type=file file-path=` + qre + ` file-size=([0-9]+) slot=` + qre + `(.*)$`)
+	reCopy      = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
+	reExport    = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
+	reWhere     = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
+	reFileCount = regexp.MustCompile(`^/file print count-only where name(=|~)` + qre + `$`)
+	reCount     = regexp.MustCompile(`^/disk print count-only where (slot|file-path)(=|~)` + qre + `$`)
+	reCond      = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
+	reSet       = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
+	reRm        = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
+	reFileRm    = regexp.MustCompile(`^/file remove \[find name=` + qre + `\]$`)
 )
 
 func (f *fakeRDS) Run(ctx context.Context, cmd string) (string, error) {
@@ -151,9 +152,20 @@ func (f *fakeRDS) exec(cmd string) string {
 		return f.add(d)
 	}
 	if m := reCount.FindStringSubmatch(cmd); m != nil {
+		c := cond{key: m[1], op: m[2], val: mustUnquote(m[3])}
 		n := 0
 		for _, d := range f.disks {
-			if d.path == mustUnquote(m[1]) {
+			if c.match("slot", d.slot) || c.match("file-path", d.path) {
+				n++
+			}
+		}
+		return strconv.Itoa(n) + "\n"
+	}
+	if m := reFileCount.FindStringSubmatch(cmd); m != nil {
+		c := cond{key: "name", op: m[1], val: mustUnquote(m[2])}
+		n := 0
+		for name := range f.files {
+			if c.match("name", name) {
 				n++
 			}
 		}

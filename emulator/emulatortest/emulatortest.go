@@ -29,6 +29,7 @@ type Options struct {
 	CommandLog      func(emulator.CommandRecord)
 	Identity        string
 	Version         string
+	Pool            string // default: storage-pool
 }
 
 // Emulator is a started emulator plus a client key it accepts for user "admin".
@@ -60,6 +61,7 @@ func Start(t testing.TB, o Options) *Emulator {
 		CommandLog:      o.CommandLog,
 		Identity:        o.Identity,
 		Version:         o.Version,
+		Pool:            o.Pool,
 	})
 	if err != nil {
 		t.Fatalf("emulator: %v", err)
