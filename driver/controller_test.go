@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,15 @@ func TestParseParams(t *testing.T) {
 		{"bad grace", map[string]string{"gracePeriod": "soon"}, codes.InvalidArgument, "gracePeriod", nil},
 		{"bad data plane", map[string]string{"dataPlane": "iscsi"}, codes.InvalidArgument, "dataPlane", nil},
 		{"bad timeout", map[string]string{"ctrlLossTmo": "-5"}, codes.InvalidArgument, "ctrlLossTmo", nil},
+		// Values that once passed CreateVolume and only failed at NodeStage.
+		{"shell in the address", map[string]string{"nvmeAddress": "$(id)"}, codes.InvalidArgument, "nvmeAddress", nil},
+		{"option in the address", map[string]string{"nvmeAddress": "-oProxyCommand=x"}, codes.InvalidArgument, "nvmeAddress", nil},
+		{"signed timeout", map[string]string{"ctrlLossTmo": "+5"}, codes.InvalidArgument, "ctrlLossTmo", nil},
+		{"padded timeout", map[string]string{"keepAliveTmo": "007"}, codes.InvalidArgument, "keepAliveTmo", nil},
+		{"negative reconnect delay", map[string]string{"reconnectDelay": "-1"}, codes.InvalidArgument, "reconnectDelay", nil},
+		{"zero reconnect delay", map[string]string{"reconnectDelay": "0"}, codes.InvalidArgument, "reconnectDelay", nil},
+		{"signed port", map[string]string{"nvmePort": "+4420"}, codes.InvalidArgument, "nvmePort", nil},
+		{"IPv6 address", map[string]string{"nvmeAddress": "fd00::1"}, codes.OK, "", func(p volumeParams) bool { return p.nvmeAddress == "fd00::1" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +103,12 @@ func TestCapacityFor(t *testing.T) {
 		{MiB + 1, MiB + 2, 0, codes.OutOfRange}, // rounding up passes the limit
 		{2 * MiB, MiB, 0, codes.OutOfRange},
 		{-1, 0, 0, codes.InvalidArgument},
+		// Near the int64 limit rounding once overflowed: an expand to
+		// 2^63-1 answered OK with 1 MiB.
+		{math.MaxInt64, 0, 0, codes.OutOfRange},
+		{math.MaxInt64 - MiB + 2, 0, 0, codes.OutOfRange},
+		{rds.MaxDiskSize + 1, 0, 0, codes.OutOfRange},
+		{rds.MaxDiskSize, 0, rds.MaxDiskSize, codes.OK},
 	}
 	for _, tc := range cases {
 		got, err := capacityFor(&csi.CapacityRange{RequiredBytes: tc.req, LimitBytes: tc.lim})

@@ -244,3 +244,31 @@ func TestParseCount(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingPropertiesAreErrors: a disk entry without file-path (a cut reply,
+// or a partition answering a slot query) is a parse error naming the
+// property, never a disk with an empty path, and a delete meeting it removes
+// nothing.
+func TestMissingPropertiesAreErrors(t *testing.T) {
+	f := hostileWorld()
+	strip := regexp.MustCompile(`(?m)file-path=\S+`)
+	var sent []string
+	tr := transportFunc(func(ctx context.Context, cmd string) (string, error) {
+		sent = append(sent, cmd)
+		out, err := f.Run(ctx, cmd)
+		return strip.ReplaceAllString(strings.ReplaceAll(out, "\n     ", " "), ""), err
+	})
+	c, _ := newTestClient(t, tr)
+	ctx := context.Background()
+	if _, err := c.GetDisk(ctx, "doomed"); !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "file-path") {
+		t.Fatalf("GetDisk = %v, want ErrFailed naming file-path", err)
+	}
+	if err := c.DeleteDisk(ctx, "doomed", testBase+"/doomed.img"); !errors.Is(err, ErrFailed) {
+		t.Fatalf("DeleteDisk = %v, want ErrFailed", err)
+	}
+	for _, cmd := range sent {
+		if strings.Contains(cmd, " remove ") {
+			t.Fatalf("sent %s after an unreadable reply", cmd)
+		}
+	}
+}
