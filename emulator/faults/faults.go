@@ -170,15 +170,8 @@ func (i *Injector) BeforeCommand(ctx context.Context) (failText string, err erro
 	i.mu.Unlock()
 
 	if hang {
-		select {
-		case <-release:
-		case <-ctx.Done():
-		}
-		i.mu.Lock()
-		i.hanging--
-		i.mu.Unlock()
-		if ctx.Err() != nil {
-			return "", ErrHangAborted
+		if err := i.park(ctx, release); err != nil {
+			return "", err
 		}
 	}
 	if latency > 0 {

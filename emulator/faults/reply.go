@@ -120,6 +120,12 @@ func (i *Injector) WaitRelease(ctx context.Context) error {
 	i.hanging++
 	release := i.release
 	i.mu.Unlock()
+	return i.park(ctx, release)
+}
+
+// park waits for release (taken, and counted in hanging, by the caller under
+// the lock, so a Release in between is not missed) or for ctx to end.
+func (i *Injector) park(ctx context.Context, release <-chan struct{}) error {
 	select {
 	case <-release:
 	case <-ctx.Done():
