@@ -16,7 +16,7 @@ FUZZ_TARGETS := \
 	./emulator/routeros:FuzzParse:300000x \
 	./emulator/routeros:FuzzQuote:200000x \
 	./driver/rds:FuzzParseDetail:80000x \
-	./driver/rds:FuzzRoundTrip:25000x \
+	./driver/rds:FuzzRoundTrip:300x \
 	./driver/rds:FuzzQuote:100000x \
 	./driver/rds:FuzzDestructiveNeedsProof:50000x \
 	./scenarios/spec:FuzzParse:60000x

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/emulator"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	"github.com/rds-csi/rds-csi/emulator/faults"
 )
 
 // emuSetup is a Manager and Client connected to an emulator.
@@ -86,6 +88,45 @@ func startEmu(t testing.TB, opts emulatortest.Options, clk clock.Clock, mod func
 		t.Fatal(err)
 	}
 	return &emuSetup{emu: emu, m: m, c: c, clk: clk, log: log}
+}
+
+// TestEmulatorRepliesAtEveryWidth: whatever width the RDS wraps its replies
+// at, 40 to 200 columns, the client reads the same disks, files and pool as
+// at the width it asked for.
+func TestEmulatorRepliesAtEveryWidth(t *testing.T) {
+	s := startEmu(t, emulatortest.Options{PoolSize: 1 << 40}, nil, nil)
+	c, ctx := s.c, context.Background()
+	slot := "pvc-5b0c7e2a-1d4f-4c1e-9a55-0f6f3b1e2d11"
+	want, err := c.CreateDisk(ctx, req(slot, 53_687_091_200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles, err := c.ListFiles(ctx, "^storage-pool/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPool, err := c.PoolCapacity(ctx, "storage-pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for width := 40; width <= 200; width++ {
+		s.emu.Faults().ClearReplyFaults()
+		if err := s.emu.Faults().AddReplyFault(faults.ReplyFault{Match: " print detail", Mode: faults.ReplyRewrap, Width: width}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := c.GetDisk(ctx, slot)
+		if err != nil || !reflect.DeepEqual(d, want) {
+			t.Fatalf("width %d: GetDisk = %+v, %v\nwant %+v", width, d, err, want)
+		}
+		files, err := c.ListFiles(ctx, "^storage-pool/")
+		if err != nil || !reflect.DeepEqual(files, wantFiles) {
+			t.Fatalf("width %d: ListFiles = %+v, %v\nwant %+v", width, files, err, wantFiles)
+		}
+		pool, err := c.PoolCapacity(ctx, "storage-pool")
+		if err != nil || !reflect.DeepEqual(pool, wantPool) {
+			t.Fatalf("width %d: PoolCapacity = %+v, %v\nwant %+v", width, pool, err, wantPool)
+		}
+	}
 }
 
 func TestEmulatorRoundTrip(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // FuzzParseDetail feeds arbitrary and mutated RouterOS output to every
@@ -93,92 +92,103 @@ func genDisks(r *rand.Rand) []testDisk {
 			port:   1 + r.IntN(65535),
 			nqn:    "nqn.2000-02.com.mikrotik:" + slot,
 		}
+		if r.IntN(3) == 0 {
+			ds[i].allowHost = fmt.Sprintf("nqn.2014-08.org.nvmexpress:uuid:%08x-%04x-%04x-%04x-%012x",
+				r.Uint32(), r.IntN(1<<16), r.IntN(1<<16), r.IntN(1<<16), r.Int64N(1<<48))
+		}
 	}
 	return ds
 }
 
-// FuzzRoundTrip generates disks and files, renders them the way RouterOS
-// prints (random widths, boundary wraps and hard cuts anywhere), parses them
-// back and requires every field to land on the right disk unchanged.
+// FuzzRoundTrip generates disks and files and renders them as RouterOS
+// prints them at every wrap column from 40 to 200 and at one wider column,
+// with boundary wraps and hard cuts anywhere (inside keys and values, on the
+// separating space, one column short of the width, at it or one past it). Each
+// rendering is parsed back at its own column and at DefaultWrapWidth, which
+// is what the client uses whatever the terminal did, and every property of
+// every entry must come back in order, unchanged, on the right entry.
+//
+// Below 40 columns a property moved to a fresh line can have its key cut,
+// which no rule can tell from a cut value; RouterOS uses 80 or 512 columns.
 func FuzzRoundTrip(f *testing.F) {
-	for i := uint64(0); i < 16; i++ {
-		f.Add(i, uint16(80))
+	for i := uint64(0); i < 8; i++ {
+		f.Add(i, uint16(312))
 	}
-	f.Add(uint64(99), uint16(512))
-	f.Add(uint64(7), uint16(12))
-	f.Fuzz(func(t *testing.T, seed uint64, w uint16) {
+	f.Fuzz(func(t *testing.T, seed uint64, wide uint16) {
 		r := rand.New(rand.NewPCG(seed, 0x5eed))
-		// At widths below ~40 a property moved to a fresh line can have its
-		// key cut, which no rule can tell from a cut value; RouterOS uses 80
-		// or 512 columns, where every key fits after the indentation.
-		width := 40 + int(w)%600
 		ds := genDisks(r)
 		flags := make([]string, len(ds))
-		entries := make([][]rprop, len(ds))
+		disks := make([][]rprop, len(ds))
+		files := make([][]rprop, len(ds))
 		for i, d := range ds {
 			flags[i] = []string{"", "", "X", "B", "XB"}[r.IntN(5)]
-			entries[i] = diskProps(d)
+			disks[i] = diskProps(d)
+			files[i] = fileProps(fileName(d.path), d.size, r.IntN(8) == 0, i%2 == 1)
 		}
-		rng := r
-		if r.IntN(4) == 0 {
-			rng = nil // boundary wraps only, like a 512-column terminal
+		columns := make([]int, 0, 162)
+		for c := 40; c <= 200; c++ {
+			columns = append(columns, c)
 		}
-		rend := &renderer{width: width, rng: rng, blank: r.IntN(3) != 0}
-		out := rend.render("Flags: X - disabled; B - blocked", entries, flags)
-
-		widths := []int{width}
-		if width > DefaultWrapWidth {
-			widths = append(widths, DefaultWrapWidth) // what the client uses
-		}
-		for _, pw := range widths {
-			got, err := ParseDetail(out, ParseOptions{Width: pw})
-			if err != nil {
-				t.Fatalf("parse at %d (rendered at %d): %v\n%s", pw, width, err, out)
+		columns = append(columns, 201+int(wide)%440)
+		for _, col := range columns {
+			cr := rand.New(rand.NewPCG(seed, uint64(col)))
+			rend := &renderer{width: col, rng: cr, blank: cr.IntN(3) != 0}
+			if cr.IntN(4) == 0 {
+				rend.rng = nil // boundary wraps only, like a 512-column terminal
 			}
-			if len(got) != len(ds) {
-				t.Fatalf("parse at %d: %d entries, want %d\n%s", pw, len(got), len(ds), out)
-			}
-			for i, e := range got {
+			out := rend.render("Flags: X - disabled; B - blocked", disks, flags)
+			for _, e := range roundTrip(t, out, col, disks, flags) {
 				d, err := diskFromEntry(e)
-				if err != nil {
-					t.Fatalf("entry %d: %v\n%s", i, err, out)
-				}
-				want := ds[i]
-				model, _ := e.Get("model")
-				if e.Index != i || e.Flags != flags[i] || d.Slot != want.slot || d.FilePath != want.path || d.Size != want.size ||
-					d.Export != want.export || model != want.model || (want.export && (d.Port != want.port || d.NQN != want.nqn)) {
-					t.Fatalf("parse at %d (rendered at %d) entry %d:\n got %+v model=%q flags=%q\nwant %+v flags=%q\n%s", pw, width, i, d, model, e.Flags, want, flags[i], out)
-				}
-				if d.FileSize != humanSize(want.size) {
-					t.Fatalf("entry %d file-size %q want %q", i, d.FileSize, humanSize(want.size))
+				want := ds[e.Index]
+				if err != nil || d.Slot != want.slot || d.FilePath != want.path || d.Size != want.size || d.Export != want.export ||
+					(want.export && (d.Port != want.port || d.NQN != want.nqn)) {
+					t.Fatalf("column %d entry %d: %+v, %v; want %+v\n%s", col, e.Index, d, err, want, out)
 				}
 			}
-		}
-
-		// /file output: unquoted values with spaces and both time formats.
-		var files [][]rprop
-		var names []string
-		for i, d := range ds {
-			name := fileName(d.path)
-			names = append(names, name)
-			files = append(files, fileProps(name, d.size, false, i%2 == 1))
-		}
-		out = rend.render("", files, nil)
-		got, err := ParseDetail(out, ParseOptions{Width: width})
-		if err != nil || len(got) != len(files) {
-			t.Fatalf("files: %v (%d entries)\n%s", err, len(got), out)
-		}
-		for i, e := range got {
-			fl, err := fileFromEntry(e)
-			wantTime := time.Date(2025, 11, 12, 0, 36, 13, 0, time.UTC)
-			if i%2 == 1 {
-				wantTime = time.Date(2025, 1, 2, 10, 30, 45, 0, time.UTC)
-			}
-			if err != nil || fl.Name != names[i] || fl.Type != ".img file" || fl.SizeText != humanSize(ds[i].size) || !fl.Modified.Equal(wantTime) {
-				t.Fatalf("file %d: %+v %v\n%s", i, fl, err, out)
+			out = rend.render("", files, nil)
+			for _, e := range roundTrip(t, out, col, files, nil) {
+				if _, err := fileFromEntry(e); err != nil {
+					t.Fatalf("column %d file %d: %v\n%s", col, e.Index, err, out)
+				}
 			}
 		}
 	})
+}
+
+// roundTrip parses out, rendered at column col, at col and at
+// DefaultWrapWidth, and requires exactly the entries and properties it was
+// rendered from. It returns the entries of the DefaultWrapWidth parse.
+func roundTrip(t *testing.T, out string, col int, want [][]rprop, flags []string) []Entry {
+	t.Helper()
+	var got []Entry
+	for _, pw := range []int{col, DefaultWrapWidth} {
+		es, err := ParseDetail(out, ParseOptions{Width: pw})
+		if err != nil {
+			t.Fatalf("rendered at %d, parsed at %d: %v\n%s", col, pw, err, out)
+		}
+		if len(es) != len(want) {
+			t.Fatalf("rendered at %d, parsed at %d: %d entries, want %d\n%s", col, pw, len(es), len(want), out)
+		}
+		for i, e := range es {
+			f := ""
+			if flags != nil {
+				f = flags[i]
+			}
+			if e.Index != i || e.Flags != f || len(e.Properties) != len(want[i]) {
+				t.Fatalf("rendered at %d, parsed at %d: entry %d is #%d flags %q with %d properties, want flags %q and %d\n%s",
+					col, pw, i, e.Index, e.Flags, len(e.Properties), f, len(want[i]), out)
+			}
+			for j, p := range e.Properties {
+				w := want[i][j]
+				if p.Key != w.key || p.Value != w.val || p.Quoted != w.quoted {
+					t.Fatalf("rendered at %d, parsed at %d: entry %d property %d is %s=%q (quoted %v), want %s=%q (quoted %v)\n%s",
+						col, pw, i, j, p.Key, p.Value, p.Quoted, w.key, w.val, w.quoted, out)
+				}
+			}
+		}
+		got = es
+	}
+	return got
 }
 
 // FuzzQuote checks that any string, quoted, is one RouterOS string literal

@@ -134,144 +134,6 @@ func splitLines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
-// quoteTracker follows the tokenizer's notion of "inside a quoted value"
-// incrementally, so the wrap joiner knows whether a line ended inside quotes
-// without rescanning the whole entry for every continuation line.
-type quoteTracker struct {
-	state    int
-	keyShape bool
-}
-
-const (
-	qsSep = iota
-	qsKey
-	qsValStart
-	qsQuoted
-	qsQuotedEsc
-	qsUnquoted
-)
-
-func (q *quoteTracker) feed(s string) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch q.state {
-		case qsSep:
-			if c != ' ' {
-				q.state = qsKey
-				q.keyShape = isKeyStart(c)
-			}
-		case qsKey:
-			switch {
-			case c == ' ':
-				q.state = qsSep
-			case c == '=':
-				if q.keyShape {
-					q.state = qsValStart
-				} else {
-					q.state = qsUnquoted
-				}
-			case !isKeyChar(c):
-				q.keyShape = false
-			}
-		case qsValStart:
-			switch c {
-			case '"':
-				q.state = qsQuoted
-			case ' ':
-				q.state = qsSep
-			default:
-				q.state = qsUnquoted
-			}
-		case qsQuoted:
-			switch c {
-			case '\\':
-				q.state = qsQuotedEsc
-			case '"':
-				q.state = qsSep
-			}
-		case qsQuotedEsc:
-			q.state = qsQuoted
-		case qsUnquoted:
-			if c == ' ' {
-				q.state = qsSep
-			}
-		}
-	}
-}
-
-func (q *quoteTracker) inQuote() bool { return q.state == qsQuoted || q.state == qsQuotedEsc }
-
-// rawEntry accumulates the physical lines of one entry into one logical line.
-type rawEntry struct {
-	index     int
-	flags     string
-	comment   string
-	propCol   int // column of the first property; -1 until known
-	buf       strings.Builder
-	started   bool // buf holds property text
-	lastSpace int  // index in buf of the last space, -1 if none
-	prevFull  bool // previous physical line reached the wrap width
-	qt        quoteTracker
-}
-
-func (r *rawEntry) write(s string) {
-	if i := strings.LastIndexByte(s, ' '); i >= 0 {
-		r.lastSpace = r.buf.Len() + i
-	}
-	r.buf.WriteString(s)
-	r.qt.feed(s)
-}
-
-func (r *rawEntry) lastWord() string {
-	s := r.buf.String()
-	return s[r.lastSpace+1:]
-}
-
-// addLine appends a physical line's text (indentation already removed).
-func (r *rawEntry) addLine(text string, physLen, width int) {
-	if !r.started {
-		r.started = true
-		r.write(text)
-		r.prevFull = physLen >= width
-		return
-	}
-	if needsSeparator(r, text) {
-		r.write(" ")
-	}
-	r.write(text)
-	r.prevFull = physLen >= width
-}
-
-// needsSeparator implements the wrap-joining rule documented on ParseDetail.
-func needsSeparator(r *rawEntry, cont string) bool {
-	if !r.prevFull {
-		return true // short line: RouterOS broke it at a space
-	}
-	if strings.HasPrefix(cont, " ") || r.qt.inQuote() {
-		return false
-	}
-	n := keyAt(cont, 0)
-	if n < 0 {
-		return false // continuation is not "key=...": the cut fell inside a token
-	}
-	k := cont[:n]
-	w := r.lastWord()
-	if w == "" || strings.IndexByte(w, '=') >= 0 {
-		return true // previous token complete, next one is a property
-	}
-	// The previous line ended with a bare word: a cut key ("file-" + "size=")
-	// or the tail of a multi-word value ("type=.img file" + "size=").
-	switch {
-	case knownKeys[w+k]:
-		return false
-	case knownKeys[k]:
-		return true
-	case isKeyShaped(w + k):
-		return false
-	}
-	return true
-}
-
 var entryStartRE = regexp.MustCompile(`^( *)([0-9]{1,9})([ A-Z*]|$)`)
 
 // ParseDetail parses RouterOS "print detail" output into entries.
@@ -282,30 +144,26 @@ var entryStartRE = regexp.MustCompile(`^( *)([0-9]{1,9})([ A-Z*]|$)`)
 // indented to the first property's column, blank lines between entries, CRLF
 // line ends and stray terminal escapes.
 //
-// Wrap-joining rule. RouterOS wraps long entries at the terminal width
-// (Width). It breaks lines either at a space between properties (the line is
-// then shorter than the width) or hard at the width, which can cut a key, a
-// value, or fall exactly on a space (the line is then at least Width bytes;
-// the samples also show Width+1). The continuation's indentation (the
-// first-property column) is removed, keeping any extra leading space, which
-// is then real content. A continuation C is joined to the text so far, T, as
-// follows:
+// Wrap-joining rule. RouterOS wraps long entries near the terminal width,
+// either at a space between properties or hard, anywhere (inside a key or a
+// value, or exactly on a space), and not always at the width itself: the
+// samples show a cut one column past it, and cuts short of it occur. The
+// continuation's indentation (the first-property column) is removed, keeping
+// any extra leading space, which is then real content. Whether a break
+// replaced a space is decided from what it cut (see needsSeparator): nothing
+// is ever inserted inside a quoted value, nor inside a value that cannot hold
+// a space (slots, paths, NQNs, numbers, booleans), whatever the column; byte
+// counts, timestamps and "<.ext> file" types get their spaces back from their
+// grammar; a key cut in two is rejoined when the halves make a known key.
+// Only inside unquoted free text (a model name, say) does the column decide:
+// a line shorter than Width was broken at a space.
 //
-//  1. the previous physical line was shorter than Width: insert one space
-//     (the break replaced a space);
-//  2. otherwise (a hard cut) join without a separator, unless C starts with
-//     "key=" and T is not inside a quoted value and either T's last word
-//     contains '=' (it is a complete property), or T's last word w is bare
-//     and w+key is not a known key while key is known (or w+key is not even
-//     key-shaped). In those cases the cut fell on the space between two
-//     properties and one space is inserted.
-//
-// So "...pvc-0f6f3b1" + "e2d11.img\"" (inside quotes) and "nvme-tcp-server-"
-// + "port=4420" join directly, while "...swap=no" + "file-path=/..." and
-// "type=.img file" + "size=1.5TiB" get a space. Ambiguity remains only for
-// unquoted values that themselves contain " key=" or a space exactly at the
-// cut; RDS prints such values quoted or not at all, and this package never
-// creates them.
+// So "...pvc-0f6f3b1" + "e2d11.img\"" (inside quotes), "nvme-tcp-server-" +
+// "port=4420" and "file-path=/pool/pvc-3f2a" + "-77c1.img" join directly,
+// while "...swap=no" + "file-path=/..." and "type=.img file" + "size=1.5TiB"
+// get a space. Ambiguity remains only for unquoted values that themselves
+// contain " key="; RDS prints such values quoted or not at all, and this
+// package never creates them.
 //
 // Within the joined line, a quoted value ends at its closing quote (with
 // RouterOS backslash escapes decoded); an unquoted value runs up to the next
@@ -444,7 +302,7 @@ func tokenize(s string) ([]Property, error) {
 			i = next
 		} else {
 			end := unquotedEnd(s, i)
-			p.Value = strings.TrimRight(s[i:end], " ")
+			p.Value = normalizeValue(key, strings.TrimRight(s[i:end], " "))
 			i = end
 		}
 		if seen[key] {

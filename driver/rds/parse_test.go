@@ -220,6 +220,53 @@ func TestWrapJoinRule(t *testing.T) {
 			in:   " 0   aaa=1 size=53 6\n     87 091 200\n",
 			want: []Property{p("aaa", "1"), p("size", "53 687 091 200")},
 		},
+		// RouterOS also cuts short of the width: what is cut decides, not
+		// the column.
+		{
+			name: "short line ending inside a quoted NQN", width: 80,
+			in:   " 0   nvme-tcp-server-nqn=\"nqn.20\n     00-02.com.mikrotik:pvc-a\" x=1\n",
+			want: []Property{pq("nvme-tcp-server-nqn", "nqn.2000-02.com.mikrotik:pvc-a"), p("x", "1")},
+		},
+		{
+			name: "short line ending inside an unquoted path", width: 80,
+			in:   " 0   file-path=/storage-pool/k8s/pvc-3f2a\n     -77c1.img file-size=1.0GiB\n",
+			want: []Property{p("file-path", "/storage-pool/k8s/pvc-3f2a-77c1.img"), p("file-size", "1.0GiB")},
+		},
+		{
+			name: "short line ending inside a port number", width: 80,
+			in:   " 0   nvme-tcp-server-port=44\n     20 nvme-tcp-export=yes\n",
+			want: []Property{p("nvme-tcp-server-port", "4420"), p("nvme-tcp-export", "yes")},
+		},
+		{
+			name: "short line ending inside a key", width: 80,
+			in:   " 0   a=1 nvme-tcp-\n     server-port=4420\n",
+			want: []Property{p("a", "1"), p("nvme-tcp-server-port", "4420")},
+		},
+		{
+			name: "short line ending right after key=", width: 80,
+			in:   " 0   a=1 slot-default=\n     \"\" parent=\"\"\n",
+			want: []Property{p("a", "1"), pq("slot-default", ""), pq("parent", "")},
+		},
+		{
+			name: "short line inside a byte count", width: 80,
+			in:   " 0   size=53 68\n     7 091 200 a=1\n",
+			want: []Property{p("size", "53 687 091 200"), p("a", "1")},
+		},
+		{
+			name: "full line cut on the space of a timestamp", width: 29,
+			in:   " 0   last-modified=2025-11-12\n     00:36:13\n",
+			want: []Property{p("last-modified", "2025-11-12 00:36:13")},
+		},
+		{
+			name: "full line cut on the space of a file type", width: 14,
+			in:   " 0   type=.img\n     file size=1.5TiB\n",
+			want: []Property{p("type", ".img file"), p("size", "1.5TiB")},
+		},
+		{
+			name: "short line inside free text keeps the space", width: 80,
+			in:   " 0   model=Samsung SSD\n     990 PRO x=1\n",
+			want: []Property{p("model", "Samsung SSD 990 PRO"), p("x", "1")},
+		},
 		{
 			name: "escaped quote at the cut", width: 13,
 			in:   " 0   m=\"a\\\"b\\\n     \"c\" n=1\n",

@@ -101,8 +101,13 @@ func (r *renderer) renderEntry(out *strings.Builder, idx int, flags string, prop
 	empty := true
 	emit := func(s string) { out.WriteString(s + "\n") }
 	cutAt := func() int {
-		if r.rng != nil && r.rng.IntN(8) == 0 {
-			return r.width + 1 // the sample has one such line
+		if r.rng != nil {
+			switch r.rng.IntN(8) {
+			case 0:
+				return r.width + 1 // the sample has one such line
+			case 1:
+				return r.width - 1 // and RouterOS cuts short of the width too
+			}
 		}
 		return r.width
 	}
@@ -173,7 +178,7 @@ func diskProps(d testDisk) []rprop {
 		ps = append(ps,
 			rprop{key: "nvme-tcp-server-port", val: strconv.Itoa(d.port)},
 			rprop{key: "nvme-tcp-server-nqn", val: d.nqn, quoted: true},
-			rprop{key: "nvme-tcp-server-allow-host-name", val: "", quoted: true})
+			rprop{key: "nvme-tcp-server-allow-host-name", val: d.allowHost, quoted: true})
 	}
 	ps = append(ps,
 		rprop{key: "iscsi-export", val: "no"},
@@ -191,6 +196,7 @@ func diskProps(d testDisk) []rprop {
 
 type testDisk struct {
 	slot, path, nqn, model string
+	allowHost              string // a host NQN, or "" for any host
 	size                   int64
 	port                   int
 	export                 bool
