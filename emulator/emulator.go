@@ -35,6 +35,9 @@ type Config struct {
 	// everything in memory (no backing files), which is what the scenario runner
 	// wants.
 	StateDir string
+	// HostKey, if set, is the server's host key; otherwise the state
+	// directory's (created on first start) or, without one, a fresh key.
+	HostKey gossh.Signer
 	// AuthorizedKeys may log in as any of Users.
 	AuthorizedKeys []gossh.PublicKey
 	Users          []string // default: admin
@@ -110,7 +113,11 @@ func New(cfg Config) (*Emulator, error) {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 	}
-	hostKey, err := loadOrCreateHostKey(cfg.StateDir)
+	hostKey := cfg.HostKey
+	var err error
+	if hostKey == nil {
+		hostKey, err = loadOrCreateHostKey(cfg.StateDir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +283,8 @@ func (e *Emulator) newRunner(user string, width int) sshd.Runner {
 }
 
 func (r *runner) SetWidth(w int) { r.width.Store(int64(w)) }
+
+func (r *runner) Menu() string { return r.sess.Menu() }
 
 func (r *runner) Run(ctx context.Context, script string) sshd.Reply {
 	e := r.e

@@ -176,6 +176,55 @@ func TestShellWithoutPty(t *testing.T) {
 	}
 }
 
+// TestShellMenuContext: a bare menu path enters the menu, the prompt shows
+// it, commands without a leading '/' run in it, ".." and "/" leave it, and an
+// absolute command runs where it says without moving the prompt.
+func TestShellMenuContext(t *testing.T) {
+	emu := emulatortest.Start(t, emulatortest.Options{})
+	emu.Run(addCmd("pvc-1", "1G"))
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stdin = strings.NewReader(strings.Join([]string{
+		"/disk",
+		"print count-only where slot=pvc-1",
+		"/system identity print",
+		"..",
+		"disk print count-only",
+		"/system/identity",
+		"print",
+		"/",
+		"print",
+	}, "\n") + "\n")
+	var out bytes.Buffer
+	s.Stdout = &out
+	if err := s.Shell(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	want := "[admin@rds] > " +
+		"[admin@rds] /disk> 1\n" +
+		"[admin@rds] /disk>   name: rds\n" +
+		"[admin@rds] /disk> " +
+		"[admin@rds] > 2\n" +
+		"[admin@rds] > " +
+		"[admin@rds] /system/identity>   name: rds\n" +
+		"[admin@rds] /system/identity> " +
+		"[admin@rds] > bad command name print (line 1 column 1)\n" +
+		"[admin@rds] > "
+	if out.String() != want {
+		t.Fatalf("got  %q\nwant %q", out.String(), want)
+	}
+}
+
 func TestHostKeyStableAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	first := emulatortest.Start(t, emulatortest.Options{StateDir: dir})

@@ -43,6 +43,7 @@ func main() {
 	var (
 		listen          = flag.String("listen", "127.0.0.1:2222", "SSH listen address (port 0 picks one)")
 		stateDir        = flag.String("state-dir", "", "directory for disks, backing files and the host key (required)")
+		hostKey         = flag.String("host-key", "", "OpenSSH private host key file to serve with (default: STATE-DIR/ssh_host_ed25519_key, created on first start)")
 		authorizedKeys  = flag.String("authorized-keys", "", "OpenSSH authorized_keys file of keys that may log in (required)")
 		users           = flag.String("users", "admin", "comma-separated user names the keys may log in as")
 		identity        = flag.String("identity", "rds", "/system identity name, shown in the prompt")
@@ -57,7 +58,7 @@ func main() {
 	)
 	flag.Parse()
 	if err := run(options{
-		listen: *listen, stateDir: *stateDir, authorizedKeys: *authorizedKeys, users: *users,
+		listen: *listen, stateDir: *stateDir, hostKey: *hostKey, authorizedKeys: *authorizedKeys, users: *users,
 		identity: *identity, version: *version, pool: *pool, poolSize: *poolSize,
 		controlListen: *controlListen, metricsListen: *metricsListen, fsync: *fsync,
 		errorExitStatus: *errorExitStatus, commandLog: *commandLog,
@@ -68,10 +69,11 @@ func main() {
 }
 
 type options struct {
-	listen, stateDir, authorizedKeys, users, identity, version, pool, poolSize string
-	controlListen, metricsListen, commandLog                                   string
-	fsync                                                                      bool
-	errorExitStatus                                                            int
+	listen, stateDir, hostKey, authorizedKeys, users, identity, version, pool string
+	poolSize                                                                  string
+	controlListen, metricsListen, commandLog                                  string
+	fsync                                                                     bool
+	errorExitStatus                                                           int
 }
 
 func run(o options) error {
@@ -96,8 +98,16 @@ func run(o options) error {
 	if len(keys) == 0 {
 		return fmt.Errorf("%s holds no keys: nobody could log in", o.authorizedKeys)
 	}
-	_, statErr := os.Stat(filepath.Join(o.stateDir, "ssh_host_ed25519_key"))
-	firstStart := errors.Is(statErr, os.ErrNotExist)
+	var hostKey gossh.Signer
+	firstStart := false
+	if o.hostKey != "" {
+		if hostKey, err = readHostKey(o.hostKey); err != nil {
+			return err
+		}
+	} else {
+		_, statErr := os.Stat(filepath.Join(o.stateDir, "ssh_host_ed25519_key"))
+		firstStart = errors.Is(statErr, os.ErrNotExist)
+	}
 
 	logFn, closeLog, err := openCommandLog(o.commandLog, o.stateDir)
 	if err != nil {
@@ -108,7 +118,7 @@ func run(o options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	emu, err := emulator.New(emulator.Config{
-		Listen: o.listen, StateDir: o.stateDir, AuthorizedKeys: keys,
+		Listen: o.listen, StateDir: o.stateDir, HostKey: hostKey, AuthorizedKeys: keys,
 		Users: strings.Split(o.users, ","), Identity: o.identity, Version: o.version,
 		Pool: o.pool, PoolSize: size, Fsync: o.fsync, ZeroExitOnError: o.errorExitStatus == 0,
 		Registerer: reg, CommandLog: logFn,
@@ -215,4 +225,23 @@ func openCommandLog(spec, stateDir string) (func(emulator.CommandRecord), func()
 			_ = w.Close()
 		}
 	}, nil
+}
+
+// readHostKey loads an unencrypted OpenSSH (or PEM) private key to serve as
+// the host key, so a test bed can keep one pinned key across fresh state
+// directories.
+func readHostKey(path string) (gossh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--host-key: %w", err)
+	}
+	signer, err := gossh.ParsePrivateKey(b)
+	var missing *gossh.PassphraseMissingError
+	switch {
+	case errors.As(err, &missing):
+		return nil, fmt.Errorf("--host-key %s is passphrase-protected; the emulator needs an unencrypted key", path)
+	case err != nil:
+		return nil, fmt.Errorf("--host-key %s: %w", path, err)
+	}
+	return signer, nil
 }

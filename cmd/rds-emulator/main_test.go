@@ -211,6 +211,51 @@ func TestOpenSSHClient(t *testing.T) {
 	}
 }
 
+// TestHostKeyFlag: --host-key serves the given key from any state directory
+// (and writes none there); an encrypted or unreadable key stops the start
+// with a message that says so.
+func TestHostKeyFlag(t *testing.T) {
+	kp := newKeyPair(t)
+	host := newKeyPair(t)
+	want := gossh.FingerprintSHA256(host.signer.PublicKey())
+	for i := 0; i < 2; i++ {
+		dir := t.TempDir()
+		p := startEmulator(t, dir, kp, "--host-key", host.privateFile)
+		if !strings.Contains(p.stdout.String(), "host key fingerprint: "+want) {
+			t.Fatalf("start %d did not serve the given key %s:\n%s", i, want, p.stdout.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ssh_host_ed25519_key")); !os.IsNotExist(err) {
+			t.Fatalf("a host key was written to the state directory: %v", err)
+		}
+		client, err := gossh.Dial("tcp", p.addr, &gossh.ClientConfig{
+			User: "admin", Auth: []gossh.AuthMethod{gossh.PublicKeys(kp.signer)},
+			HostKeyCallback: gossh.FixedHostKey(host.signer.PublicKey()), Timeout: 10 * time.Second,
+		})
+		if err != nil {
+			t.Fatalf("client pinning the given key: %v", err)
+		}
+		client.Close()
+		p.kill9(t)
+	}
+
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := gossh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted := filepath.Join(t.TempDir(), "encrypted")
+	if err := os.WriteFile(encrypted, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, msg := range map[string]string{encrypted: "passphrase-protected", kp.authorized: "--host-key", "/nonexistent/key": "no such file"} {
+		out, err := exec.Command(binary, "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(),
+			"--authorized-keys", kp.authorized, "--host-key", file).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), msg) {
+			t.Errorf("--host-key %s: %v, output %q; want a failure saying %q", file, err, out, msg)
+		}
+	}
+}
+
 // TestKill9AtRandomPoints runs the real binary under SSH load, kills it with
 // SIGKILL at random moments and checks that every acknowledged /disk add is there
 // after a restart on the same state directory, and that the state always loads.

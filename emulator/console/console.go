@@ -56,6 +56,18 @@ type Session struct {
 	// RouterOS does for `set 0` / `remove 0,1`.
 	lastDisks []uint64
 	lastFiles []string
+	// menu is where the session's prompt is ({"disk"} after a bare "/disk"),
+	// for an interactive shell; exec sessions run one script each.
+	menu []string
+}
+
+// Menu is the prompt's menu path, RouterOS 7 style: "" at the root, "/disk"
+// inside /disk, "/system/identity" further down.
+func (s *Session) Menu() string {
+	if len(s.menu) == 0 {
+		return ""
+	}
+	return "/" + strings.Join(s.menu, "/")
 }
 
 // NewSession starts a console session for user at the given terminal width.
@@ -80,10 +92,11 @@ type Result struct {
 // Run parses and executes a script. Commands run in order and execution stops at
 // the first error, as a RouterOS script does.
 func (s *Session) Run(ctx context.Context, script string) Result {
-	cmds, err := routeros.Parse(script, s.c.schema)
+	cmds, menu, err := routeros.ParseIn(script, s.c.schema, s.menu)
 	if err != nil {
 		return Result{Output: err.Error() + "\n", Failed: true, Verb: "invalid"}
 	}
+	s.menu = menu
 	var b strings.Builder
 	res := Result{Verb: "none"}
 	for i, cmd := range cmds {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 
@@ -85,11 +86,17 @@ func partitionProps(p store.Pool) []prop {
 	}
 }
 
+// usePercent is the pool's use rounded to the nearest percent, as RouterOS
+// prints it (26.68% is use=27%, 4.94% is use=5%). Computed in integers: a
+// float64 could not hold every byte count exactly.
 func usePercent(p store.Pool) string {
-	if p.Size <= 0 {
+	if p.Size <= 0 || p.Used <= 0 {
 		return "0"
 	}
-	return strconv.FormatInt(p.Used*100/p.Size, 10)
+	used := min(p.Used, p.Size) // a pool shrunk by a restart with a smaller --pool-size
+	q, r := bits.Mul64(uint64(used), 200)
+	half, _ := bits.Div64(q, r, uint64(p.Size))
+	return strconv.FormatUint((half+1)/2, 10)
 }
 
 func partitionMatchProps(p store.Pool) routeros.Props {
@@ -174,10 +181,10 @@ func (s *Session) diskPrint(b *strings.Builder, cmd routeros.Command) error {
 		entries = append(entries, entry{comment: d.Comment, props: diskProps(d)})
 	}
 	if hasWord(cmd, "detail") {
-		renderDetail(b, entries, s.Width)
+		renderDetail(b, flagsLegend, entries, s.Width)
 		return nil
 	}
-	renderTable(b, entries, []string{"slot", "type", "file-path", "file-size"})
+	renderTable(b, flagsLegend, entries, []string{"slot", "type", "file-path", "file-size"})
 	return nil
 }
 
@@ -435,46 +442,4 @@ func ParseSize(v string) (int64, error) {
 		return 0, strconv.ErrRange
 	}
 	return n * mult, nil
-}
-
-// renderTable prints the non-detail form: a legend, a column header and one row
-// per entry. Nothing in the driver reads it; it exists so a person at the prompt
-// gets what they expect.
-func renderTable(b *strings.Builder, entries []entry, cols []string) {
-	b.WriteString(flagsLegend + "\n")
-	upper := make([]string, len(cols))
-	for i, c := range cols {
-		upper[i] = strings.ToUpper(c)
-	}
-	b.WriteString("Columns: " + strings.Join(upper, ", ") + "\n")
-	rows := [][]string{append([]string{"#"}, upper...)}
-	for i, e := range entries {
-		m := map[string]string{}
-		for _, p := range e.props {
-			m[p.name] = p.value
-		}
-		row := []string{strconv.Itoa(i)}
-		for _, c := range cols {
-			row = append(row, strings.Trim(m[c], `"`))
-		}
-		rows = append(rows, row)
-	}
-	widths := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			if len(c) > widths[i] {
-				widths[i] = len(c)
-			}
-		}
-	}
-	for _, r := range rows {
-		var line strings.Builder
-		for i, c := range r {
-			line.WriteString(c)
-			if i < len(r)-1 {
-				line.WriteString(strings.Repeat(" ", widths[i]-len(c)+2))
-			}
-		}
-		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
-	}
 }

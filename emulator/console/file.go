@@ -42,6 +42,20 @@ func (c *Console) fileProps(f store.File) []prop {
 	return ps
 }
 
+// fileColumns are the columns of the table form of /file print. What is
+// verified: MikroTik's manual shows /file with no flags legend (7.16's
+// print detail) and the columns NAME, TYPE, SIZE, CREATION-TIME in the table
+// form (the v3-v5 manual); 7.16 renamed the time to last-modified. What is
+// not: the table form on RouterOS 7 itself, whose "Columns:" line and
+// two-space column gaps are taken from the other v7 menus, not from a /file
+// sample. The driver reads only the detail form.
+func (c *Console) fileColumns() []string {
+	if c.legacyTimes() {
+		return []string{"name", "type", "size", "creation-time"}
+	}
+	return []string{"name", "type", "size", "last-modified"}
+}
+
 func fileMatchProps(f store.File) routeros.Props {
 	return func(name string) (string, bool) {
 		switch name {
@@ -75,9 +89,9 @@ func (s *Session) file(b *strings.Builder, cmd routeros.Command) error {
 			}
 		}
 		if hasWord(cmd, "detail") {
-			renderDetail(b, entries, s.Width)
+			renderDetail(b, "", entries, s.Width)
 		} else {
-			renderTable(b, entries, []string{"name", "type", "size"})
+			renderTable(b, "", entries, s.c.fileColumns())
 		}
 		return nil
 	case "remove":

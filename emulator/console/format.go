@@ -8,7 +8,8 @@ import (
 	"github.com/rds-csi/rds-csi/emulator/routeros"
 )
 
-// flagsLegend is the first line of every /disk and /file print, matching or not.
+// flagsLegend is the first line of every /disk print, matching or not. /file
+// print has none (see the real sample and RouterOS's own documentation).
 const flagsLegend = "Flags: X - disabled; B - blocked"
 
 // DefaultWidth is the terminal width RouterOS assumes when none was negotiated.
@@ -89,10 +90,12 @@ type entry struct {
 	props   []prop
 }
 
-// renderDetail prints entries in `print detail` form at the given width.
-func renderDetail(b *strings.Builder, entries []entry, width int) {
-	b.WriteString(flagsLegend)
-	b.WriteByte('\n')
+// renderDetail prints entries in `print detail` form at the given width, after
+// the menu's legend line if it has one.
+func renderDetail(b *strings.Builder, legend string, entries []entry, width int) {
+	if legend != "" {
+		b.WriteString(legend + "\n")
+	}
 	if width <= 0 {
 		width = DefaultWidth
 	}
@@ -215,5 +218,49 @@ func renderKeyValues(b *strings.Builder, kv []prop) {
 	}
 	for _, p := range kv {
 		fmt.Fprintf(b, "%*s: %s\n", w+2, p.name, p.value)
+	}
+}
+
+// renderTable prints the non-detail form: a legend, a column header and one row
+// per entry. Nothing in the driver reads it; it exists so a person at the prompt
+// gets what they expect.
+func renderTable(b *strings.Builder, legend string, entries []entry, cols []string) {
+	if legend != "" {
+		b.WriteString(legend + "\n")
+	}
+	upper := make([]string, len(cols))
+	for i, c := range cols {
+		upper[i] = strings.ToUpper(c)
+	}
+	b.WriteString("Columns: " + strings.Join(upper, ", ") + "\n")
+	rows := [][]string{append([]string{"#"}, upper...)}
+	for i, e := range entries {
+		m := map[string]string{}
+		for _, p := range e.props {
+			m[p.name] = p.value
+		}
+		row := []string{strconv.Itoa(i)}
+		for _, c := range cols {
+			row = append(row, strings.Trim(m[c], `"`))
+		}
+		rows = append(rows, row)
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			if len(c) > widths[i] {
+				widths[i] = len(c)
+			}
+		}
+	}
+	for _, r := range rows {
+		var line strings.Builder
+		for i, c := range r {
+			line.WriteString(c)
+			if i < len(r)-1 {
+				line.WriteString(strings.Repeat(" ", widths[i]-len(c)+2))
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
 	}
 }

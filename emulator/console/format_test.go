@@ -3,6 +3,8 @@ package console
 import (
 	"strings"
 	"testing"
+
+	"github.com/rds-csi/rds-csi/emulator/store"
 )
 
 func TestSpacedInt(t *testing.T) {
@@ -68,6 +70,29 @@ func TestWrapNeverExceedsWidthAndLosesNothing(t *testing.T) {
 		}
 		if got, want := joined.String(), strings.Join(tokens, " "); got != want {
 			t.Fatalf("width %d: unwrapped text differs:\n got %q\nwant %q", width, got, want)
+		}
+	}
+}
+
+func TestUsePercentRounds(t *testing.T) {
+	for _, tc := range []struct {
+		used, size int64
+		want       string
+	}{
+		{2049134174720, 7681574174720, "27"}, // 26.68%: the real sample
+		{494, 10000, "5"},                    // 4.94%
+		{449, 10000, "4"},
+		{450, 10000, "5"}, // half rounds up
+		{0, 10000, "0"},
+		{1, 10000, "0"},
+		{9950, 10000, "100"},
+		{10000, 10000, "100"},
+		{1 << 62, 3, "100"}, // more used than the pool holds: no overflow, no panic
+		{5, 0, "0"},
+		{1<<63 - 1, 1<<63 - 1, "100"},
+	} {
+		if got := usePercent(store.Pool{Used: tc.used, Size: tc.size}); got != tc.want {
+			t.Errorf("usePercent(%d of %d) = %s%%, want %s%%", tc.used, tc.size, got, tc.want)
 		}
 	}
 }

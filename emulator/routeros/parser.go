@@ -52,19 +52,30 @@ type parser struct {
 // nothing is: RouterOS checks a script before running any of it. The error, if
 // any, is an *Error. A nil schema means DefaultSchema.
 func Parse(script string, s *Schema) ([]Command, error) {
+	cmds, _, err := ParseIn(script, s, nil)
+	return cmds, err
+}
+
+// ParseIn parses a script typed in the menu at path menu (nil for the root),
+// as at an interactive prompt that has entered it: words without a leading
+// '/' are relative to it, ".." goes up one level, and a line holding only a
+// path ("/disk", "..", "/") moves there. It returns the menu the script ends
+// in, which is menu itself when the script fails to parse. A menu path that
+// is not in the schema starts from the root.
+func ParseIn(script string, s *Schema, menu []string) ([]Command, []string, error) {
 	if s == nil {
 		s = DefaultSchema()
 	}
 	if len(script) > maxScript {
-		return nil, &Error{Msg: msgSyntax, Pos: Pos{Line: 1, Col: 1}}
+		return nil, menu, &Error{Msg: msgSyntax, Pos: Pos{Line: 1, Col: 1}}
 	}
 	root := buildTree(s)
-	p := &parser{lexer: newLexer(script), root: root, cwd: root}
+	p := &parser{lexer: newLexer(script), root: root, cwd: root.at(menu)}
 	cmds, err := p.script()
 	if err != nil {
-		return nil, err // not returned directly: a nil *Error is a non-nil error
+		return nil, menu, err // not returned directly: a nil *Error is a non-nil error
 	}
-	return cmds, nil
+	return cmds, append([]string(nil), p.cwd.path...), nil
 }
 
 func (p *parser) script() ([]Command, *Error) {
@@ -114,6 +125,13 @@ func (p *parser) command() (Command, bool, *Error) {
 		w := p.pathWord()
 		if w == "" {
 			return Command{}, false, p.errAt(p.off, msgSyntax)
+		}
+		if w == ".." {
+			n = p.root.at(n.path[:max(len(n.path)-1, 0)])
+			if p.peek() == '/' {
+				p.off++
+			}
+			continue
 		}
 		if c := n.children[w]; c != nil {
 			n = c

@@ -400,3 +400,41 @@ func TestCustomSchema(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestParseInMenu: a prompt inside a menu resolves relative commands there,
+// ".." climbs, "/" and absolute paths start from the root, and a script that
+// does not parse leaves the prompt where it was.
+func TestParseInMenu(t *testing.T) {
+	for _, tc := range []struct {
+		script    string
+		in        []string
+		wantPaths []string // Path of each command, joined
+		wantAfter string
+		wantErr   bool
+	}{
+		{"print", []string{"disk"}, []string{"disk"}, "disk", false},
+		{"..", []string{"system", "identity"}, nil, "system", false},
+		{"../resource print", []string{"system", "identity"}, []string{"system resource"}, "system identity", false},
+		{"/", []string{"disk"}, nil, "", false},
+		{"/disk", nil, nil, "disk", false},
+		{"/system/identity", []string{"disk"}, nil, "system identity", false},
+		{"/file print", []string{"disk"}, []string{"file"}, "disk", false},
+		{"..", nil, nil, "", false},
+		{"print", nil, nil, "", true},
+		{"/disk\nfrob", nil, nil, "", true},
+		{"print", []string{"no", "such"}, nil, "no such", true}, // unknown menu: the root, where print is no command
+	} {
+		cmds, after, err := ParseIn(tc.script, nil, tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParseIn(%q in %v): err %v, want error %v", tc.script, tc.in, err, tc.wantErr)
+			continue
+		}
+		var paths []string
+		for _, c := range cmds {
+			paths = append(paths, strings.Join(c.Path, " "))
+		}
+		if strings.Join(paths, "|") != strings.Join(tc.wantPaths, "|") || strings.Join(after, " ") != tc.wantAfter {
+			t.Errorf("ParseIn(%q in %v) = paths %q, menu %q; want %q, %q", tc.script, tc.in, paths, after, tc.wantPaths, tc.wantAfter)
+		}
+	}
+}

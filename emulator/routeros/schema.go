@@ -90,3 +90,16 @@ func buildTree(s *Schema) *node {
 	}
 	return root
 }
+
+// at returns the node at path below n, or n itself when path leaves the tree.
+func (n *node) at(path []string) *node {
+	m := n
+	for _, w := range path {
+		c := m.children[w]
+		if c == nil {
+			return n
+		}
+		m = c
+	}
+	return m
+}

@@ -1,5 +1,6 @@
 // Package sshd is the emulator's SSH front door, shaped like RouterOS's own: keys
-// only, exec and interactive shell sessions, the `[user@identity] > ` prompt,
+// only, exec and interactive shell sessions, the `[user@identity] > ` prompt
+// (`[user@identity] /disk> ` inside a menu),
 // login-name options such as admin+ct512w, and a flat refusal of global requests
 // like keepalive@openssh.com.
 //

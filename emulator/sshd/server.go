@@ -34,6 +34,9 @@ type Runner interface {
 	// SetWidth changes the terminal width (a PTY window change). It may be
 	// called while Run is not running, from another goroutine.
 	SetWidth(width int)
+	// Menu is the menu the prompt shows ("" at the root, "/disk" inside it),
+	// read between commands.
+	Menu() string
 }
 
 // Config wires the server to the rest of the emulator.
@@ -416,7 +419,7 @@ func (s *Server) shell(sess ssh.Session, out io.Writer, runner Runner, user stri
 		if s.cfg.Identity != nil {
 			identity = s.cfg.Identity()
 		}
-		fmt.Fprintf(out, "[%s@%s] > ", user, identity)
+		fmt.Fprintf(out, "[%s@%s] %s> ", user, identity, runner.Menu())
 		line, err := readLine(in, out, echo)
 		if err != nil {
 			return

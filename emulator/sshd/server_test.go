@@ -26,6 +26,8 @@ type fakeRunner struct {
 
 func (r *fakeRunner) SetWidth(w int) { r.width.Store(int64(w)) }
 
+func (r *fakeRunner) Menu() string { return "" }
+
 func (r *fakeRunner) Run(ctx context.Context, script string) Reply {
 	switch script {
 	case "width":

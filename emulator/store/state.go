@@ -319,7 +319,7 @@ func (st *state) mutate(r *record) {
 		delete(st.children, r.Name)
 		delete(st.stages, r.Name)
 		st.tombs[r.Name] = struct{}{}
-		st.touchParent(r.Name, r.Time, -1)
+		st.touchParent(r.Name, -1)
 
 	case opImport:
 		st.ensureFile(r.Name, r.Size, r.Time)
@@ -341,7 +341,7 @@ func (st *state) ensureFile(name string, size int64, t time.Time) {
 	st.files[name] = &File{Name: name, Type: fileType(name, false), Size: size, LastModified: t}
 	st.pool.Used += size
 	delete(st.tombs, name)
-	st.touchParent(name, t, +1)
+	st.touchParent(name, +1)
 }
 
 func (st *state) ensureDir(name string, t time.Time) {
@@ -354,20 +354,19 @@ func (st *state) ensureDir(name string, t time.Time) {
 	st.ensureDir(path.Dir(name), t)
 	st.files[name] = &File{Name: name, Type: fileType(name, true), LastModified: t, Dir: true}
 	delete(st.tombs, name)
-	st.touchParent(name, t, +1)
+	st.touchParent(name, +1)
 }
 
-// touchParent keeps the parent's entry count (so "directory is not empty" is
-// O(1)) and its last-modified time, which changes when entries come and go.
-func (st *state) touchParent(name string, t time.Time, delta int) {
+// touchParent keeps the parent's entry count, so "directory is not empty" is
+// O(1). A directory's last-modified stays the time it was made: the real
+// sample (file-print-detail.txt) lists a directory older than both files in
+// it, which a time that followed its entries could not show.
+func (st *state) touchParent(name string, delta int) {
 	dir := path.Dir(name)
 	if dir == st.pool.Name {
 		return
 	}
 	st.children[dir] += delta
-	if p, ok := st.files[dir]; ok {
-		p.LastModified = t
-	}
 }
 
 // missingDirs lists the parent directories of name that do not exist yet,
