@@ -21,7 +21,7 @@ FUZZ_TARGETS := \
 	./driver/rds:FuzzDestructiveNeedsProof:50000x \
 	./scenarios/spec:FuzzParse:60000x
 
-.PHONY: all build demo emulator-demo scenarios test vet unit fuzz bench clean
+.PHONY: all build demo emulator-demo scenarios test vet unit sanity fuzz bench clean
 
 all: build
 
@@ -37,7 +37,7 @@ emulator-demo:
 	$(GO) run ./cmd/rds-emulator demo
 
 ## test: everything CI runs: vet, race-enabled unit and integration tests, bounded fuzzing.
-test: vet unit scenarios fuzz deploy-test
+test: vet unit sanity scenarios fuzz deploy-test
 
 # The clock seam: code the scenario runner drives takes a clock.Clock. The binaries
 # under cmd/ may use real time.
@@ -49,9 +49,15 @@ vet:
 	@wall=$$(grep -rnE 'time\.(Now|Sleep|After|Since|Until|NewTimer|NewTicker|Tick|AfterFunc)\(' --include='*.go' $(CLOCK_DIRS) | grep -v '_test\.go:' || true); \
 		if [ -n "$$wall" ]; then echo "wall-clock calls outside the clock seam:"; echo "$$wall"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags sanitybin ./sanity/
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## sanity: the csi-sanity binary (csi-test as go.mod pins it) against the built
+## rds-csi and rds-emulator processes, as root; see sanity/doc.go.
+sanity:
+	$(GO) test -tags sanitybin -count=1 -timeout 15m -v -run TestCSISanityBinary ./sanity/
 
 ## scenarios: every shipped scenario, 20 runs each for determinism and 50 swarm seeds,
 ## without the race detector (the -race lane above runs fewer of each).

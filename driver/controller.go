@@ -30,7 +30,10 @@ var controllerCapabilities = []csi.ControllerServiceCapability_RPC_Type{
 	csi.ControllerServiceCapability_RPC_LIST_SNAPSHOTS,
 	csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 	csi.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
-	csi.ControllerServiceCapability_RPC_VOLUME_CONDITION,
+	csi.ControllerServiceCapability_RPC_PUBLISH_READONLY,
+	csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
+	csi.ControllerServiceCapability_RPC_GET_VOLUME_HEALTH,
+	csi.ControllerServiceCapability_RPC_LIST_VOLUME_HEALTH,
 }
 
 // ControllerGetCapabilities lists what the controller implements.
@@ -304,7 +307,19 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if g, err := time.ParseDuration(req.GetVolumeContext()[paramGracePeriod]); err == nil && g >= 0 {
 		grace = g
 	}
+	held := d.holds(id, node)
+	if !held {
+		if err := d.checkNodeLimit(id, node); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.readOnly.admit(id, node, req.GetReadonly(), held); err != nil {
+		return nil, err
+	}
 	if err := d.attach.Publish(id, node, mode, grace); err != nil {
+		if !held {
+			d.readOnly.forget(id, node)
+		}
 		return nil, attachmentStatus(err)
 	}
 	return &csi.ControllerPublishVolumeResponse{PublishContext: d.publishContext(disk, req.GetVolumeContext())}, nil
@@ -345,9 +360,11 @@ func (d *Driver) ControllerUnpublishVolume(_ context.Context, req *csi.Controlle
 		for _, c := range d.attach.Holders(req.GetVolumeId()) {
 			d.attach.Unpublish(req.GetVolumeId(), c.Node)
 		}
+		d.readOnly.forget(req.GetVolumeId(), "")
 		return &csi.ControllerUnpublishVolumeResponse{}, nil
 	}
 	d.attach.Unpublish(req.GetVolumeId(), req.GetNodeId())
+	d.readOnly.forget(req.GetVolumeId(), req.GetNodeId())
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
 }
 
@@ -402,8 +419,8 @@ func page(ids []string, token string, max int32, valid func(string) bool) (start
 	return start, end, next, nil
 }
 
-// ListVolumes lists this driver's volumes with the nodes they are published to
-// and their condition.
+// ListVolumes lists this driver's volumes with the nodes they are published
+// to (their health is ControllerListVolumeHealth's).
 func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
 	if err := d.stateReady(); err != nil {
 		return nil, err
@@ -431,48 +448,15 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	if err != nil {
 		return nil, err
 	}
-	files, err := d.volumeFiles(ctx)
-	if err != nil {
-		return nil, rdsStatus("list volume files", err)
-	}
 	resp := &csi.ListVolumesResponse{NextToken: next}
 	for _, id := range ids[start:end] {
 		disk := byID[id]
 		resp.Entries = append(resp.Entries, &csi.ListVolumesResponse_Entry{
 			Volume: &csi.Volume{VolumeId: id, CapacityBytes: disk.Size},
-			Status: &csi.ListVolumesResponse_VolumeStatus{
-				PublishedNodeIds: d.publishedNodes(id),
-				VolumeCondition:  condition(&disk, files),
-			},
+			Status: &csi.ListVolumesResponse_VolumeStatus{PublishedNodeIds: d.publishedNodes(id)},
 		})
 	}
 	return resp, nil
-}
-
-// volumeFiles returns the set of backing file paths (with leading slash) present
-// under the pool, for volume conditions.
-func (d *Driver) volumeFiles(ctx context.Context) (map[string]bool, error) {
-	files, err := d.rds.ListFiles(ctx, "^"+regexp.QuoteMeta(poolName(d.opts.BasePath))+"/")
-	if err != nil {
-		return nil, err
-	}
-	set := make(map[string]bool, len(files))
-	for _, f := range files {
-		set["/"+f.Name] = true
-	}
-	return set, nil
-}
-
-// condition reports a volume abnormal when it would not work for a node: not
-// exported over NVMe/TCP, or its backing file is missing.
-func condition(disk *rds.Disk, files map[string]bool) *csi.VolumeCondition {
-	switch {
-	case !disk.Export:
-		return &csi.VolumeCondition{Abnormal: true, Message: "disk is not exported over NVMe/TCP"}
-	case !files[disk.FilePath]:
-		return &csi.VolumeCondition{Abnormal: true, Message: "backing file " + disk.FilePath + " is missing"}
-	}
-	return &csi.VolumeCondition{Message: "exported, backing file present"}
 }
 
 func (d *Driver) publishedNodes(id string) []string {
@@ -483,35 +467,39 @@ func (d *Driver) publishedNodes(id string) []string {
 	return nodes
 }
 
-// ControllerGetVolume reports one volume's published nodes and condition.
-func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
-	id := req.GetVolumeId()
+// beginVolumeRead starts an RPC that reads one volume: the ID is required
+// (a malformed one is NOT_FOUND without asking RDS), the attachment state
+// must be ready, and backend work is bounded by the operation timeout.
+func (d *Driver) beginVolumeRead(ctx context.Context, id string) (context.Context, context.CancelFunc, error) {
 	if err := requireID("volume ID", id); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !isVolumeID(id) {
-		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
+		return nil, nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
 	}
 	if err := d.stateReady(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := d.withTimeout(ctx)
+	return ctx, cancel, nil
+}
+
+// ControllerGetVolume reports one volume's size and published nodes (its
+// health is ControllerGetVolumeHealth's).
+func (d *Driver) ControllerGetVolume(ctx context.Context, req *csi.ControllerGetVolumeRequest) (*csi.ControllerGetVolumeResponse, error) {
+	id := req.GetVolumeId()
+	ctx, cancel, err := d.beginVolumeRead(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	defer cancel()
 	disk, err := d.lookupVolume(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	file, err := d.rds.File(ctx, disk.FilePath)
-	if err != nil {
-		return nil, rdsStatus("look up backing file", err)
-	}
-	present := map[string]bool{disk.FilePath: file != nil && !file.IsDir()}
 	return &csi.ControllerGetVolumeResponse{
 		Volume: &csi.Volume{VolumeId: id, CapacityBytes: disk.Size},
-		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{
-			PublishedNodeIds: d.publishedNodes(id),
-			VolumeCondition:  condition(disk, present),
-		},
+		Status: &csi.ControllerGetVolumeResponse_VolumeStatus{PublishedNodeIds: d.publishedNodes(id)},
 	}, nil
 }
 

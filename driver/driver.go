@@ -65,7 +65,8 @@ type Options struct {
 	DefaultDataPlane string
 	// GracePeriod is the default attachment grace period (30s).
 	GracePeriod time.Duration
-	// MaxVolumesPerNode is reported by NodeGetInfo; 0 means no limit.
+	// MaxVolumesPerNode is how many volumes ControllerPublishVolume lets one
+	// node hold (RESOURCE_EXHAUSTED beyond); 0 means no limit.
 	MaxVolumesPerNode int64
 	// OperationTimeout bounds every RPC's backend work (2m), on top of the
 	// caller's deadline.
@@ -99,6 +100,8 @@ type Driver struct {
 	// listed, adopted, copied, resized or deleted.
 	owner  ownership.Rules
 	attach *attachment.Manager
+	// readOnly is the readonly flag of each granted publish (PUBLISH_READONLY).
+	readOnly readOnlyGrants
 }
 
 // New validates options and returns a Driver.

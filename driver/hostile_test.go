@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/health"
 	"github.com/rds-csi/rds-csi/emulator"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 	"github.com/rds-csi/rds-csi/emulator/faults"
@@ -264,10 +265,29 @@ func TestHostileRepliesNeverDestroy(t *testing.T) {
 			}
 			return err
 		}},
-		{name: "ControllerGetVolume", reads: "disk file", call: func(ctx context.Context, _ string) error {
+		{name: "ControllerGetVolume", reads: "disk", call: func(ctx context.Context, _ string) error {
 			resp, err := r.cc.ControllerGetVolume(ctx, &csi.ControllerGetVolumeRequest{VolumeId: "pvc-live"})
-			if err == nil && (resp.GetStatus().GetVolumeCondition().GetAbnormal() || resp.GetVolume().GetCapacityBytes() != 2<<20) {
+			if err == nil && resp.GetVolume().GetCapacityBytes() != 2<<20 {
 				return fmt.Errorf("reported %v", resp)
+			}
+			return err
+		}},
+		{name: "ControllerGetVolumeHealth", reads: "disk file", call: func(ctx context.Context, _ string) error {
+			resp, err := r.cc.ControllerGetVolumeHealth(ctx, &csi.ControllerGetVolumeHealthRequest{VolumeId: "pvc-live"})
+			for _, e := range resp.GetVolumeHealth().GetHealthStatuses() {
+				if e.GetReason() != health.ReasonStorageUnreachable {
+					return fmt.Errorf("reported the live volume %s: %s", e.GetReason(), e.GetMessage())
+				}
+				// "RDS did not answer" is not health: for this harness it
+				// counts as the failure it reports.
+				return status.Error(codes.Unavailable, e.GetMessage())
+			}
+			return err
+		}},
+		{name: "ControllerListVolumeHealth", reads: "disk file", call: func(ctx context.Context, _ string) error {
+			resp, err := r.cc.ControllerListVolumeHealth(ctx, &csi.ControllerListVolumeHealthRequest{})
+			for _, e := range resp.GetEntries() {
+				return fmt.Errorf("reported %s abnormal: %v", e.GetVolumeId(), e.GetHealthStatuses())
 			}
 			return err
 		}},
@@ -282,7 +302,7 @@ func TestHostileRepliesNeverDestroy(t *testing.T) {
 			_, err := r.cc.ValidateVolumeCapabilities(ctx, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: "pvc-live", VolumeCapabilities: rwoMount})
 			return err
 		}},
-		{name: "ListVolumes", reads: "disk file", call: func(ctx context.Context, _ string) error {
+		{name: "ListVolumes", reads: "disk", call: func(ctx context.Context, _ string) error {
 			resp, err := r.cc.ListVolumes(ctx, &csi.ListVolumesRequest{})
 			if err != nil {
 				return err
@@ -293,12 +313,7 @@ func TestHostileRepliesNeverDestroy(t *testing.T) {
 				if _, decoy := decoyDisks[id]; decoy {
 					return fmt.Errorf("listed decoy %s", id)
 				}
-				if id == "pvc-live" {
-					found = true
-					if e.GetStatus().GetVolumeCondition().GetAbnormal() {
-						return fmt.Errorf("reported the live volume abnormal: %v", e.GetStatus().GetVolumeCondition())
-					}
-				}
+				found = found || id == "pvc-live"
 			}
 			if !found {
 				return fmt.Errorf("the live volume is missing from %v", resp)

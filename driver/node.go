@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,16 +130,18 @@ func (n *NodeServer) begin(ctx context.Context, id string) (context.Context, fun
 	return ctx, func() { cancel(); unlock() }, nil
 }
 
+var nodeCapabilities = []csi.NodeServiceCapability_RPC_Type{
+	csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
+	csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
+	csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
+	csi.NodeServiceCapability_RPC_GET_VOLUME_HEALTH,
+	csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+}
+
 // NodeGetCapabilities lists what the node service implements.
 func (n *NodeServer) NodeGetCapabilities(context.Context, *csi.NodeGetCapabilitiesRequest) (*csi.NodeGetCapabilitiesResponse, error) {
 	var caps []*csi.NodeServiceCapability
-	for _, c := range []csi.NodeServiceCapability_RPC_Type{
-		csi.NodeServiceCapability_RPC_STAGE_UNSTAGE_VOLUME,
-		csi.NodeServiceCapability_RPC_EXPAND_VOLUME,
-		csi.NodeServiceCapability_RPC_GET_VOLUME_STATS,
-		csi.NodeServiceCapability_RPC_VOLUME_CONDITION,
-		csi.NodeServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
-	} {
+	for _, c := range nodeCapabilities {
 		caps = append(caps, &csi.NodeServiceCapability{Type: &csi.NodeServiceCapability_Rpc{
 			Rpc: &csi.NodeServiceCapability_RPC{Type: c}}})
 	}
@@ -157,6 +160,11 @@ type stagedVolume struct {
 	Block       bool        `json:"block"`
 	StagingPath string      `json:"stagingPath"`
 	Device      string      `json:"device"` // at staging time; may change after an NVMe reconnect
+	// ReadOnly: staged with the "ro" mount flag, so a read-only mount is
+	// what was asked for, not the aftermath of an I/O error.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// Published are the target paths the volume is published at.
+	Published map[string]publication `json:"published,omitempty"`
 }
 
 // statePath is the state file of a volume. Every RPC checks the ID's shape
@@ -346,7 +354,11 @@ func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 		return nil, dataPlaneStatus("attach", err)
 	}
 	block := vcap.GetBlock() != nil
-	st := stagedVolume{DataPlane: plane.Name(), Target: t, Block: block, StagingPath: staging, Device: device}
+	st := stagedVolume{DataPlane: plane.Name(), Target: t, Block: block, StagingPath: staging, Device: device,
+		ReadOnly: slices.Contains(vcap.GetMount().GetMountFlags(), "ro")}
+	if prev, ok, err := n.loadState(id); err == nil && ok {
+		st.Published = prev.Published // a repeated stage keeps what is published
+	}
 	if err := n.saveState(id, st); err != nil {
 		return nil, status.Errorf(codes.Internal, "record staged volume: %v", err)
 	}
@@ -443,18 +455,24 @@ func zeroEnds(device string) (bool, error) {
 
 // mountedDevice returns the device mounted at path, or "" if none.
 func (n *NodeServer) mountedDevice(path string) (string, error) {
+	mp, _, err := n.mountAt(path)
+	return mp.Device, err
+}
+
+// mountAt returns the mount at path; ok is false when nothing is mounted there.
+func (n *NodeServer) mountAt(path string) (mp mount.MountPoint, ok bool, err error) {
 	mps, err := n.opts.Mounter.List()
 	if err != nil {
-		return "", status.Errorf(codes.Internal, "list mounts: %v", err)
+		return mp, false, status.Errorf(codes.Internal, "list mounts: %v", err)
 	}
 	clean := filepath.Clean(path)
 	for _, mp := range mps {
 		// /proc/mounts escapes spaces and the like (\040).
 		if filepath.Clean(mountinfo.Unescape(mp.Path)) == clean {
-			return mp.Device, nil
+			return mp, true, nil
 		}
 	}
-	return "", nil
+	return mp, false, nil
 }
 
 // sameDevice compares device paths through symlinks (/dev/disk/by-id/...).
@@ -562,6 +580,14 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	if !samePath(st.StagingPath, staging) {
 		return nil, status.Errorf(codes.InvalidArgument, "volume %s is staged at %s, not %s", id, st.StagingPath, staging)
 	}
+	mode := vcap.GetAccessMode().GetMode()
+	already, err := admitPublication(&st, tpath, mode, req.GetReadonly(), n.isMounted)
+	if err != nil {
+		return nil, err
+	}
+	if already {
+		return &csi.NodePublishVolumeResponse{}, nil
+	}
 	options := []string{"bind"}
 	if req.GetReadonly() {
 		options = append(options, "ro")
@@ -600,18 +626,23 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 	}
 	if dev, err := n.mountedDevice(tpath); err != nil {
 		return nil, err
-	} else if dev != "" {
-		return &csi.NodePublishVolumeResponse{}, nil // already published
-	}
-	if err := n.opts.Mounter.Mount(source, tpath, "", options); err != nil {
-		return nil, status.Errorf(codes.Internal, "bind mount %s at %s: %v", source, tpath, err)
-	}
-	if req.GetReadonly() && vcap.GetBlock() == nil {
-		// A bind mount ignores "ro" on Linux until remounted.
-		if err := n.opts.Mounter.Mount(source, tpath, "", []string{"bind", "remount", "ro"}); err != nil {
-			_ = n.opts.Mounter.Unmount(tpath)
-			return nil, status.Errorf(codes.Internal, "remount %s read-only: %v", tpath, err)
+	} else if dev == "" {
+		// mount-utils makes a bind with options in two steps (bind, then
+		// remount with the options), which is what makes "ro" hold on a
+		// filesystem (Linux does not check it when a device node is opened
+		// for writing). A remount of our own on top would stack a second
+		// bind that unpublish leaves behind.
+		if err := n.opts.Mounter.Mount(source, tpath, "", options); err != nil {
+			return nil, status.Errorf(codes.Internal, "bind mount %s at %s: %v", source, tpath, err)
 		}
+	}
+	// Mounted before a crash lost its record, or just now: recorded either way,
+	// and a mount that cannot be recorded is taken back, so the access-mode
+	// rules never miss a target.
+	recordPublication(&st, tpath, mode, req.GetReadonly())
+	if err := n.saveState(id, st); err != nil {
+		_ = n.opts.Mounter.Unmount(tpath)
+		return nil, status.Errorf(codes.Internal, "record publication: %v", err)
 	}
 	klog.InfoS("Volume published", "volume", id, "targetPath", tpath, "readonly", req.GetReadonly())
 	return &csi.NodePublishVolumeResponse{}, nil
@@ -638,11 +669,24 @@ func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubli
 	if err := mount.CleanupMountPoint(tpath, n.opts.Mounter, true); err != nil {
 		return nil, status.Errorf(codes.Internal, "unmount %s: %v", tpath, err)
 	}
+	if st, ok, err := n.loadState(id); err == nil && ok {
+		if _, recorded := st.Published[tpath]; recorded {
+			delete(st.Published, tpath)
+			if err := n.saveState(id, st); err != nil {
+				return nil, status.Errorf(codes.Internal, "forget publication: %v", err)
+			}
+		}
+	}
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// NodeGetVolumeStats reports usage and whether the volume still looks healthy:
-// its device present and the staging mount on that device.
+// isMounted reports whether something is mounted at path.
+func (n *NodeServer) isMounted(path string) (bool, error) {
+	_, ok, err := n.mountAt(path)
+	return ok, err
+}
+
+// NodeGetVolumeStats reports usage (health is NodeGetVolumeHealth's).
 func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, vpath := req.GetVolumeId(), req.GetVolumePath()
 	if err := require("volume ID", id, "volume path", vpath); err != nil {
@@ -661,26 +705,18 @@ func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVol
 	} else if err != nil {
 		return nil, status.Errorf(codes.Internal, "stat %s: %v", vpath, err)
 	}
-	st, ok, err := n.loadState(id)
-	if err != nil {
+	if _, ok, err := n.loadState(id); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
-	}
-	if !ok {
+	} else if !ok {
 		return nil, status.Errorf(codes.NotFound, "volume %s is not staged on node %s", id, n.opts.NodeID)
 	}
-	ctx, cancel := n.opts.Clock.WithTimeout(ctx, n.opts.OperationTimeout)
-	defer cancel()
-	cond := n.condition(ctx, st)
 	if !fi.IsDir() {
 		// A block volume's target is the device node itself.
 		size, err := deviceSize(vpath)
 		if err != nil {
-			return &csi.NodeGetVolumeStatsResponse{VolumeCondition: &csi.VolumeCondition{Abnormal: true, Message: err.Error()}}, nil
+			return nil, status.Errorf(codes.Internal, "size of %s: %v", vpath, err)
 		}
-		return &csi.NodeGetVolumeStatsResponse{
-			Usage:           []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}},
-			VolumeCondition: cond,
-		}, nil
+		return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{{Unit: csi.VolumeUsage_BYTES, Total: size}}}, nil
 	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(vpath, &fs); err != nil {
@@ -693,36 +729,7 @@ func (n *NodeServer) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVol
 				Used: int64(fs.Blocks-fs.Bfree) * bsize},
 			{Unit: csi.VolumeUsage_INODES, Total: int64(fs.Files), Available: int64(fs.Ffree), Used: int64(fs.Files - fs.Ffree)},
 		},
-		VolumeCondition: cond,
 	}, nil
-}
-
-// condition checks that the volume's device still exists and, for filesystem
-// volumes, that the staging mount is on it (an NVMe reconnect can leave a mount
-// pointing at a dead device).
-func (n *NodeServer) condition(ctx context.Context, st stagedVolume) *csi.VolumeCondition {
-	plane, err := n.plane(st.DataPlane)
-	if err != nil {
-		return &csi.VolumeCondition{Abnormal: true, Message: err.Error()}
-	}
-	dev, err := plane.Device(ctx, st.Target)
-	switch {
-	case err != nil:
-		return &csi.VolumeCondition{Abnormal: true, Message: "cannot find the device: " + err.Error()}
-	case dev == "":
-		return &csi.VolumeCondition{Abnormal: true, Message: "the volume's block device has disappeared"}
-	}
-	if !st.Block {
-		mounted, err := n.mountedDevice(st.StagingPath)
-		if err != nil || mounted == "" {
-			return &csi.VolumeCondition{Abnormal: true, Message: "the staging path is not mounted"}
-		}
-		if !sameDevice(mounted, dev) {
-			return &csi.VolumeCondition{Abnormal: true,
-				Message: fmt.Sprintf("the staging mount is on %s but the volume's device is now %s", mounted, dev)}
-		}
-	}
-	return &csi.VolumeCondition{Message: "device present" + map[bool]string{false: " and mounted", true: ""}[st.Block]}
 }
 
 func deviceSize(path string) (int64, error) {

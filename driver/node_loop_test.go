@@ -3,8 +3,10 @@ package driver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/health"
 	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
@@ -151,8 +154,13 @@ func TestFilesystemDataMovesBetweenNodes(t *testing.T) {
 				t.Fatalf("read back on node-b: %d bytes, %v; want the %d bytes written on node-a", len(got), err, len(payload))
 			}
 			stats, err := r.nodes["node-b"].NodeGetVolumeStats(context.Background(), &csi.NodeGetVolumeStatsRequest{VolumeId: vol.GetVolumeId(), VolumePath: b.tpath})
-			if err != nil || stats.GetVolumeCondition().GetAbnormal() || len(stats.GetUsage()) != 2 || stats.GetUsage()[0].GetUsed() < int64(len(payload)) {
+			if err != nil || len(stats.GetUsage()) != 2 || stats.GetUsage()[0].GetUsed() < int64(len(payload)) {
 				t.Fatalf("stats: %v %v", stats, err)
+			}
+			h, err := r.nodes["node-b"].NodeGetVolumeHealth(context.Background(), &csi.NodeGetVolumeHealthRequest{
+				VolumeId: vol.GetVolumeId(), VolumePublishPath: b.tpath, StagingTargetPath: b.staging})
+			if err != nil || len(h.GetVolumeHealth().GetHealthStatuses()) != 0 {
+				t.Fatalf("health of a healthy volume: %v, %v", h, err)
 			}
 			r.detach(t, b)
 		})
@@ -265,9 +273,9 @@ func TestDeviceGoneIsReported(t *testing.T) {
 	if err := lp.Detach(ctx, st.Target); err != nil {
 		t.Fatal(err)
 	}
-	cond := r.nodes["node-a"].condition(ctx, st)
-	if !cond.GetAbnormal() {
-		t.Fatalf("condition after the device vanished: %v", cond)
+	h, err := r.nodes["node-a"].NodeGetVolumeHealth(ctx, &csi.NodeGetVolumeHealthRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging})
+	if err != nil || !hasReason(h.GetVolumeHealth(), health.ReasonDeviceMissing) {
+		t.Fatalf("health after the device vanished: %v, %v", h, err)
 	}
 	if _, err := r.nodes["node-a"].NodeUnstageVolume(ctx, &csi.NodeUnstageVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging}); err != nil {
 		t.Fatal(err)
@@ -377,4 +385,61 @@ func countMounts(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+func hasReason(h *csi.VolumeHealth, reason string) bool {
+	for _, e := range h.GetHealthStatuses() {
+		if e.GetReason() == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReadOnlyPublishIsReadOnly: a read-only publish of a filesystem volume
+// refuses writes into it while the read-write publish beside it keeps
+// working, and unpublishing it leaves no mount behind. For a block volume
+// the bind of the device node is read-only, which is all a mount can do:
+// Linux does not check a mount's read-only flag when a device node is opened,
+// so a writer that ignores the mode can still write (noted in README).
+func TestReadOnlyPublishIsReadOnly(t *testing.T) {
+	r := newLoopRig(t)
+	ctx := context.Background()
+	for _, block := range []bool{false, true} {
+		vcap := &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
+			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER}}
+		name := "pvc-ro-fs"
+		if block {
+			vcap.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
+			name = "pvc-ro-block"
+		}
+		vol := r.create(t, name, 16<<20, []*csi.VolumeCapability{vcap}, nil)
+		a := r.attach(t, vol, "node-a", vcap)
+		ns := r.nodes["node-a"]
+		ro := a.tpath + "-ro"
+		if _, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging,
+			TargetPath: ro, VolumeCapability: vcap, PublishContext: a.pc, Readonly: true}); err != nil {
+			t.Fatalf("read-only publish: %v", err)
+		}
+		if block {
+			mp, ok, err := ns.mountAt(ro)
+			if err != nil || !ok || !slices.Contains(mp.Opts, "ro") {
+				t.Fatalf("read-only block publish: mounted %v with %v, %v; want a read-only bind", ok, mp.Opts, err)
+			}
+		} else {
+			roErr := os.WriteFile(filepath.Join(ro, "x"), []byte("x"), 0o600)
+			rwErr := os.WriteFile(filepath.Join(a.tpath, "x"), []byte("x"), 0o600)
+			if !errors.Is(roErr, unix.EROFS) || rwErr != nil {
+				t.Fatalf("write through the read-only publish: %v (want EROFS); through the read-write one: %v", roErr, rwErr)
+			}
+		}
+		if _, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: vol.GetVolumeId(), StagingTargetPath: a.staging,
+			TargetPath: ro, VolumeCapability: vcap, PublishContext: a.pc}); status.Code(err) != codes.AlreadyExists {
+			t.Fatalf("block=%v: the read-only target published again read-write: %v, want ALREADY_EXISTS", block, err)
+		}
+		if _, err := ns.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: vol.GetVolumeId(), TargetPath: ro}); err != nil {
+			t.Fatal(err)
+		}
+		r.detach(t, a)
+	}
 }

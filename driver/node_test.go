@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +176,44 @@ func TestStageIdempotentAndWrongDevice(t *testing.T) {
 	}
 	if plane.detached != 1 {
 		t.Fatalf("detached %d times, want 1", plane.detached)
+	}
+}
+
+// TestSELinuxContextReachesBothMounts: with seLinuxMount: true the kubelet
+// passes "-o context=..." to NodeStage and NodePublish; the option must reach
+// the filesystem mount (where SELinux applies it) and ride along the bind.
+func TestSELinuxContextReachesBothMounts(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "device")
+	os.WriteFile(dev, make([]byte, 1<<20), 0o600)
+	fe, _ := scriptedExec(func(cmd string, args []string) ([]byte, error) { return []byte("TYPE=ext4\n"), nil })
+	mounter := mount.NewFakeMounter(nil)
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
+		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seContext = `context="system_u:object_r:container_file_t:s0:c10,c20"`
+	vcap := &csi.VolumeCapability{
+		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4", MountFlags: []string{seContext}}},
+		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER}}
+	staging, target := filepath.Join(dir, "staging"), filepath.Join(dir, "target")
+	pc := map[string]string{"nqn": "nqn.2000-02.com.mikrotik:pvc-1"}
+	ctx := context.Background()
+	if _, err := ns.NodeStageVolume(ctx, &csi.NodeStageVolumeRequest{VolumeId: "pvc-1", StagingTargetPath: staging, VolumeCapability: vcap, PublishContext: pc}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: "pvc-1", StagingTargetPath: staging, TargetPath: target,
+		VolumeCapability: vcap, PublishContext: pc}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, mp := range mounter.MountPoints {
+		if slices.Contains(mp.Opts, seContext) {
+			seen[mp.Path] = true
+		}
+	}
+	if !seen[staging] || !seen[target] {
+		t.Fatalf("context option on %v, want on the staging mount and the bind at the target: %+v", seen, mounter.MountPoints)
 	}
 }

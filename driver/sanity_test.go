@@ -18,6 +18,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	sanitylane "github.com/rds-csi/rds-csi/sanity"
 )
 
 // sanityNode answers only the node calls the controller specs need to learn the
@@ -133,7 +134,7 @@ func shortTempDir(t testing.TB) string {
 // The number of specs that pass today, with and without the node specs.
 const (
 	sanityMinPassedController = 52
-	sanityMinPassedAll        = 75
+	sanityMinPassedAll        = 86
 )
 
 // TestSanity runs csi-sanity against the driver in --mode=all, backed by the
@@ -162,12 +163,13 @@ func TestSanity(t *testing.T) {
 			t.Fatal(err)
 		}
 		ns, err = NewNodeServer(NodeOptions{NodeID: nodeID, DataPlanes: map[string]node.DataPlane{"loop": lp},
-			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state"), KubeletDir: dir})
+			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state"), KubeletDir: dir,
+			MaxVolumesPerNode: sanityVolumeLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	sock, _, _ := startDriverWithNode(t, emu, nodeID, ns)
+	sock, _, _ := startDriverOpts(t, emu, nodeID, ns, func(o *Options) { o.MaxVolumesPerNode = sanityVolumeLimit })
 
 	cfg := sanity.NewTestConfig()
 	cfg.Address = sock
@@ -180,6 +182,7 @@ func TestSanity(t *testing.T) {
 	cfg.TargetPath = filepath.Join(dir, "target")
 	cfg.StagingPath = filepath.Join(dir, "staging")
 	cfg.IdempotentCount = 2
+	cfg.TestNodeVolumeAttachLimit = true
 
 	sanity.GinkgoTest(&cfg)
 	gomega.RegisterFailHandler(ginkgo.Fail)
@@ -203,8 +206,18 @@ func TestSanity(t *testing.T) {
 	ginkgo.RunSpecs(t, "rds-csi sanity", suite, reporter)
 	t.Logf("csi-sanity: %d passed, %d failed, %d skipped, %d pending",
 		counts[types.SpecStatePassed], counts[types.SpecStateFailed], counts[types.SpecStateSkipped], counts[types.SpecStatePending])
+	// The binary lane's list (sanity/skips.txt) says why each skip is
+	// fine: a capability the driver does not claim.
+	reasons, err := sanitylane.ReadSkips("../sanity/skips.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range skipped {
-		t.Logf("skipped: %s", s)
+		why := reasons.Reason(s)
+		if why == "" && len(skip) == 0 {
+			t.Errorf("skipped without a reason in sanity/skips.txt: %s", s)
+		}
+		t.Logf("skipped: %s (%s)", s, why)
 	}
 	// Every spec this driver claims must run; a drop in the count means specs
 	// stopped running.
@@ -250,3 +263,7 @@ func assertNothingLeftBehind(t *testing.T, stateDir string, dirs ...string) {
 		}
 	}
 }
+
+// sanityVolumeLimit is the node limit the sanity run uses, so csi-sanity's
+// attach-limit spec runs.
+const sanityVolumeLimit = 3

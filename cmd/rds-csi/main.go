@@ -80,7 +80,7 @@ func main() {
 	flag.DurationVar(&c.retryPeriod, "leader-election-retry-period", 2*time.Second, "how often candidates try for the Lease")
 	flag.DurationVar(&c.reconcileInterval, "reconcile-interval", 5*time.Minute, "controller: periodic attachment reconcile")
 	flag.DurationVar(&c.notReadyTimeout, "not-ready-timeout", 0, "controller: opt in to treating a node NotReady this long as gone (0: never)")
-	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "node: attach limit reported to Kubernetes (0: none)")
+	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "volumes one node may hold: reported to Kubernetes by the node plugin, enforced by the controller (0: no limit; neither NVMe/TCP nor loop devices have a fixed kernel cap, so set it to what your nodes and RDS can carry)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		klog.ErrorS(err, "rds-csi failed")
@@ -267,7 +267,7 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry, am *att
 	d, err := driver.New(driver.Options{
 		NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
 		NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
-		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod,
+		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod, MaxVolumesPerNode: c.maxVolumesPerNode,
 		RDS: mgr, Nodes: nodes, Registerer: reg, Attachments: am, StateReady: stateReady,
 	})
 	if err != nil {

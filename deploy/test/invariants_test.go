@@ -293,6 +293,12 @@ func TestNodePluginSocketsAndMounts(t *testing.T) {
 		if csiDriver.Spec.StorageCapacity != nil && *csiDriver.Spec.StorageCapacity {
 			t.Errorf("%s: storageCapacity true, but no CSIStorageCapacity objects are published", r.name)
 		}
+		if csiDriver.Spec.SELinuxMount == nil || !*csiDriver.Spec.SELinuxMount {
+			t.Errorf("%s: seLinuxMount must be true: every volume is its own filesystem, mountable with -o context", r.name)
+		}
+		if p := csiDriver.Spec.FSGroupPolicy; p == nil || *p != storagev1.ReadWriteOnceWithFSTypeFSGroupPolicy {
+			t.Errorf("%s: fsGroupPolicy %v, want ReadWriteOnceWithFSType (the kubelet applies fsGroup; the driver never chowns)", r.name, p)
+		}
 		ds := get[*appsv1.DaemonSet](t, r, objs, "DaemonSet/rds-csi-node")
 		spec := &ds.Spec.Template.Spec
 		where := r.name + " DaemonSet/rds-csi-node"
@@ -458,8 +464,8 @@ func TestControllerDeployment(t *testing.T) {
 				t.Errorf("%s: %s --timeout=%q must exceed the driver's worst case %v", where, c.Name, to, worst)
 			}
 		}
-		if sidecars != 4 {
-			t.Errorf("%s: %d sidecars, want provisioner, attacher, resizer, snapshotter", where, sidecars)
+		if sidecars != 5 {
+			t.Errorf("%s: %d sidecars, want provisioner, attacher, resizer, snapshotter, health monitor", where, sidecars)
 		}
 	}
 }
@@ -599,6 +605,13 @@ var sidecarNeeds = []kubeaccess.Rule{
 	{Group: "snapshot.storage.k8s.io", Resource: "volumesnapshotclasses", Verbs: []string{"get", "list", "watch"}},
 	{Group: "snapshot.storage.k8s.io", Resource: "volumesnapshotcontents", Verbs: []string{"create", "get", "list", "patch", "update", "watch"}},
 	{Group: "snapshot.storage.k8s.io", Resource: "volumesnapshotcontents/status", Verbs: []string{"patch", "update"}},
+	// external-health-monitor-controller v0.19 (events on PVCs; pods and
+	// nodes to tell whom a volume's trouble touches)
+	{Resource: "persistentvolumes", Verbs: []string{"get", "list", "watch"}},
+	{Resource: "persistentvolumeclaims", Verbs: []string{"get", "list", "watch"}},
+	{Resource: "pods", Verbs: []string{"get", "list", "watch"}},
+	{Resource: "nodes", Verbs: []string{"get", "list", "watch"}},
+	{Resource: "events", Verbs: []string{"create", "patch"}},
 	// leader election of every sidecar, in the driver's namespace
 	{Group: "coordination.k8s.io", Resource: "leases", Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"}, Namespaced: true},
 }

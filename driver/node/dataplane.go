@@ -40,6 +40,16 @@ type DataPlane interface {
 	Rescan(ctx context.Context, t Target) (sizeBytes int64, err error)
 }
 
+// ControllerStater is implemented by data planes whose devices hang off a
+// transport controller (NVMe/TCP). Volume health reports a controller that is
+// not "live": its I/O waits or fails until it reconnects.
+type ControllerStater interface {
+	// ControllerState is the state of the controller the volume's device is
+	// reached through ("live", "connecting", "resetting", ...), or "" when
+	// the volume is not attached.
+	ControllerState(ctx context.Context, t Target) (string, error)
+}
+
 var (
 	// ErrNotAttached: an operation needs the volume attached and it is not.
 	ErrNotAttached = errors.New("volume is not attached on this node")

@@ -242,6 +242,36 @@ func (n *NVMe) Device(ctx context.Context, t node.Target) (string, error) {
 	return filepath.Join(n.devRoot, ns.dev), nil
 }
 
+// ControllerState reports the state of the controller behind t's device: the
+// one the namespace hangs off or, for a multipath head, the best of its
+// paths (live if any path is).
+func (n *NVMe) ControllerState(ctx context.Context, t node.Target) (string, error) {
+	if err := validateNQN("NQN", t.NQN); err != nil {
+		return "", err
+	}
+	subs, err := n.subsystems(t.NQN)
+	if err != nil {
+		return "", err
+	}
+	ns, sub, ok := pick(subs, t)
+	if !ok {
+		return "", nil
+	}
+	if c, found := sub.ctrl(ns.ctrl); found {
+		return c.state, nil
+	}
+	state := ""
+	for _, c := range sub.ctrls {
+		if c.state == "live" {
+			return "live", nil
+		}
+		if state == "" && c.active() {
+			state = c.state
+		}
+	}
+	return state, nil
+}
+
 // Detach disconnects t's subsystem, and only it, when no block device of it
 // is held or mounted. A subsystem that is not connected is a success.
 func (n *NVMe) Detach(ctx context.Context, t node.Target) error {

@@ -875,3 +875,29 @@ func TestName(t *testing.T) {
 		t.Errorf("Name = %q", got)
 	}
 }
+
+// TestControllerState: health sees the state of the controller behind the
+// volume's device, through a multipath head or on a direct path, and "" for
+// a volume that is not connected.
+func TestControllerState(t *testing.T) {
+	for _, tc := range []struct {
+		layout, state, want string
+	}{
+		{multipath, "live", "live"},
+		{multipath, "connecting", "connecting"},
+		{multipath, "resetting", "resetting"},
+		{perCtrl, "live", "live"},
+		{perCtrl, "connecting", "connecting"},
+	} {
+		f := newFixture(t)
+		f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: tc.layout, State: tc.state})
+		n := f.nvme(clock.NewMock())
+		got, err := n.ControllerState(context.Background(), target(nqn1))
+		if err != nil || got != tc.want {
+			t.Errorf("%s, %s: ControllerState = %q, %v; want %q", tc.layout, tc.state, got, err, tc.want)
+		}
+		if got, err := n.ControllerState(context.Background(), target(nqn2)); err != nil || got != "" {
+			t.Errorf("not connected: ControllerState = %q, %v; want \"\"", got, err)
+		}
+	}
+}
