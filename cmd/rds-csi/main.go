@@ -45,6 +45,7 @@ type config struct {
 	maxVolumesPerNode                                  int64
 	nvmePort                                           int
 	gracePeriod, rdsConnectTimeout                     time.Duration
+	operationTimeout, rdsCommandTimeout                time.Duration
 }
 
 func main() {
@@ -59,6 +60,8 @@ func main() {
 	flag.StringVar(&c.rdsKnownHosts, "rds-known-hosts", "", "file whose first key line pins RDS's SSH host key (known_hosts format)")
 	flag.StringVar(&c.rdsFingerprint, "rds-host-key-fingerprint", "", "pin RDS's SSH host key by SHA256 fingerprint instead of --rds-known-hosts")
 	flag.DurationVar(&c.rdsConnectTimeout, "rds-connect-timeout", 10*time.Second, "how long start-up waits for the first RDS connection before serving anyway")
+	flag.DurationVar(&c.operationTimeout, "operation-timeout", 2*time.Minute, "controller: bound on one CSI call's backend work; keep the sidecars' --timeout above it")
+	flag.DurationVar(&c.rdsCommandTimeout, "rds-command-timeout", time.Minute, "bound on one RouterOS command; at most --operation-timeout")
 	flag.StringVar(&c.metricsAddress, "metrics-address", "", "address serving /metrics, /healthz and /readyz (off when empty)")
 	flag.StringVar(&c.dataPlane, "data-plane", "nvme", "node data plane: nvme (hardware) or loop (emulator's backing files)")
 	flag.StringVar(&c.loopBackingDir, "loop-backing-dir", "", "loop data plane: the emulator's state directory as this node sees it")
@@ -94,6 +97,9 @@ func run(c config) error {
 	case "controller", "node", "all":
 	default:
 		return fmt.Errorf("--mode %q: want controller, node or all", c.mode)
+	}
+	if err := checkTimeouts(c); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -247,7 +253,8 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry, am *att
 	if err != nil {
 		return nil, nil, err
 	}
-	mgr, err := rds.NewManager(rds.ManagerConfig{Connector: connector, InitialConnectTimeout: c.rdsConnectTimeout, Registerer: reg})
+	mgr, err := rds.NewManager(rds.ManagerConfig{Connector: connector, InitialConnectTimeout: c.rdsConnectTimeout,
+		CommandTimeout: c.rdsCommandTimeout, Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -268,13 +275,29 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry, am *att
 		NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
 		NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
 		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod, MaxVolumesPerNode: c.maxVolumesPerNode,
-		RDS: mgr, Nodes: nodes, Registerer: reg, Attachments: am, StateReady: stateReady,
+		RDS: mgr, Nodes: nodes, Registerer: reg, Attachments: am, StateReady: stateReady, OperationTimeout: c.operationTimeout,
 	})
 	if err != nil {
 		mgr.Close()
 		return nil, nil, err
 	}
 	return d, mgr, nil
+}
+
+// checkTimeouts: a command may not outlive the operation it serves (0 keeps
+// the driver's default for either).
+func checkTimeouts(c config) error {
+	op, cmd := c.operationTimeout, c.rdsCommandTimeout
+	if op == 0 {
+		op = 2 * time.Minute
+	}
+	if cmd == 0 {
+		cmd = time.Minute
+	}
+	if op < 0 || cmd < 0 || cmd > op {
+		return fmt.Errorf("--rds-command-timeout %v and --operation-timeout %v: want both positive, the command's at most the operation's", cmd, op)
+	}
+	return nil
 }
 
 // nodeServer builds the node service with the data planes this node can use:

@@ -131,6 +131,8 @@ func TestFlagValidation(t *testing.T) {
 		{config{mode: "controller"}, "--rds-address"},
 		{config{mode: "node"}, "--node-id"},
 		{config{mode: "node", nodeID: "n", dataPlane: "loop", nodeStateDir: t.TempDir()}, "--loop-backing-dir"},
+		{config{mode: "controller", operationTimeout: time.Minute, rdsCommandTimeout: 2 * time.Minute}, "--rds-command-timeout"},
+		{config{mode: "controller", operationTimeout: -time.Second}, "--operation-timeout"},
 	} {
 		err := run(tc.c)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -394,14 +394,22 @@ func checkReadyz(t *testing.T, where string, c corev1.Container) {
 	}
 }
 
-// driverOperationTimeout reads the driver's worst-case CSI call duration
-// from driver/driver.go, where driver.New defaults it.
-func driverOperationTimeout(t *testing.T) time.Duration {
+// driverOperationTimeout reads the driver's worst-case CSI call duration:
+// its --operation-timeout in the rendered container, or else the flag's
+// default in cmd/rds-csi/main.go.
+func driverOperationTimeout(t *testing.T, drv corev1.Container) time.Duration {
 	t.Helper()
-	src := string(readFile(t, "driver/driver.go"))
-	m := regexp.MustCompile(`opts\.OperationTimeout = (\d+) \* time\.(Second|Minute)`).FindStringSubmatch(src)
+	if v, ok := argValue(drv, "operation-timeout"); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("--operation-timeout=%q: %v", v, err)
+		}
+		return d
+	}
+	src := string(readFile(t, "cmd/rds-csi/main.go"))
+	m := regexp.MustCompile(`"operation-timeout", (\d+)\*time\.(Second|Minute)`).FindStringSubmatch(src)
 	if m == nil {
-		t.Fatal("driver/driver.go: the OperationTimeout default moved; update this test")
+		t.Fatal("cmd/rds-csi/main.go: the --operation-timeout default moved; update this test")
 	}
 	n, _ := strconv.Atoi(m[1])
 	unit := time.Second
@@ -412,7 +420,6 @@ func driverOperationTimeout(t *testing.T) time.Duration {
 }
 
 func TestControllerDeployment(t *testing.T) {
-	worst := driverOperationTimeout(t)
 	for _, r := range renders(t) {
 		objs := typed(t, r)
 		d := get[*appsv1.Deployment](t, r, objs, "Deployment/rds-csi-controller")
@@ -439,6 +446,7 @@ func TestControllerDeployment(t *testing.T) {
 			t.Errorf("%s: liveness must be /healthz on --metrics-address %s", where, addr)
 		}
 		checkReadyz(t, where, drv)
+		worst := driverOperationTimeout(t, drv)
 		endpoint, _ := argValue(drv, "endpoint")
 		sockMount, _ := mountOf(drv, path.Dir(socketPath(t, endpoint)))
 		sidecars := 0

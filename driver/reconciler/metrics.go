@@ -33,6 +33,7 @@ type metrics struct {
 	detach          *prometheus.CounterVec
 	conflicts       prometheus.Counter
 	reconcile       *prometheus.CounterVec
+	reconcileErrors *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
 	graceUsed       prometheus.Counter
 	staleCleared    prometheus.Counter
@@ -54,6 +55,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reconcile: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rds_csi_attachment_reconcile_total", Help: "Reconciler runs and what they did, by action.",
 		}, []string{"action"}),
+		reconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rds_csi_attachment_reconcile_errors_total",
+			Help: "Reconciler runs (reconcile, startup_rebuild) that met API errors; the decisions they touched were postponed.",
+		}, []string{"operation"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "rds_csi_attachment_operation_duration_seconds",
 			Help:    "Duration of reconciler operations (reconcile, startup_rebuild), on the driver's clock.",
@@ -80,15 +85,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		actionClaimDropped, actionClaimConflict, actionStuckFinalizer} {
 		m.reconcile.WithLabelValues(a)
 	}
-	m.duration.WithLabelValues("reconcile")
-	m.duration.WithLabelValues("startup_rebuild")
+	for _, op := range []string{"reconcile", "startup_rebuild"} {
+		m.duration.WithLabelValues(op)
+		m.reconcileErrors.WithLabelValues(op)
+	}
 	m.migrations.WithLabelValues(resultCompleted)
 	m.migrations.WithLabelValues(resultTimedOut)
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
-	for _, c := range []prometheus.Collector{m.attach, m.detach, m.conflicts, m.reconcile, m.duration,
+	for _, c := range []prometheus.Collector{m.attach, m.detach, m.conflicts, m.reconcile, m.reconcileErrors, m.duration,
 		m.graceUsed, m.staleCleared, m.migrationActive, m.migrations} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)

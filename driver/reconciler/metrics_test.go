@@ -58,6 +58,10 @@ rds_csi_attachment_reconcile_total{action="node_gone"} 1
 rds_csi_attachment_reconcile_total{action="run"} 3
 rds_csi_attachment_reconcile_total{action="stale_cleared"} 0
 rds_csi_attachment_reconcile_total{action="stuck_finalizer"} 0
+# HELP rds_csi_attachment_reconcile_errors_total Reconciler runs (reconcile, startup_rebuild) that met API errors; the decisions they touched were postponed.
+# TYPE rds_csi_attachment_reconcile_errors_total counter
+rds_csi_attachment_reconcile_errors_total{operation="reconcile"} 0
+rds_csi_attachment_reconcile_errors_total{operation="startup_rebuild"} 0
 # HELP rds_csi_attachment_stale_cleared_total Claims of gone nodes cleared after their grace period.
 # TYPE rds_csi_attachment_stale_cleared_total counter
 rds_csi_attachment_stale_cleared_total 0
@@ -71,7 +75,7 @@ rds_csi_migrations_total{result="timed_out"} 0
 `
 	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want),
 		"rds_csi_attachment_attach_total", "rds_csi_attachment_conflicts_total", "rds_csi_attachment_detach_total",
-		"rds_csi_attachment_grace_period_used_total", "rds_csi_attachment_reconcile_total",
+		"rds_csi_attachment_grace_period_used_total", "rds_csi_attachment_reconcile_total", "rds_csi_attachment_reconcile_errors_total",
 		"rds_csi_attachment_stale_cleared_total", "rds_csi_migration_active", "rds_csi_migrations_total"); err != nil {
 		t.Fatal(err)
 	}

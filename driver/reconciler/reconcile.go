@@ -82,6 +82,9 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) Result {
 	}
 	r.metrics.duration.WithLabelValues(op).Observe(r.clk.Since(start).Seconds())
 	r.metrics.reconcile.WithLabelValues(actionRun).Inc()
+	if res.Err != nil {
+		r.metrics.reconcileErrors.WithLabelValues(op).Inc()
+	}
 	r.logResult(op, reasons, res)
 	return res
 }

@@ -424,6 +424,13 @@ func TestAPIErrorsNeverClear(t *testing.T) {
 			if (res.Err != nil) != wantErr || (res2.Err != nil) != wantErr {
 				t.Fatalf("Err = %v / %v, want error: %v", res.Err, res2.Err, wantErr)
 			}
+			wantCount := 0.0
+			if wantErr {
+				wantCount = 2
+			}
+			if got := testutilCounter(e.r.metrics.reconcileErrors.WithLabelValues("reconcile")); got != wantCount {
+				t.Fatalf("rds_csi_attachment_reconcile_errors_total{operation=\"reconcile\"} = %v, want %v", got, wantCount)
+			}
 			gone := tc.name == "VolumeAttachment GET fails" || strings.HasPrefix(tc.name, "lists fail")
 			wantVol1 := "n1"
 			if gone {
