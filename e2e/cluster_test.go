@@ -338,8 +338,11 @@ func startCluster(ctx context.Context, dir string, bins binaries) (*cluster, err
 	if _, err := c.admin.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{
 		ObjectMeta: metav1.ObjectMeta{Name: driverName},
 		Spec: storagev1.CSIDriverSpec{
+			// As deploy/ sets it, so the manifests' server-side apply co-owns
+			// every field instead of conflicting.
 			AttachRequired:       ptr.To(true),
 			PodInfoOnMount:       ptr.To(false),
+			SELinuxMount:         ptr.To(true),
 			VolumeLifecycleModes: []storagev1.VolumeLifecycleMode{storagev1.VolumeLifecyclePersistent},
 		},
 	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
