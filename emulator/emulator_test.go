@@ -120,16 +120,7 @@ func TestLoginWidthOption(t *testing.T) {
 
 func TestInteractiveShell(t *testing.T) {
 	emu := emulatortest.Start(t, emulatortest.Options{})
-	c, err := emu.Dial("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSession(t, emu)
 	if err := s.RequestPty("xterm", 40, 120, gossh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,15 +144,7 @@ func TestInteractiveShell(t *testing.T) {
 
 func TestShellWithoutPty(t *testing.T) {
 	emu := emulatortest.Start(t, emulatortest.Options{})
-	c, err := emu.Dial("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, emu)
 	s.Stdin = strings.NewReader(addCmd("pvc-1", "1G") + "\n/disk print count-only where slot=pvc-1\n")
 	var out bytes.Buffer
 	s.Stdout = &out
@@ -182,15 +165,7 @@ func TestShellWithoutPty(t *testing.T) {
 func TestShellMenuContext(t *testing.T) {
 	emu := emulatortest.Start(t, emulatortest.Options{})
 	emu.Run(addCmd("pvc-1", "1G"))
-	c, err := emu.Dial("admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newSession(t, emu)
 	s.Stdin = strings.NewReader(strings.Join([]string{
 		"/disk",
 		"print count-only where slot=pvc-1",
@@ -514,4 +489,20 @@ func TestCrashRestartWithoutTCP(t *testing.T) {
 	if emu.Addr() != "" {
 		t.Fatalf("restart opened a TCP port %s on an emulator that never listened", emu.Addr())
 	}
+}
+
+// newSession opens an SSH session to emu as admin, closed with the test.
+func newSession(t *testing.T, emu *emulatortest.Emulator) *gossh.Session {
+	t.Helper()
+	c, err := emu.Dial("admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

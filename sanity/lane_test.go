@@ -22,7 +22,11 @@ const maxVolumes = "3"
 
 func TestCSISanityBinary(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Fatal("the csi-sanity lane mounts filesystems and attaches loop devices: run it as root (CI does)")
+		const why = "the csi-sanity lane mounts filesystems and attaches loop devices, which needs root"
+		if os.Getenv("CI") != "" {
+			t.Fatal(why + "; CI runs as root")
+		}
+		t.Skip(why + " (CI runs it as root)")
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin")
