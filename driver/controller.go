@@ -419,6 +419,30 @@ func page(ids []string, token string, max int32, valid func(string) bool) (start
 	return start, end, next, nil
 }
 
+// ownedVolumes lists the driver's volumes on RDS, by ID and as sorted IDs;
+// look-alikes elsewhere in the pool are left out, and a slot printed twice
+// is an error (the listing cannot be trusted). what names the RPC in errors.
+func (d *Driver) ownedVolumes(ctx context.Context, what string) (map[string]rds.Disk, []string, error) {
+	disks, err := d.rds.ListDisks(ctx, volumeSlotListRE)
+	if err != nil {
+		return nil, nil, rdsStatus(what, err)
+	}
+	byID := map[string]rds.Disk{}
+	ids := make([]string, 0, len(disks))
+	for _, disk := range disks {
+		if !d.owner.OwnsVolume(&disk) {
+			continue
+		}
+		if _, dup := byID[disk.Slot]; dup {
+			return nil, nil, status.Errorf(codes.Internal, "%s: RDS printed slot %s twice", what, disk.Slot)
+		}
+		byID[disk.Slot] = disk
+		ids = append(ids, disk.Slot)
+	}
+	sort.Strings(ids)
+	return byID, ids, nil
+}
+
 // ListVolumes lists this driver's volumes with the nodes they are published
 // to (their health is ControllerListVolumeHealth's).
 func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (*csi.ListVolumesResponse, error) {
@@ -427,23 +451,10 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	disks, err := d.rds.ListDisks(ctx, volumeSlotListRE)
+	byID, ids, err := d.ownedVolumes(ctx, "list volumes")
 	if err != nil {
-		return nil, rdsStatus("list volumes", err)
+		return nil, err
 	}
-	byID := map[string]rds.Disk{}
-	ids := make([]string, 0, len(disks))
-	for _, disk := range disks {
-		if !d.owner.OwnsVolume(&disk) {
-			continue // a look-alike elsewhere in the pool, not a volume
-		}
-		if _, dup := byID[disk.Slot]; dup {
-			return nil, status.Errorf(codes.Internal, "list volumes: RDS printed slot %s twice", disk.Slot)
-		}
-		byID[disk.Slot] = disk
-		ids = append(ids, disk.Slot)
-	}
-	sort.Strings(ids)
 	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), isVolumeID)
 	if err != nil {
 		return nil, err

@@ -32,12 +32,17 @@ func (g *readOnlyGrants) admit(volume, node string, readonly, held bool) error {
 	return nil
 }
 
-// forget drops the record of volume on node ("" for every node).
+// forget drops the record of volume on node ("" for every node). The common
+// case, one node, is a map delete: unpublish must not scan every grant.
 func (g *readOnlyGrants) forget(volume, node string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if node != "" {
+		delete(g.m, [2]string{volume, node})
+		return
+	}
 	for k := range g.m {
-		if k[0] == volume && (node == "" || k[1] == node) {
+		if k[0] == volume {
 			delete(g.m, k)
 		}
 	}

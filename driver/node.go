@@ -581,7 +581,11 @@ func (n *NodeServer) NodePublishVolume(ctx context.Context, req *csi.NodePublish
 		return nil, status.Errorf(codes.InvalidArgument, "volume %s is staged at %s, not %s", id, st.StagingPath, staging)
 	}
 	mode := vcap.GetAccessMode().GetMode()
-	already, err := admitPublication(&st, tpath, mode, req.GetReadonly(), n.isMounted)
+	mounted, err := n.mountedPaths()
+	if err != nil {
+		return nil, err
+	}
+	already, err := admitPublication(&st, tpath, mode, req.GetReadonly(), mounted)
 	if err != nil {
 		return nil, err
 	}
@@ -680,10 +684,18 @@ func (n *NodeServer) NodeUnpublishVolume(_ context.Context, req *csi.NodeUnpubli
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// isMounted reports whether something is mounted at path.
-func (n *NodeServer) isMounted(path string) (bool, error) {
-	_, ok, err := n.mountAt(path)
-	return ok, err
+// mountedPaths is the set of mount points, cleaned and unescaped as mountAt
+// compares them, from one read of the mount table.
+func (n *NodeServer) mountedPaths() (map[string]bool, error) {
+	mps, err := n.opts.Mounter.List()
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list mounts: %v", err)
+	}
+	set := make(map[string]bool, len(mps))
+	for _, mp := range mps {
+		set[filepath.Clean(mountinfo.Unescape(mp.Path))] = true
+	}
+	return set, nil
 }
 
 // NodeGetVolumeStats reports usage (health is NodeGetVolumeHealth's).

@@ -18,16 +18,12 @@ type publication struct {
 // ALREADY_EXISTS (the same arguments again are a retry, already reports
 // it); a SINGLE_NODE_SINGLE_WRITER volume has one target at most, whichever
 // side asked for it, so a second is FAILED_PRECONDITION. Records whose mount
-// is gone are dropped first; mounted reports whether a path is a mount.
+// is gone (not in mounted, the node's mount points) are dropped first.
 func admitPublication(st *stagedVolume, target string, mode csi.VolumeCapability_AccessMode_Mode, readonly bool,
-	mounted func(path string) (bool, error)) (already bool, err error) {
+	mounted map[string]bool) (already bool, err error) {
 	single := csi.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER.String()
 	for path, p := range st.Published {
-		ok, err := mounted(path)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
+		if !mounted[path] {
 			delete(st.Published, path)
 			continue
 		}

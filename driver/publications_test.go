@@ -40,7 +40,11 @@ func TestAdmitPublication(t *testing.T) {
 			for k, v := range tc.have {
 				st.Published[k] = v
 			}
-			already, err := admitPublication(&st, tc.target, tc.mode, tc.readonly, func(p string) (bool, error) { return p != tc.gone, nil })
+			mounted := map[string]bool{}
+			for p := range st.Published {
+				mounted[p] = p != tc.gone
+			}
+			already, err := admitPublication(&st, tc.target, tc.mode, tc.readonly, mounted)
 			if status.Code(err) != tc.want || already != tc.already || len(st.Published) != tc.remaining {
 				t.Fatalf("admit = %v, %v (records %v); want code %v, already %v, %d records", already, err, st.Published, tc.want, tc.already, tc.remaining)
 			}

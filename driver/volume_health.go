@@ -5,7 +5,6 @@ import (
 	"errors"
 	"regexp"
 	"slices"
-	"sort"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -61,9 +60,9 @@ func (d *Driver) ControllerListVolumeHealth(ctx context.Context, req *csi.Contro
 	}
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
-	disks, err := d.rds.ListDisks(ctx, volumeSlotListRE)
+	disks, all, err := d.ownedVolumes(ctx, "list volume health")
 	if err != nil {
-		return nil, rdsStatus("list volumes", err)
+		return nil, err
 	}
 	present := map[string]bool{}
 	pools := map[string]bool{}
@@ -84,22 +83,14 @@ func (d *Driver) ControllerListVolumeHealth(ctx context.Context, req *csi.Contro
 		}
 	}
 	abnormal := map[string][]*health.Entry{}
-	var ids []string
-	for i := range disks {
-		disk := &disks[i]
-		if !d.owner.OwnsVolume(disk) {
-			continue
-		}
-		if _, dup := abnormal[disk.Slot]; dup {
-			return nil, status.Errorf(codes.Internal, "list volume health: RDS printed slot %s twice", disk.Slot)
-		}
-		es := health.OfDisk(health.Disk{Exported: disk.Export, FilePath: disk.FilePath, FilePresent: present[disk.FilePath]})
-		abnormal[disk.Slot] = es
-		if len(es) > 0 {
-			ids = append(ids, disk.Slot)
+	var ids []string // sorted, as all is
+	for _, id := range all {
+		disk := disks[id]
+		if es := health.OfDisk(health.Disk{Exported: disk.Export, FilePath: disk.FilePath, FilePresent: present[disk.FilePath]}); len(es) > 0 {
+			abnormal[id] = es
+			ids = append(ids, id)
 		}
 	}
-	sort.Strings(ids)
 	start, end, next, err := page(ids, req.GetStartingToken(), req.GetMaxEntries(), isVolumeID)
 	if err != nil {
 		return nil, err
@@ -155,7 +146,7 @@ func (n *NodeServer) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVo
 // observe gathers what health.OfNode judges; only a failure to read the
 // node's own mount table is an error.
 func (n *NodeServer) observe(ctx context.Context, st stagedVolume, publish string) (health.Node, error) {
-	v := health.Node{Staged: true, Block: st.Block, WantReadOnly: st.ReadOnly, PublishPath: publish}
+	v := health.Node{Block: st.Block, WantReadOnly: st.ReadOnly, PublishPath: publish}
 	plane, err := n.plane(st.DataPlane)
 	if err != nil {
 		v.DeviceErr = errors.New(status.Convert(err).Message())

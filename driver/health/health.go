@@ -17,7 +17,6 @@ const (
 	ReasonBackingFileMissing = "BackingFileMissing"
 	ReasonStorageUnreachable = "StorageUnreachable"
 	// Node side.
-	ReasonNotStaged          = "NotStaged"
 	ReasonDeviceMissing      = "DeviceMissing"
 	ReasonControllerNotLive  = "NVMeControllerNotLive"
 	ReasonNotMounted         = "NotMounted"
@@ -65,10 +64,9 @@ func Unreachable(err error) []*Entry {
 	return []*Entry{entry(csi.VolumeHealthErrorType_INACCESSIBLE, ReasonStorageUnreachable, "RDS is unreachable: %v", err)}
 }
 
-// Node is what a node plugin saw of a staged volume.
+// Node is what a node plugin saw of a staged volume (an unstaged one has no
+// health to report: NodeGetVolumeHealth answers NOT_FOUND).
 type Node struct {
-	// Staged: the node holds the volume's staging record.
-	Staged bool
 	// Device is the volume's block device now, "" if it is gone; DeviceErr
 	// is set when it could not be looked up.
 	Device    string
@@ -87,16 +85,12 @@ type Node struct {
 	MountReadOnly bool
 	WantReadOnly  bool
 	// PublishPath, if asked about, and whether it is mounted.
-	PublishPath      string
-	PublishMounted   bool
-	PublishMountsErr error
+	PublishPath    string
+	PublishMounted bool
 }
 
 // OfNode lists what is wrong with a staged volume on a node.
 func OfNode(n Node) []*Entry {
-	if !n.Staged {
-		return []*Entry{entry(csi.VolumeHealthErrorType_INACCESSIBLE, ReasonNotStaged, "the volume is not staged on this node")}
-	}
 	var es []*Entry
 	switch {
 	case n.DeviceErr != nil:
@@ -121,11 +115,7 @@ func OfNode(n Node) []*Entry {
 		}
 	}
 	if n.PublishPath != "" && !n.PublishMounted {
-		msg := "nothing is mounted at the publish path " + n.PublishPath
-		if n.PublishMountsErr != nil {
-			msg += ": " + n.PublishMountsErr.Error()
-		}
-		es = append(es, entry(csi.VolumeHealthErrorType_INACCESSIBLE, ReasonNotPublished, "%s", msg))
+		es = append(es, entry(csi.VolumeHealthErrorType_INACCESSIBLE, ReasonNotPublished, "nothing is mounted at the publish path %s", n.PublishPath))
 	}
 	return es
 }

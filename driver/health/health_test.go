@@ -42,7 +42,7 @@ func TestOfDisk(t *testing.T) {
 }
 
 func TestOfNode(t *testing.T) {
-	healthy := Node{Staged: true, Device: "/dev/loop1", ControllerState: "", MountedDevice: "/dev/loop1", SameDevice: true}
+	healthy := Node{Device: "/dev/loop1", ControllerState: "", MountedDevice: "/dev/loop1", SameDevice: true}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Node)
@@ -50,7 +50,6 @@ func TestOfNode(t *testing.T) {
 	}{
 		{"healthy filesystem", func(*Node) {}, nil},
 		{"healthy block", func(n *Node) { n.Block, n.MountedDevice = true, "" }, nil},
-		{"not staged", func(n *Node) { n.Staged = false }, []string{ReasonNotStaged}},
 		{"device gone", func(n *Node) { n.Device = ""; n.SameDevice = false }, []string{ReasonDeviceMissing}},
 		{"device lookup failed", func(n *Node) { n.DeviceErr = errors.New("sysfs") }, []string{ReasonDeviceMissing}},
 		{"controller reconnecting", func(n *Node) { n.ControllerState = "connecting" }, []string{ReasonControllerNotLive}},

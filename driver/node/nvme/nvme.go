@@ -228,34 +228,34 @@ func describe(subs []subsystem) string {
 // Device implements node.DataPlane: namespace 1 of t's subsystem, found from
 // the NQN alone, or "" when the volume is not attached.
 func (n *NVMe) Device(ctx context.Context, t node.Target) (string, error) {
-	if err := validateNQN("NQN", t.NQN); err != nil {
+	ns, _, ok, err := n.find(t)
+	if err != nil || !ok {
 		return "", err
+	}
+	return filepath.Join(n.devRoot, ns.dev), nil
+}
+
+// find reads sysfs for t's subsystems and picks its device; ok is false
+// when t is not connected.
+func (n *NVMe) find(t node.Target) (namespace, subsystem, bool, error) {
+	if err := validateNQN("NQN", t.NQN); err != nil {
+		return namespace{}, subsystem{}, false, err
 	}
 	subs, err := n.subsystems(t.NQN)
 	if err != nil {
-		return "", err
+		return namespace{}, subsystem{}, false, err
 	}
-	ns, _, ok := pick(subs, t)
-	if !ok {
-		return "", nil
-	}
-	return filepath.Join(n.devRoot, ns.dev), nil
+	ns, sub, ok := pick(subs, t)
+	return ns, sub, ok, nil
 }
 
 // ControllerState reports the state of the controller behind t's device: the
 // one the namespace hangs off or, for a multipath head, the best of its
 // paths (live if any path is).
 func (n *NVMe) ControllerState(ctx context.Context, t node.Target) (string, error) {
-	if err := validateNQN("NQN", t.NQN); err != nil {
+	ns, sub, ok, err := n.find(t)
+	if err != nil || !ok {
 		return "", err
-	}
-	subs, err := n.subsystems(t.NQN)
-	if err != nil {
-		return "", err
-	}
-	ns, sub, ok := pick(subs, t)
-	if !ok {
-		return "", nil
 	}
 	if c, found := sub.ctrl(ns.ctrl); found {
 		return c.state, nil
