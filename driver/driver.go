@@ -47,6 +47,10 @@ type StaticNodes map[string]bool
 // NodeExists implements NodeLookup.
 func (s StaticNodes) NodeExists(_ context.Context, id string) (bool, error) { return s[id], nil }
 
+// DefaultOperationTimeout bounds one RPC's backend work when Options says
+// nothing; the sidecars' --timeout must stay above the value in use.
+const DefaultOperationTimeout = 2 * time.Minute
+
 // Options configure a Driver. Zero values take the defaults noted.
 type Options struct {
 	Name   string // DefaultName
@@ -125,7 +129,7 @@ func New(opts Options) (*Driver, error) {
 		opts.GracePeriod = 30 * time.Second
 	}
 	if opts.OperationTimeout == 0 {
-		opts.OperationTimeout = 2 * time.Minute
+		opts.OperationTimeout = DefaultOperationTimeout
 	}
 	if opts.NVMeAddress != "" {
 		if err := node.ValidateAddress(opts.NVMeAddress); err != nil {

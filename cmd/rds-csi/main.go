@@ -60,8 +60,8 @@ func main() {
 	flag.StringVar(&c.rdsKnownHosts, "rds-known-hosts", "", "file whose first key line pins RDS's SSH host key (known_hosts format)")
 	flag.StringVar(&c.rdsFingerprint, "rds-host-key-fingerprint", "", "pin RDS's SSH host key by SHA256 fingerprint instead of --rds-known-hosts")
 	flag.DurationVar(&c.rdsConnectTimeout, "rds-connect-timeout", 10*time.Second, "how long start-up waits for the first RDS connection before serving anyway")
-	flag.DurationVar(&c.operationTimeout, "operation-timeout", 2*time.Minute, "controller: bound on one CSI call's backend work; keep the sidecars' --timeout above it")
-	flag.DurationVar(&c.rdsCommandTimeout, "rds-command-timeout", time.Minute, "bound on one RouterOS command; at most --operation-timeout")
+	flag.DurationVar(&c.operationTimeout, "operation-timeout", driver.DefaultOperationTimeout, "controller: bound on one CSI call's backend work; keep the sidecars' --timeout above it")
+	flag.DurationVar(&c.rdsCommandTimeout, "rds-command-timeout", rds.DefaultCommandTimeout, "bound on one RouterOS command; at most --operation-timeout")
 	flag.StringVar(&c.metricsAddress, "metrics-address", "", "address serving /metrics, /healthz and /readyz (off when empty)")
 	flag.StringVar(&c.dataPlane, "data-plane", "nvme", "node data plane: nvme (hardware) or loop (emulator's backing files)")
 	flag.StringVar(&c.loopBackingDir, "loop-backing-dir", "", "loop data plane: the emulator's state directory as this node sees it")
@@ -289,10 +289,10 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry, am *att
 func checkTimeouts(c config) error {
 	op, cmd := c.operationTimeout, c.rdsCommandTimeout
 	if op == 0 {
-		op = 2 * time.Minute
+		op = driver.DefaultOperationTimeout
 	}
 	if cmd == 0 {
-		cmd = time.Minute
+		cmd = rds.DefaultCommandTimeout
 	}
 	if op < 0 || cmd < 0 || cmd > op {
 		return fmt.Errorf("--rds-command-timeout %v and --operation-timeout %v: want both positive, the command's at most the operation's", cmd, op)

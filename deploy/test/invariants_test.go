@@ -394,9 +394,8 @@ func checkReadyz(t *testing.T, where string, c corev1.Container) {
 	}
 }
 
-// driverOperationTimeout reads the driver's worst-case CSI call duration:
-// its --operation-timeout in the rendered container, or else the flag's
-// default in cmd/rds-csi/main.go.
+// driverOperationTimeout is the driver's worst-case CSI call duration: its
+// --operation-timeout in the rendered container, or else the default.
 func driverOperationTimeout(t *testing.T, drv corev1.Container) time.Duration {
 	t.Helper()
 	if v, ok := argValue(drv, "operation-timeout"); ok {
@@ -406,17 +405,7 @@ func driverOperationTimeout(t *testing.T, drv corev1.Container) time.Duration {
 		}
 		return d
 	}
-	src := string(readFile(t, "cmd/rds-csi/main.go"))
-	m := regexp.MustCompile(`"operation-timeout", (\d+)\*time\.(Second|Minute)`).FindStringSubmatch(src)
-	if m == nil {
-		t.Fatal("cmd/rds-csi/main.go: the --operation-timeout default moved; update this test")
-	}
-	n, _ := strconv.Atoi(m[1])
-	unit := time.Second
-	if m[2] == "Minute" {
-		unit = time.Minute
-	}
-	return time.Duration(n) * unit
+	return driver.DefaultOperationTimeout
 }
 
 func TestControllerDeployment(t *testing.T) {

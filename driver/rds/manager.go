@@ -74,6 +74,9 @@ type Event struct {
 // own goroutine.
 type Rand interface{ Float64() float64 }
 
+// DefaultCommandTimeout bounds one command when ManagerConfig says nothing.
+const DefaultCommandTimeout = time.Minute
+
 // ManagerConfig configures a Manager. Zero durations take the defaults
 // noted on each field.
 type ManagerConfig struct {
@@ -118,7 +121,7 @@ func (c *ManagerConfig) setDefaults() {
 	def(&c.ConnectTimeout, 10*time.Second)
 	def(&c.HealthInterval, 10*time.Second)
 	def(&c.HealthTimeout, 5*time.Second)
-	def(&c.CommandTimeout, 60*time.Second)
+	def(&c.CommandTimeout, DefaultCommandTimeout)
 	switch {
 	case c.Jitter == 0:
 		c.Jitter = 0.1
