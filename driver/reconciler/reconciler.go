@@ -71,7 +71,9 @@ type Options struct {
 	Identity *corev1.ObjectReference
 	// Observed, if set, is called after the reconciler has handled each
 	// watch event it subscribes to (Node add/update/delete outside the
-	// initial list, VolumeAttachment delete). The scenario runner counts
+	// initial list, VolumeAttachment delete) and after its PV cache has taken
+	// in each PV change outside the initial list (events name the PVC through
+	// it, so a publish must not outrun it). The scenario runner counts
 	// these to know that a write has reached the reconciler before it moves
 	// virtual time.
 	Observed func()
@@ -211,6 +213,17 @@ func New(o Options) (*Reconciler, error) {
 		DeleteFunc: func(any) { r.Trigger("node-deleted"); observed() },
 	}); err != nil {
 		return nil, fmt.Errorf("reconciler: node handler: %w", err)
+	}
+	if _, err := r.pvInf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(_ any, initial bool) {
+			if !initial {
+				observed()
+			}
+		},
+		UpdateFunc: func(any, any) { observed() },
+		DeleteFunc: func(any) { observed() },
+	}); err != nil {
+		return nil, fmt.Errorf("reconciler: PV handler: %w", err)
 	}
 	if _, err := r.vaInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
 		r.onVADelete(obj)

@@ -659,7 +659,7 @@ func (w *World) watchAPI() error {
 		if err == nil {
 			w.apiWrites.Add(1)
 			// What the reconciler's handlers see (reconciler.Options.Observed).
-			if r := a.GetResource().Resource; r == "nodes" || (r == "volumeattachments" && a.GetVerb() == "delete") {
+			if r := a.GetResource().Resource; r == "nodes" || r == "persistentvolumes" || (r == "volumeattachments" && a.GetVerb() == "delete") {
 				w.recWrites.Add(1)
 			}
 		}
