@@ -317,14 +317,22 @@ func TestReportRenders(t *testing.T) {
 // TestHungRDSKeepsProbeNotReady guards a defect the swarm found: a hung RDS
 // completes SSH handshakes, so the manager reconnected at once after each
 // failed health check and reported Connected (Probe ready) until the next
-// check. A connect now counts only once RDS answers a command. The scenario
-// checks behaviour only: with commands parked in a hang, the barrier cannot
-// yet promise one trace per seed, so it is not among the shipped files.
+// check. A connect now counts only once RDS answers a command. It also
+// guards the barrier's handling of a parked call whose deadline fires (the
+// caller is runnable while the emulator still holds the command): missing
+// that let time run past the failing check under load, so the three runs
+// must pass and give one trace.
 func TestHungRDSKeepsProbeNotReady(t *testing.T) {
+	var first []byte
 	for i := 0; i < 3; i++ {
 		res := run(t, "testdata/rds-hang.yaml", runner.Options{})
 		if !res.Summary.Pass {
 			t.Fatalf("run %d: %v", i+1, res.Summary.Failures)
+		}
+		if first == nil {
+			first = res.Trace
+		} else if res.Summary.TraceHash != hashOf(first) {
+			t.Errorf("run %d differs from run 1 first at:\n%s", i+1, firstDiff(first, res.Trace))
 		}
 	}
 }

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	goruntime "runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/rds"
@@ -71,6 +73,7 @@ type snapshot struct {
 	recLag             int64 // watch events the reconciler has yet to handle
 	recPending         bool  // a reconcile run is asked for or running
 	unreported         bool  // the manager changed state; its event is still being handled
+	waking             int64 // calls in flight whose context has ended: their callers are waking up
 	gen                [3]int64
 }
 
@@ -82,7 +85,7 @@ func (s snapshot) idle() bool {
 	parkedOnly := s.work <= s.parked
 	return parkedOnly && (s.rpcs == 0 || s.work > 0) && s.connects == 0 && s.afters == 0 &&
 		s.apiLag == 0 && s.mgr == mgrParked && !s.connLost && !s.netHeld && !s.runsBehind &&
-		s.recLag <= 0 && !s.recPending && !s.unreported
+		s.recLag <= 0 && !s.recPending && !s.unreported && s.waking == 0
 }
 
 func (w *World) snap() snapshot {
@@ -95,6 +98,7 @@ func (w *World) snap() snapshot {
 		// bytes a toxic releases at or before now are still moving
 		netHeld: ns.Parked > 0 && !ns.NextRelease.IsZero() && !ns.NextRelease.After(now),
 		gen:     [3]int64{w.trace.generation(), w.vc.armed.Load(), int64(ns.Conns)},
+		waking:  w.waits.ended(),
 	}
 	if ns.Parked > 0 || ns.HeldDials > 0 {
 		// Work stuck behind network.timeout or a latency toxic waits for the
@@ -120,6 +124,46 @@ func (w *World) snap() snapshot {
 		s.unreported = c.rds.State() != reported
 	}
 	return s
+}
+
+// waitSet holds the contexts of the RouterOS calls in flight. A call the
+// emulator parks (a hang) stays parked on the emulator's side after its
+// caller's deadline fires; the caller is then runnable, not parked, until
+// it returns, and nothing else counts it.
+type waitSet struct {
+	mu   sync.Mutex
+	next uint64
+	ctxs map[uint64]context.Context
+}
+
+// enter registers ctx until the returned function is called.
+func (s *waitSet) enter(ctx context.Context) (leave func()) {
+	s.mu.Lock()
+	if s.ctxs == nil {
+		s.ctxs = map[uint64]context.Context{}
+	}
+	id := s.next
+	s.next++
+	s.ctxs[id] = ctx
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.ctxs, id)
+		s.mu.Unlock()
+	}
+}
+
+// ended counts the registered calls whose context is done.
+func (s *waitSet) ended() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, ctx := range s.ctxs {
+		if ctx.Err() != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // settle is the quiescence barrier (see doc.go).

@@ -261,6 +261,9 @@ func (t *transport) State() rds.State { return t.c.rds.State() }
 
 func (t *transport) Run(ctx context.Context, cmd string) (string, error) {
 	w := t.c.w
+	// Registered first so that it is released last, once the command
+	// counter no longer says the call is in flight.
+	defer w.waits.enter(ctx)()
 	w.cmds.Add(1)
 	defer w.cmds.Add(-1)
 	out, err := t.c.rds.Run(ctx, cmd)
@@ -311,6 +314,8 @@ func (mc *modelConn) HealthCheck(ctx context.Context) error {
 	c.mu.Lock()
 	c.mgrWait = mgrParked
 	c.mu.Unlock()
+	leave := w.waits.enter(ctx)
+	defer leave() // after the counter and the model say the check is over
 	err := mc.Conn.HealthCheck(ctx)
 	c.mu.Lock()
 	if err == nil {

@@ -27,7 +27,9 @@
 //
 //   - RouterOS commands and health checks in flight, unless the emulator or
 //     the network holds them for the clock (a hang, a latency: parked);
-//     CSI calls in flight, unless they wait in such a command;
+//     CSI calls in flight, unless they wait in such a command; a parked
+//     call whose context has ended is busy again until it returns (the
+//     emulator still holds the command, the caller is waking up);
 //   - connects in flight, AfterFunc callbacks running;
 //   - a model of the RDS manager's loop, fed by its state events, its timer
 //     arming and the clock steps (busy after Connecting until the next

@@ -138,6 +138,7 @@ type World struct {
 	recWrites              atomic.Int64 // writes the reconciler's handlers observe
 	rpcs                   atomic.Int64
 	steps                  atomic.Int64
+	waits                  waitSet // RouterOS calls in flight, by their contexts
 
 	replicas []*replica
 	ctrl     *controller // the leader's running controller; nil while there is none
