@@ -229,8 +229,12 @@ func (e *Emulator) HandleConn(c net.Conn) {
 }
 
 // DialInMemory returns a connection to the emulator over a kernel socket pair: no
-// TCP port, no listener; a crashed emulator closes it at once. Closing it ends the SSH connection.
+// TCP port, no listener. A crashed emulator refuses it, as a crashed RDS's
+// stopped listener does (ECONNREFUSED). Closing it ends the SSH connection.
 func (e *Emulator) DialInMemory() (net.Conn, error) {
+	if e.server.Stopped() {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Err: syscall.ECONNREFUSED}
+	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)

@@ -121,6 +121,12 @@ func va(volume, node string, created time.Time) *storagev1.VolumeAttachment {
 	}
 }
 
+func failedVA(volume, node string, created time.Time) *storagev1.VolumeAttachment {
+	v := va(volume, node, created)
+	v.Status = storagev1.VolumeAttachmentStatus{AttachError: &storagev1.VolumeError{Message: "rds: unavailable"}}
+	return v
+}
+
 func readyNode(name string, since time.Time) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{
 		Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(since)}}}}
@@ -129,7 +135,8 @@ func readyNode(name string, since time.Time) *corev1.Node {
 // runController drives every code path of the controller that talks to the
 // Kubernetes API: the reconciler's start-up rebuild (informers, a node
 // deletion confirmed with a GET), drift repair in both directions (GETs of
-// VolumeAttachments), events on PVCs and on the Pod (create, then patch of a
+// VolumeAttachments), the attach-retry nudge after a reconnect (a patch),
+// events on PVCs and on the Pod (create, then patch of a
 // repeated event), and a Lease acquired and released by the leader elector.
 func runController(t *testing.T) *recorder {
 	t.Helper()
@@ -145,6 +152,9 @@ func runController(t *testing.T) *recorder {
 		// node evaluation confirms the deletion with the API server.
 		pv("vol-b"), va("vol-b", "gone", t0.Add(-time.Hour)),
 		pv("vol-c"),
+		// vol-d's attach failed while RDS was down: the reconnect
+		// re-queues it with the external-attacher (a patch).
+		pv("vol-d"), failedVA("vol-d", "n2", t0.Add(-time.Hour)),
 	)
 	rec.install(cs)
 
@@ -186,9 +196,11 @@ func runController(t *testing.T) *recorder {
 	// Pod events; the repeated one is aggregated into a patch.
 	r.RDSStateChanged(false, "connection refused")
 	r.RDSStateChanged(true, "connected")
+	eventually(t, "patch volumeattachments", func() bool { return rec.saw("patch", "volumeattachments") })
 	r.RDSStateChanged(false, "connection refused")
 
-	for _, want := range [][2]string{{"get", "nodes"}, {"get", "volumeattachments"}, {"create", "events"}, {"patch", "events"},
+	for _, want := range [][2]string{{"get", "nodes"}, {"get", "volumeattachments"}, {"patch", "volumeattachments"},
+		{"create", "events"}, {"patch", "events"},
 		{"list", "persistentvolumes"}, {"watch", "persistentvolumes"}} {
 		eventually(t, want[0]+" "+want[1], func() bool { return rec.saw(want[0], want[1]) })
 	}

@@ -22,8 +22,8 @@ type Rule struct {
 var Controller = []Rule{
 	{Group: "", Resource: "nodes", Verbs: []string{"get", "list", "watch"},
 		Why: "reconciler: Node informer (gone, tainted, NotReady nodes); one GET confirms a deletion before a grace period starts"},
-	{Group: "storage.k8s.io", Resource: "volumeattachments", Verbs: []string{"get", "list", "watch"},
-		Why: "reconciler: VolumeAttachment informer rebuilds the attachment state; GETs confirm drift before a claim is restored or dropped"},
+	{Group: "storage.k8s.io", Resource: "volumeattachments", Verbs: []string{"get", "list", "patch", "watch"},
+		Why: "reconciler: VolumeAttachment informer rebuilds the attachment state; GETs confirm drift before a claim is restored or dropped; recovery: a patch of one annotation re-queues a failed attach with the external-attacher"},
 	{Group: "", Resource: "persistentvolumes", Verbs: []string{"list", "watch"},
 		Why: "reconciler: PersistentVolume informer maps volume handles to PVCs (events) and access modes"},
 	{Group: "", Resource: "events", Verbs: []string{"create", "patch"},

@@ -44,6 +44,12 @@ var (
 	// wrapped together with ErrUnavailable (retry later), and it is never
 	// read as "nothing matched": an empty or cut reply proves no absence.
 	ErrIncompleteReply = errors.New("rds: incomplete reply")
+	// ErrUnreachable: RDS did not accept a connection at all (refused, no
+	// route, dial timeout), as opposed to accepting one and then failing
+	// the handshake or not answering. Always wrapped together with
+	// ErrUnavailable. The Manager probes cheaply for RDS's return only
+	// after such a failure, so a hung RDS stays on the backoff.
+	ErrUnreachable = errors.New("rds: unreachable")
 )
 
 // CommandError describes a failed RouterOS command. Unwrap yields Kind (one

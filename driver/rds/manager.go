@@ -32,6 +32,19 @@ type Connector interface {
 	Connect(ctx context.Context) (Conn, error)
 }
 
+// Prober is implemented by a Connector that can tell cheaply whether RDS
+// accepts connections again (SSHConnector: a TCP connect to the SSH port,
+// closed before the handshake). While the last attempt could not reach RDS
+// at all (ErrUnreachable), the Manager probes about once per ProbeInterval
+// and attempts at once when a probe succeeds, instead of sleeping out its
+// backoff. After any other failure (a handshake that fails, an RDS that
+// accepts and never answers) it does not probe: a probe would succeed and
+// prove nothing, and the backoff is what keeps a hung RDS from being
+// hammered.
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
 // State is the connection state. Its numeric value is what the
 // rds_csi_rds_connection_state gauge reports.
 type State int32
@@ -105,6 +118,11 @@ type ManagerConfig struct {
 	// CommandTimeout (60s) is an upper bound on any command, on top of the
 	// caller's context.
 	CommandTimeout time.Duration
+	// ProbeInterval (1s, jittered) is the pause between reachability probes
+	// while RDS is unreachable (see Prober); a failed Run wakes a probe at
+	// once, at most once per ProbeInterval. ProbeTimeout (1s) bounds one.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
 	// Registerer receives the connection metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -122,6 +140,8 @@ func (c *ManagerConfig) setDefaults() {
 	def(&c.HealthInterval, 10*time.Second)
 	def(&c.HealthTimeout, 5*time.Second)
 	def(&c.CommandTimeout, DefaultCommandTimeout)
+	def(&c.ProbeInterval, time.Second)
+	def(&c.ProbeTimeout, time.Second)
 	switch {
 	case c.Jitter == 0:
 		c.Jitter = 0.1
@@ -166,6 +186,17 @@ type Manager struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	loopDone chan struct{}
+
+	prober Prober // nil when the Connector cannot probe
+	// wakeMu guards probing (the loop waits out a backoff after RDS was
+	// unreachable, with probes), lastWake (when a failed Run last asked
+	// for a probe, to rate-limit them) and wakes (requests sent on wake
+	// and not yet fully handled, see HandlingWake).
+	wakeMu   sync.Mutex
+	probing  bool
+	lastWake time.Time
+	wakes    int
+	wake     chan struct{}
 }
 
 // NewManager returns a Manager; call Start to connect.
@@ -183,7 +214,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		loopDone: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 	}
+	m.prober, _ = cfg.Connector.(Prober)
 	m.metrics.state.Set(float64(StateDisconnected))
 	return m, nil
 }
@@ -295,6 +328,7 @@ func (m *Manager) Close() error {
 func (m *Manager) Run(ctx context.Context, cmd string) (string, error) {
 	b := m.conn.Load()
 	if b == nil {
+		m.requestProbe()
 		return "", unavailablef("not connected to RDS (%s)", m.State())
 	}
 	ctx, cancel := m.clk.WithTimeout(ctx, m.cfg.CommandTimeout)
@@ -319,6 +353,117 @@ func (m *Manager) backoff(failures int) time.Duration {
 
 var errConnLost = errors.New("connection lost")
 
+// requestProbe asks the waiting loop to probe now: a caller that needed RDS
+// is a reason to look before the next scheduled probe. At most one request
+// per ProbeInterval, and none unless the loop is probing.
+func (m *Manager) requestProbe() {
+	if m.prober == nil {
+		return
+	}
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	now := m.clk.Now()
+	if !m.probing || m.wakes > 0 || now.Sub(m.lastWake) < m.cfg.ProbeInterval {
+		return
+	}
+	m.lastWake = now
+	m.wakes++
+	m.wake <- struct{}{} // never blocks: wakes > 0 while one is buffered
+}
+
+// HandlingWake reports whether a probe request from a failed Run is pending
+// or being handled. The scenario runner's quiescence barrier reads it: the
+// request wakes the loop without any timer firing.
+func (m *Manager) HandlingWake() bool {
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	return m.wakes > 0
+}
+
+// setProbing marks the start and end of a probing wait. Leaving it drops a
+// request nobody will handle.
+func (m *Manager) setProbing(on bool) {
+	m.wakeMu.Lock()
+	defer m.wakeMu.Unlock()
+	m.probing = on
+	if !on && m.wakes > 0 {
+		<-m.wake
+		m.wakes--
+	}
+}
+
+func (m *Manager) wakeHandled() {
+	m.wakeMu.Lock()
+	m.wakes--
+	m.wakeMu.Unlock()
+}
+// probeDelay is the jittered pause before the next probe.
+func (m *Manager) probeDelay() time.Duration {
+	d := m.cfg.ProbeInterval
+	if j := m.cfg.Jitter; j > 0 {
+		d = time.Duration(float64(d) * (1 + j*(2*m.cfg.Rand.Float64()-1)))
+	}
+	return d
+}
+
+// probe runs one reachability probe.
+func (m *Manager) probe() bool {
+	ctx, cancel := m.clk.WithTimeout(m.ctx, m.cfg.ProbeTimeout)
+	err := m.prober.Probe(ctx)
+	cancel()
+	if err != nil {
+		m.metrics.probes.WithLabelValues("failure").Inc()
+		return false
+	}
+	m.metrics.probes.WithLabelValues("success").Inc()
+	return true
+}
+
+// waitToRetry waits until the next connection attempt is due: when the
+// backoff for failures has passed or, after an unreachable RDS, as soon as
+// a probe finds it accepting connections (then reachable is true). It
+// reports the Disconnected state once its first timer is armed, and
+// returns ok=false when the manager closes.
+func (m *Manager) waitToRetry(failures int, lastErr error) (reachable, ok bool) {
+	delay := m.backoff(failures)
+	deadline := m.clk.Now().Add(delay)
+	probing := m.prober != nil && errors.Is(lastErr, ErrUnreachable)
+	if probing {
+		m.setProbing(true)
+		defer m.setProbing(false)
+	}
+	reported := false
+	for {
+		wait := m.clk.Until(deadline)
+		if probing {
+			wait = min(wait, m.probeDelay())
+		}
+		t := m.clk.Timer(wait) // armed before the event, see Event.RetryIn
+		if !reported {
+			reported = true
+			m.setState(StateDisconnected, failures, delay, lastErr)
+		}
+		woken := false
+		select {
+		case <-t.C:
+		case <-m.wake:
+			t.Stop()
+			woken = true
+		case <-m.ctx.Done():
+			t.Stop()
+			return false, false
+		}
+		due := !m.clk.Now().Before(deadline)
+		up := !due && probing && m.probe()
+		if woken {
+			m.wakeHandled()
+		}
+		if due || up {
+			return up, true
+		}
+	}
+}
+
 func (m *Manager) loop() {
 	defer close(m.loopDone)
 	failures := 0
@@ -326,14 +471,15 @@ func (m *Manager) loop() {
 	outage := m.clk.Now()
 	for {
 		if failures > 0 {
-			delay := m.backoff(failures)
-			t := m.clk.Timer(delay) // armed before the event, see Event.RetryIn
-			m.setState(StateDisconnected, failures, delay, lastErr)
-			select {
-			case <-t.C:
-			case <-m.ctx.Done():
-				t.Stop()
+			reachable, ok := m.waitToRetry(failures, lastErr)
+			if !ok {
 				return
+			}
+			if reachable {
+				// RDS accepts connections again: the outage is over, and if
+				// this attempt still fails (RDS is booting) the backoff
+				// starts again from its first step.
+				failures = 0
 			}
 		}
 		m.setState(StateConnecting, failures, 0, nil)
@@ -414,4 +560,5 @@ var (
 	_ Transport = (*Manager)(nil)
 	_ Connector = (*SSHConnector)(nil)
 	_ Conn      = (*sshConn)(nil)
+	_ Prober    = (*SSHConnector)(nil)
 )

@@ -396,3 +396,140 @@ func TestManagerBoundedStart(t *testing.T) {
 	clk.Add(ev.RetryIn)
 	next(t, ch, StateConnected)
 }
+
+// probeConnector is a fakeConnector that can probe. While down, a connect
+// fails as unreachable, or, with hung set, as a handshake that RDS accepts
+// and never completes (the probe then succeeds: the port is open).
+type probeConnector struct {
+	*fakeConnector
+	hung   atomic.Bool
+	probes atomic.Int32
+}
+
+func (p *probeConnector) Connect(ctx context.Context) (Conn, error) {
+	c, err := p.fakeConnector.Connect(ctx)
+	if err != nil && !p.hung.Load() {
+		err = unavailablef("%w: dial: connection refused", ErrUnreachable)
+	}
+	return c, err
+}
+
+func (p *probeConnector) Probe(ctx context.Context) error {
+	p.probes.Add(1)
+	if p.up.Load() || p.hung.Load() {
+		return nil
+	}
+	return unavailablef("%w: connection refused", ErrUnreachable)
+}
+
+func newProbeManager(t *testing.T, hung bool) (*Manager, *clock.Mock, *probeConnector, chan Event) {
+	clk := clock.NewMock()
+	pc := &probeConnector{fakeConnector: &fakeConnector{clk: clk}}
+	pc.hung.Store(hung)
+	m := newTestManager(t, pc, clk, func(c *ManagerConfig) {
+		c.InitialBackoff, c.MaxBackoff, c.Jitter, c.ProbeInterval = 16*time.Second, 16*time.Second, -1, 4*time.Second
+	})
+	ch := events(m)
+	startAsync(m)
+	next(t, ch, StateDisconnected)
+	return m, clk, pc, ch
+}
+
+// TestManagerProbeEndsBackoff: after RDS was unreachable, a probe that finds
+// it accepting connections starts the next attempt at once, not when the
+// 16 s backoff ends; probes and handshakes are counted apart.
+func TestManagerProbeEndsBackoff(t *testing.T) {
+	m, clk, pc, ch := newProbeManager(t, false)
+	start := clk.Now()
+	for i := int32(1); i <= 2; i++ {
+		clk.Add(4 * time.Second)
+		waitFor(t, "a probe", func() bool { return pc.probes.Load() == i })
+	}
+	if n := len(pc.attemptTimes()); n != 1 {
+		t.Fatalf("%d handshake attempts during probing, want only the first", n)
+	}
+	pc.up.Store(true)
+	clk.Add(4 * time.Second)
+	next(t, ch, StateConnected)
+	if got := clk.Now().Sub(start); got != 12*time.Second {
+		t.Errorf("connected %v after the failure, want 12s (the third probe), not the 16s backoff", got)
+	}
+	if n := len(pc.attemptTimes()); n != 2 {
+		t.Errorf("%d handshake attempts, want 2", n)
+	}
+	reg := m.cfg.Registerer.(*prometheus.Registry)
+	if got := counter(t, reg, "rds_csi_rds_reachability_probes_total", map[string]string{"status": "failure"}); got != 2 {
+		t.Errorf("failed probes = %v, want 2", got)
+	}
+	if got := counter(t, reg, "rds_csi_rds_reachability_probes_total", map[string]string{"status": "success"}); got != 1 {
+		t.Errorf("successful probes = %v, want 1", got)
+	}
+}
+
+// TestManagerHungRDSIsNotProbed: an RDS that accepts TCP but fails the
+// handshake would pass every probe, so the manager does not probe it and
+// keeps to its backoff; a failed Run does not wake it either.
+func TestManagerHungRDSIsNotProbed(t *testing.T) {
+	m, clk, pc, ch := newProbeManager(t, true)
+	for range 3 {
+		clk.Add(4 * time.Second)
+		if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Run = %v", err)
+		}
+		if m.HandlingWake() {
+			t.Fatal("a failed Run woke the manager of a hung RDS")
+		}
+	}
+	clk.Add(4 * time.Second) // 16s: the backoff ends
+	next(t, ch, StateConnecting)
+	next(t, ch, StateDisconnected)
+	if n := pc.probes.Load(); n != 0 {
+		t.Errorf("%d probes of a hung RDS, want 0", n)
+	}
+	if n := len(pc.attemptTimes()); n != 2 {
+		t.Errorf("%d attempts, want 2 (start, then the end of the backoff)", n)
+	}
+}
+
+// TestManagerFailedRunWakesProbe: a CSI call that found RDS unreachable
+// asks for a probe at once, at most once per ProbeInterval.
+func TestManagerFailedRunWakesProbe(t *testing.T) {
+	m, clk, pc, ch := newProbeManager(t, false)
+	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run = %v", err)
+	}
+	waitFor(t, "the woken probe", func() bool { return pc.probes.Load() == 1 && !m.HandlingWake() })
+	pc.up.Store(true)
+	clk.Add(time.Second)
+	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run = %v", err)
+	}
+	if m.HandlingWake() {
+		t.Fatal("a second Run within ProbeInterval woke another probe")
+	}
+	clk.Add(3 * time.Second) // ProbeInterval since the woken probe: its timer fires
+	next(t, ch, StateConnected)
+	if n := pc.probes.Load(); n != 2 {
+		t.Errorf("%d probes, want 2", n)
+	}
+	// A lost connection says nothing about reachability: no probes until
+	// an attempt finds RDS unreachable.
+	pc.up.Store(false)
+	pc.last().Close()
+	next(t, ch, StateDisconnected)
+	if _, err := m.Run(context.Background(), "x"); err == nil || m.HandlingWake() {
+		t.Fatalf("Run after the loss = %v, woke a probe: %v", err, m.HandlingWake())
+	}
+	clk.Add(16 * time.Second)
+	next(t, ch, StateConnecting)
+	next(t, ch, StateDisconnected)
+	before := pc.probes.Load()
+	pc.up.Store(true)
+	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Run = %v", err)
+	}
+	next(t, ch, StateConnected) // no clock step: the Run's probe found RDS
+	if n := pc.probes.Load(); n != before+1 {
+		t.Errorf("%d probes after the loss, want 1", n-before)
+	}
+}

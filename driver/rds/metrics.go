@@ -79,6 +79,7 @@ type managerMetrics struct {
 	state             prometheus.Gauge
 	reconnects        *prometheus.CounterVec
 	reconnectDuration prometheus.Histogram
+	probes            *prometheus.CounterVec
 }
 
 func newManagerMetrics(reg prometheus.Registerer) *managerMetrics {
@@ -96,5 +97,9 @@ func newManagerMetrics(reg prometheus.Registerer) *managerMetrics {
 			Help:    "Time from losing the RDS connection (or starting) until connected again.",
 			Buckets: []float64{.1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600},
 		})),
+		probes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rds_csi_rds_reachability_probes_total",
+			Help: "TCP reachability probes of RDS's SSH port while it was unreachable, by status (success, failure). SSH handshakes are counted by rds_csi_rds_reconnect_total.",
+		}, []string{"status"})),
 	}
 }

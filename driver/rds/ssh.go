@@ -214,7 +214,7 @@ func algorithmsFor(keyType string) []string {
 func (s *SSHConnector) Connect(ctx context.Context) (Conn, error) {
 	nc, err := s.dial(ctx)
 	if err != nil {
-		return nil, unavailablef("dial: %w", err)
+		return nil, unavailablef("%w: dial: %w", ErrUnreachable, err)
 	}
 	// The handshake has no context; closing the socket is how it is
 	// abandoned when ctx ends.
@@ -246,6 +246,18 @@ func (s *SSHConnector) Connect(ctx context.Context) (Conn, error) {
 		close(c.done)
 	}()
 	return c, nil
+}
+
+// Probe reports whether RDS accepts a TCP connection on its SSH port. It
+// closes the connection at once, before any SSH byte is exchanged, so a
+// probe costs RDS one accept and no handshake, login or session.
+func (s *SSHConnector) Probe(ctx context.Context) error {
+	nc, err := s.dial(ctx)
+	if err != nil {
+		return unavailablef("%w: probe: %w", ErrUnreachable, err)
+	}
+	_ = nc.Close()
+	return nil
 }
 
 func unavailablef(format string, args ...any) error {

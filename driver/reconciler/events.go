@@ -1,12 +1,16 @@
 package reconciler
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/recovery"
 )
 
 // Event reasons. They are API: operators filter on them with
@@ -24,6 +28,7 @@ const (
 	reasonRDSDown      = "RDSDisconnected"
 	reasonRDSUp        = "RDSReconnected"
 	reasonStartup      = "StartupReconciliation"
+	reasonRecovered    = "RecoveryCompleted"
 )
 
 // Event implements attachment.EventSink: a Kubernetes event on the volume's
@@ -132,13 +137,86 @@ func (r *Reconciler) RDSStateChanged(connected bool, reason string) {
 	}
 	switch {
 	case !connected:
+		r.recovery.End()
 		msg := "lost connection to RDS: " + reason + "; volumes cannot be created, deleted or published until it is back, detaches still complete"
 		klog.InfoS("RDS disconnected", "reason", reason)
 		r.identityEvent(corev1.EventTypeWarning, reasonRDSDown, msg)
 	case known:
 		klog.InfoS("RDS reconnected", "reason", reason)
 		r.identityEvent(corev1.EventTypeNormal, reasonRDSUp, "connection to RDS restored: "+reason)
+		r.recovery.Begin()
+		r.rdsMu.Lock()
+		r.nudge, r.failoverArmed = recovery.ReasonReconnect, false
+		r.rdsMu.Unlock()
 		r.Trigger("rds-reconnected")
+	default:
+		// The first report being "connected" is not news, unless this
+		// leader started while RDS was down and attaches failed meanwhile.
+		r.maybeFailoverNudge()
 	}
-	// The first report being "connected" is not news.
+}
+
+// maybeFailoverNudge decides, once, a new leader's nudge: attaches that
+// failed before it led (no leader, or RDS down) are re-queued as soon as
+// both its state is rebuilt and RDS is connected, whichever comes last.
+// Deciding once, from whichever side completes the pair, gives one extra
+// run or none, whatever the order of the two.
+func (r *Reconciler) maybeFailoverNudge() {
+	if !r.Ready() {
+		return
+	}
+	r.rdsMu.Lock()
+	if !r.failoverArmed || !r.rdsKnown || !r.rdsConnected {
+		r.rdsMu.Unlock()
+		return
+	}
+	r.failoverArmed = false
+	r.rdsMu.Unlock()
+	if r.recovery.Failed() == 0 {
+		return
+	}
+	r.rdsMu.Lock()
+	if r.nudge == "" {
+		r.nudge = recovery.ReasonFailover
+	}
+	r.rdsMu.Unlock()
+	r.recovery.Begin()
+	r.Trigger("leader-started")
+}
+
+// recoveryCompleted reports a completed recovery on the controller.
+func (r *Reconciler) recoveryCompleted(took time.Duration, nudged int) {
+	r.identityEvent(corev1.EventTypeNormal, reasonRecovered, fmt.Sprintf(
+		"every VolumeAttachment of %s is attached, %s after the RDS connection came back (%d failed attachments re-queued with the external-attacher)",
+		r.o.DriverName, took.Round(time.Millisecond), nudged))
+}
+
+// nudgeAttacher re-queues failed attachments with the external-attacher:
+// all of them when a reconnect or a new leader asked for it, and those of
+// the volumes whose stale claims this run cleared. It runs at the end of a
+// run, after the sweep, so the retries find the claims already gone. With
+// RDS down it waits: the retries would fail, and the reconnect asks again.
+func (r *Reconciler) nudgeAttacher(ctx context.Context, cleared []string) error {
+	r.rdsMu.Lock()
+	connected, why := r.rdsKnown && r.rdsConnected, r.nudge
+	if connected {
+		r.nudge = ""
+	}
+	r.rdsMu.Unlock()
+	if !connected {
+		return nil
+	}
+	if why != "" {
+		_, err := r.recovery.Nudge(ctx, why, nil)
+		return err
+	}
+	if len(cleared) == 0 {
+		return nil
+	}
+	vols := make(map[string]bool, len(cleared))
+	for _, v := range cleared {
+		vols[v] = true
+	}
+	_, err := r.recovery.Nudge(ctx, recovery.ReasonClaimCleared, vols)
+	return err
 }

@@ -82,10 +82,14 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) Result {
 	}
 	r.metrics.duration.WithLabelValues(op).Observe(r.clk.Since(start).Seconds())
 	r.metrics.reconcile.WithLabelValues(actionRun).Inc()
+	r.runs.Add(1)
 	if res.Err != nil {
 		r.metrics.reconcileErrors.WithLabelValues(op).Inc()
 	}
 	r.logResult(op, reasons, res)
+	if op == "startup_rebuild" {
+		r.maybeFailoverNudge()
+	}
 	return res
 }
 
@@ -351,6 +355,13 @@ func (r *Reconciler) reconcileLocked(ctx context.Context) Result {
 		}
 	}
 	r.scheduleWake(wake)
+	cleared := make([]string, 0, len(sw.Cleared))
+	for _, c := range sw.Cleared {
+		cleared = append(cleared, c.Volume)
+	}
+	if err := r.nudgeAttacher(ctx, cleared); err != nil {
+		errs = append(errs, err)
+	}
 	res.Err = errors.Join(errs...)
 	return res
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/recovery"
 )
 
 // Defaults for Options fields left zero.
@@ -71,7 +73,7 @@ type Options struct {
 	Identity *corev1.ObjectReference
 	// Observed, if set, is called after the reconciler has handled each
 	// watch event it subscribes to (Node add/update/delete outside the
-	// initial list, VolumeAttachment delete) and after its PV cache has taken
+	// initial list, VolumeAttachment add/update/delete outside it) and after its PV cache has taken
 	// in each PV change outside the initial list (events name the PVC through
 	// it, so a publish must not outrun it). The scenario runner counts
 	// these to know that a write has reached the reconciler before it moves
@@ -110,6 +112,7 @@ type Reconciler struct {
 	// requested: a Trigger has not yet been taken up by Run; running: a
 	// run of Run is in progress (Pending).
 	requested, running atomic.Bool
+	runs               atomic.Int64 // finished runs, as rds_csi_attachment_reconcile_total{action="run"} counts them
 
 	// runMu makes rebuilds and reconcile runs one at a time. RPCs never
 	// take it: they meet the reconciler only in the manager's per-volume
@@ -137,6 +140,14 @@ type Reconciler struct {
 	rdsMu        sync.Mutex
 	rdsKnown     bool
 	rdsConnected bool
+	// nudge is why failed attachments should be re-queued with the
+	// external-attacher at the next run with RDS connected ("" for none):
+	// a reconnect, or this leader's start (failover). failoverArmed: the
+	// start's nudge has not been decided yet (see maybeFailoverNudge).
+	nudge         string
+	failoverArmed bool
+
+	recovery *recovery.Tracker
 }
 
 // goneState is why and since when a node counts as gone.
@@ -183,6 +194,7 @@ func New(o Options) (*Reconciler, error) {
 		conflictReported: map[string]bool{},
 		trigger:          make(chan struct{}, 1),
 		reasons:          map[string]struct{}{},
+		failoverArmed:    true,
 	}
 	// No resync: the periodic reconcile already revisits everything, and
 	// resync storms of Update events would only trigger empty runs.
@@ -225,10 +237,25 @@ func New(o Options) (*Reconciler, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("reconciler: PV handler: %w", err)
 	}
-	if _, err := r.vaInf.AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
-		r.onVADelete(obj)
-		observed()
-	}}); err != nil {
+	r.recovery, err = recovery.New(recovery.Options{DriverName: o.DriverName, Client: o.Client, VolumeAttachments: r.vas,
+		VolumeOf: func(va *storagev1.VolumeAttachment) string { v, _ := r.toVA(va); return v.volume },
+		Clock:    o.Clock, Registerer: o.Registerer, Completed: r.recoveryCompleted})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.vaInf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(_ any, initial bool) {
+			if !initial {
+				r.recovery.Check()
+				observed()
+			}
+		},
+		UpdateFunc: func(any, any) { r.recovery.Check(); observed() },
+		DeleteFunc: func(obj any) {
+			r.onVADelete(obj)
+			r.recovery.Check()
+			observed()
+		}}); err != nil {
 		return nil, fmt.Errorf("reconciler: VolumeAttachment handler: %w", err)
 	}
 	r.recorder = o.Recorder
@@ -392,6 +419,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 		r.running.Store(false)
 	}
 }
+
+// Runs is the number of finished runs (rebuilds and reconciles). The
+// scenario runner's barrier reads it many times per virtual instant, where
+// gathering the metrics registry would dominate the replay's cost.
+func (r *Reconciler) Runs() int64 { return r.runs.Load() }
 
 // Pending reports whether a run has been asked for and has not finished.
 func (r *Reconciler) Pending() bool { return r.running.Load() || r.requested.Load() }

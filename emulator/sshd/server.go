@@ -339,6 +339,14 @@ func (s *Server) Serving() bool {
 	return s.srv != nil
 }
 
+// Stopped reports whether Stop was called and the server has not been
+// resumed or restarted since: it refuses new connections.
+func (s *Server) Stopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}
+
 // ConnCount is the number of open connections.
 func (s *Server) ConnCount() int {
 	s.mu.Lock()

@@ -74,6 +74,7 @@ type snapshot struct {
 	recPending         bool  // a reconcile run is asked for or running
 	unreported         bool  // the manager changed state; its event is still being handled
 	waking             int64 // calls in flight whose context has ended: their callers are waking up
+	woken              bool  // a failed call asked the manager to probe now
 	gen                [3]int64
 }
 
@@ -85,7 +86,7 @@ func (s snapshot) idle() bool {
 	parkedOnly := s.work <= s.parked
 	return parkedOnly && (s.rpcs == 0 || s.work > 0) && s.connects == 0 && s.afters == 0 &&
 		s.apiLag == 0 && s.mgr == mgrParked && !s.connLost && !s.netHeld && !s.runsBehind &&
-		s.recLag <= 0 && !s.recPending && !s.unreported && s.waking == 0
+		s.recLag <= 0 && !s.recPending && !s.unreported && s.waking == 0 && !s.woken
 }
 
 func (w *World) snap() snapshot {
@@ -122,6 +123,7 @@ func (w *World) snap() snapshot {
 		s.recLag = w.recWrites.Load() - c.recBase - c.recSeen.Load()
 		s.recPending = c.rec.Pending()
 		s.unreported = c.rds.State() != reported
+		s.woken = c.rds.HandlingWake()
 	}
 	return s
 }
@@ -170,7 +172,7 @@ func (s *waitSet) ended() int64 {
 func (w *World) settle() error {
 	deadline := time.Now().Add(w.opts.SettleTimeout)
 	var last snapshot
-	stable := 0
+	stable, busy := 0, 0
 	for i := 0; ; i++ {
 		s := w.snap()
 		if s.idle() && s == last {
@@ -186,12 +188,23 @@ func (w *World) settle() error {
 			return fmt.Errorf("engine: not quiescent after %v at t=%v: %+v", w.opts.SettleTimeout, w.Now(), s)
 		}
 		if !s.idle() {
-			time.Sleep(20 * time.Microsecond)
+			// Most busy spells are one goroutine's few microseconds (the
+			// manager arming its next timer after a probe): yield first, and
+			// sleep only when the work takes longer.
+			if busy++; busy < 64 {
+				goruntime.Gosched()
+			} else {
+				time.Sleep(20 * time.Microsecond)
+			}
 		} else {
+			busy = 0
 			for j := 0; j < 4; j++ {
 				goruntime.Gosched()
 			}
-			if i%4 == 3 {
+			// A rare real sleep lets goroutines that wait for a thread (not
+			// for a run queue slot) show their work; sleeping more often
+			// costs a replay more than its probes do.
+			if i%16 == 15 {
 				time.Sleep(10 * time.Microsecond)
 			}
 		}
@@ -238,7 +251,7 @@ func (w *World) beforeFire(e *entry, at time.Time) {
 		if c.mgrTimerHC {
 			c.mgrWait = mgrHealth
 		} else {
-			c.mgrWait = mgrEvent
+			c.mgrWait = mgrProbe // a probe, or the end of the backoff
 		}
 	}
 	c.mu.Unlock()

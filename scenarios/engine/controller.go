@@ -73,10 +73,11 @@ const (
 	mgrEvent          // until its next state event
 	mgrTimer          // until it arms its health-check timer
 	mgrHealth         // until its health check starts
+	mgrProbe          // a backoff wait woke: until it arms its next timer or reports an event
 )
 
 func (m mgrWait) String() string {
-	return [...]string{"parked", "event", "timer", "health"}[m]
+	return [...]string{"parked", "event", "timer", "health", "probe"}[m]
 }
 
 // elect makes the first live replica (in name order) the leader once the
@@ -301,6 +302,24 @@ func (cn *connector) Connect(ctx context.Context) (rds.Conn, error) {
 	return wc, nil
 }
 
+// Probe is the manager's reachability probe through the same network. While
+// it runs the connects counter holds the manager busy; after it, the manager
+// either arms its next timer (a failed probe) or starts connecting.
+func (cn *connector) Probe(ctx context.Context) error {
+	c, w := cn.c, cn.c.w
+	w.connects.Add(1)
+	defer w.connects.Add(-1)
+	err := cn.ssh.(rds.Prober).Probe(ctx)
+	c.mu.Lock()
+	if err == nil {
+		c.mgrWait = mgrEvent
+	} else {
+		c.mgrWait = mgrProbe
+	}
+	c.mu.Unlock()
+	return err
+}
+
 type modelConn struct {
 	rds.Conn
 	c *controller
@@ -338,7 +357,7 @@ func (c *controller) mgrTimerArmed(d time.Duration, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mgrTimerAt, c.mgrTimerHC = at, d == c.w.opts.HealthInterval
-	if c.mgrWait == mgrTimer && c.mgrTimerHC {
+	if (c.mgrWait == mgrTimer && c.mgrTimerHC) || (c.mgrWait == mgrProbe && !c.mgrTimerHC) {
 		c.mgrWait = mgrParked
 	}
 }
@@ -417,25 +436,7 @@ func (r *recorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ,
 	r.Eventf(obj, typ, reason, format, args...)
 }
 
-func (c *controller) reconcileRuns() float64 {
-	mfs, err := c.reg.Gather()
-	if err != nil {
-		return 0
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "rds_csi_attachment_reconcile_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "action" && l.GetValue() == "run" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
+func (c *controller) reconcileRuns() float64 { return float64(c.rec.Runs()) }
 
 // traceMetrics records every metric sample of the controller that changed
 // since the last instant. Histograms are left out: their buckets would only

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/driver/recovery"
 )
 
 // The parts of Kubernetes that call the driver, reduced to what decides
@@ -62,6 +63,7 @@ type vaState struct {
 	nextTry     time.Time
 	backoff     time.Duration
 	inflight    bool
+	requeue     bool // re-queued while in flight: retried as soon as it returns
 	publishCtx  map[string]string
 }
 
@@ -85,9 +87,10 @@ type kubeSim struct {
 	vas       map[vaKey]*vaState
 	goneSince map[string]time.Time // deleted node → when first seen gone
 
-	mu   sync.Mutex
-	done []opResult
-	seq  uint64
+	mu     sync.Mutex
+	done   []opResult
+	nudged []string // VolumeAttachments whose retry annotation changed, in watch order
+	seq    uint64
 }
 
 type opResult struct {
@@ -327,6 +330,7 @@ func (k *kubeSim) sync() error {
 			return err
 		}
 	}
+	k.takeNudges()
 	view := k.nodeViews()
 	k.reschedule(view)
 	if err := k.cleanOrphans(view); err != nil {
@@ -559,6 +563,8 @@ func (k *kubeSim) complete(r opResult) error {
 	method := map[string]string{"publish": "ControllerPublishVolume", "unpublish": "ControllerUnpublishVolume"}[r.op]
 	w.record("rpc", map[string]any{"method": method, "key": r.key.vol + "@" + r.key.node, "code": code.String()})
 	now := w.Clock.Now()
+	requeued := va.requeue
+	va.requeue = false
 	if r.err != nil {
 		if va.backoff == 0 {
 			va.backoff = attachRetryStart
@@ -566,8 +572,15 @@ func (k *kubeSim) complete(r opResult) error {
 			va.backoff = min(2*va.backoff, attachRetryMax)
 		}
 		va.nextTry = now.Add(va.backoff)
+		if requeued {
+			va.nextTry = now
+		}
 		if r.op == "publish" {
 			w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "attach-failed", "code": code.String()})
+			// As the attacher's saveAttachError: the failure is on the object.
+			if err := k.setStatus(va, false, status.Convert(r.err).Message()); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
@@ -575,7 +588,7 @@ func (k *kubeSim) complete(r opResult) error {
 	switch r.op {
 	case "publish":
 		va.attached, va.publishCtx = true, r.pctx
-		if err := k.setAttached(va, true); err != nil {
+		if err := k.setStatus(va, true, ""); err != nil {
 			return err
 		}
 		w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "attached"})
@@ -590,15 +603,65 @@ func (k *kubeSim) complete(r opResult) error {
 	return nil
 }
 
-func (k *kubeSim) setAttached(va *vaState, attached bool) error {
+// setStatus writes the VolumeAttachment's status as the external-attacher
+// does: attached with no error, or not attached with the attach error.
+func (k *kubeSim) setStatus(va *vaState, attached bool, attachErr string) error {
 	obj, err := k.w.Kube.StorageV1().VolumeAttachments().Get(k.w.ctx, va.name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	obj = obj.DeepCopy()
 	obj.Status.Attached = attached
+	obj.Status.AttachError = nil
+	if attachErr != "" {
+		obj.Status.AttachError = &storagev1.VolumeError{Message: attachErr, Time: metav1.NewTime(k.w.Clock.Now())}
+	}
 	_, err = k.w.Kube.StorageV1().VolumeAttachments().UpdateStatus(k.w.ctx, obj, metav1.UpdateOptions{})
 	return err
+}
+
+// nudge is the attacher's watch seeing a VolumeAttachment change it
+// re-queues on (anything but the status error fields): the retry
+// annotation the controller sets after a recovery.
+func (k *kubeSim) nudge(oldObj, newObj any) {
+	o, ok1 := oldObj.(*storagev1.VolumeAttachment)
+	n, ok2 := newObj.(*storagev1.VolumeAttachment)
+	if !ok1 || !ok2 || o.Annotations[recovery.RetryAnnotation] == n.Annotations[recovery.RetryAnnotation] {
+		return
+	}
+	k.mu.Lock()
+	k.nudged = append(k.nudged, n.Name)
+	k.mu.Unlock()
+}
+
+// takeNudges re-queues the nudged VolumeAttachments: at once, or as soon
+// as the call in flight returns (the workqueue's dirty mark). The backoff
+// itself is not reset, as the attacher does not Forget on a re-queue.
+func (k *kubeSim) takeNudges() {
+	k.mu.Lock()
+	names := k.nudged
+	k.nudged = nil
+	k.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	byName := make(map[string]*vaState, len(k.vas))
+	for _, va := range k.vas {
+		byName[va.name] = va
+	}
+	now := k.w.Clock.Now()
+	for _, name := range names {
+		va, ok := byName[name]
+		if !ok || va.attached {
+			continue
+		}
+		if va.inflight {
+			va.requeue = true
+		} else {
+			va.nextTry = now
+		}
+		k.w.record("va", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "retry-requested"})
+	}
 }
 
 // stage is the kubelet mounting the volume for its pod; a failure is
@@ -659,7 +722,7 @@ func (w *World) watchAPI() error {
 		if err == nil {
 			w.apiWrites.Add(1)
 			// What the reconciler's handlers see (reconciler.Options.Observed).
-			if r := a.GetResource().Resource; r == "nodes" || r == "persistentvolumes" || (r == "volumeattachments" && a.GetVerb() == "delete") {
+			if r := a.GetResource().Resource; r == "nodes" || r == "persistentvolumes" || r == "volumeattachments" {
 				w.recWrites.Add(1)
 			}
 		}
@@ -673,8 +736,20 @@ func (w *World) watchAPI() error {
 	}
 	infs := []cache.SharedIndexInformer{f.Core().V1().Nodes().Informer(), f.Storage().V1().VolumeAttachments().Informer(),
 		f.Core().V1().PersistentVolumes().Informer()}
-	for _, inf := range infs {
-		if _, err := inf.AddEventHandler(h); err != nil {
+	// The VolumeAttachment handler is also the external-attacher's watch
+	// (the retry annotation): one handler, so the event is taken in before
+	// it is counted as seen. Handlers of one informer run concurrently.
+	vaHandler := h
+	vaHandler.UpdateFunc = func(o, n any) {
+		w.kube.nudge(o, n)
+		w.apiSeen.Add(1)
+	}
+	for i, inf := range infs {
+		hh := h
+		if i == 1 {
+			hh = vaHandler
+		}
+		if _, err := inf.AddEventHandler(hh); err != nil {
 			return err
 		}
 	}
