@@ -397,6 +397,7 @@ func (m *Manager) wakeHandled() {
 	m.wakes--
 	m.wakeMu.Unlock()
 }
+
 // probeDelay is the jittered pause before the next probe.
 func (m *Manager) probeDelay() time.Duration {
 	d := m.cfg.ProbeInterval
