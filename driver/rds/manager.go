@@ -345,6 +345,11 @@ func (m *Manager) backoff(failures int) time.Duration {
 	if d > m.cfg.MaxBackoff {
 		d = m.cfg.MaxBackoff
 	}
+	return m.jitter(d)
+}
+
+// jitter spreads d by +/- Jitter.
+func (m *Manager) jitter(d time.Duration) time.Duration {
 	if j := m.cfg.Jitter; j > 0 {
 		d = time.Duration(float64(d) * (1 + j*(2*m.cfg.Rand.Float64()-1)))
 	}
@@ -398,15 +403,6 @@ func (m *Manager) wakeHandled() {
 	m.wakeMu.Unlock()
 }
 
-// probeDelay is the jittered pause before the next probe.
-func (m *Manager) probeDelay() time.Duration {
-	d := m.cfg.ProbeInterval
-	if j := m.cfg.Jitter; j > 0 {
-		d = time.Duration(float64(d) * (1 + j*(2*m.cfg.Rand.Float64()-1)))
-	}
-	return d
-}
-
 // probe runs one reachability probe.
 func (m *Manager) probe() bool {
 	ctx, cancel := m.clk.WithTimeout(m.ctx, m.cfg.ProbeTimeout)
@@ -437,7 +433,7 @@ func (m *Manager) waitToRetry(failures int, lastErr error) (reachable, ok bool) 
 	for {
 		wait := m.clk.Until(deadline)
 		if probing {
-			wait = min(wait, m.probeDelay())
+			wait = min(wait, m.jitter(m.cfg.ProbeInterval))
 		}
 		t := m.clk.Timer(wait) // armed before the event, see Event.RetryIn
 		if !reported {

@@ -196,7 +196,7 @@ func (r *Reconciler) recoveryCompleted(took time.Duration, nudged int) {
 // the volumes whose stale claims this run cleared. It runs at the end of a
 // run, after the sweep, so the retries find the claims already gone. With
 // RDS down it waits: the retries would fail, and the reconnect asks again.
-func (r *Reconciler) nudgeAttacher(ctx context.Context, cleared []string) error {
+func (r *Reconciler) nudgeAttacher(ctx context.Context, cleared []attachment.Claim) error {
 	r.rdsMu.Lock()
 	connected, why := r.rdsKnown && r.rdsConnected, r.nudge
 	if connected {
@@ -214,8 +214,8 @@ func (r *Reconciler) nudgeAttacher(ctx context.Context, cleared []string) error 
 		return nil
 	}
 	vols := make(map[string]bool, len(cleared))
-	for _, v := range cleared {
-		vols[v] = true
+	for _, c := range cleared {
+		vols[c.Volume] = true
 	}
 	_, err := r.recovery.Nudge(ctx, recovery.ReasonClaimCleared, vols)
 	return err

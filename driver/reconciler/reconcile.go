@@ -355,11 +355,7 @@ func (r *Reconciler) reconcileLocked(ctx context.Context) Result {
 		}
 	}
 	r.scheduleWake(wake)
-	cleared := make([]string, 0, len(sw.Cleared))
-	for _, c := range sw.Cleared {
-		cleared = append(cleared, c.Volume)
-	}
-	if err := r.nudgeAttacher(ctx, cleared); err != nil {
+	if err := r.nudgeAttacher(ctx, sw.Cleared); err != nil {
 		errs = append(errs, err)
 	}
 	res.Err = errors.Join(errs...)

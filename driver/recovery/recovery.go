@@ -116,14 +116,17 @@ func (t *Tracker) pending(va *storagev1.VolumeAttachment) bool {
 }
 
 // Failed counts the VolumeAttachments of the driver whose attach failed.
-func (t *Tracker) Failed() int {
+func (t *Tracker) Failed() int { return t.count(t.failed) }
+
+// count counts the VolumeAttachments in the lister for which pred holds.
+func (t *Tracker) count(pred func(*storagev1.VolumeAttachment) bool) int {
 	vas, err := t.o.VolumeAttachments.List(labels.Everything())
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for _, va := range vas {
-		if t.failed(va) {
+		if pred(va) {
 			n++
 		}
 	}
@@ -181,21 +184,13 @@ func (t *Tracker) Nudge(ctx context.Context, reason string, volumes map[string]b
 // A VolumeAttachment that never attaches (its node is gone) keeps the
 // recovery open until it is deleted.
 func (t *Tracker) Begin() {
+	var since time.Time
+	if t.count(t.pending) > 0 {
+		since = t.clk.Now()
+	}
 	t.mu.Lock()
-	t.since, t.nudged = time.Time{}, 0
+	t.since, t.nudged = since, 0
 	t.mu.Unlock()
-	vas, err := t.o.VolumeAttachments.List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, va := range vas {
-		if t.pending(va) {
-			t.mu.Lock()
-			t.since = t.clk.Now()
-			t.mu.Unlock()
-			return
-		}
-	}
 }
 
 // End abandons the recovery in progress (the connection was lost again).
@@ -214,14 +209,8 @@ func (t *Tracker) Check() {
 	if since.IsZero() {
 		return
 	}
-	vas, err := t.o.VolumeAttachments.List(labels.Everything())
-	if err != nil {
+	if t.count(t.pending) > 0 {
 		return
-	}
-	for _, va := range vas {
-		if t.pending(va) {
-			return
-		}
 	}
 	t.mu.Lock()
 	if !t.since.Equal(since) { // completed or restarted meanwhile
