@@ -340,7 +340,7 @@ func (d *Driver) publishContext(disk *rds.Disk, vc map[string]string) map[string
 	if disk.Port != 0 {
 		pc[paramNVMePort] = strconv.Itoa(disk.Port)
 	}
-	for _, k := range []string{paramNVMeAddress, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane, paramFSType} {
+	for _, k := range []string{paramNVMeAddress, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramFastIOFailTmo, paramDataPlane, paramFSType} {
 		if v, ok := vc[k]; ok && v != "" {
 			pc[k] = v
 		}

@@ -279,6 +279,13 @@ func target(id string, pc, vc map[string]string) (node.Target, error) {
 	t := node.Target{
 		VolumeID: id, NQN: get(paramNQN), Address: get(paramNVMeAddress), FilePath: get(paramFilePath),
 		CtrlLossTmo: get(paramCtrlLossTmo), ReconnectDelay: get(paramReconnectDelay), KeepAliveTmo: get(paramKeepAliveTmo),
+		FastIOFailTmo: get(paramFastIOFailTmo),
+	}
+	if t.CtrlLossTmo == "" {
+		// nvme-cli's own default (600 s) deletes the controller of a volume
+		// that is still mounted when RDS is away longer than ten minutes; the
+		// pod then sees I/O errors until someone remounts it by hand.
+		t.CtrlLossTmo = node.DefaultCtrlLossTmo
 	}
 	if p := get(paramNVMePort); p != "" {
 		port, err := strconv.Atoi(p)

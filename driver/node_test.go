@@ -217,3 +217,24 @@ func TestSELinuxContextReachesBothMounts(t *testing.T) {
 		t.Fatalf("context option on %v, want on the staging mount and the bind at the target: %+v", seen, mounter.MountPoints)
 	}
 }
+
+// The node reconnects forever unless the volume says otherwise (nvme-cli's
+// 600 s would drop a mounted volume during a long RDS outage), and passes
+// the fail-fast timeout through from the volume context.
+func TestTargetConnectOptions(t *testing.T) {
+	vc := map[string]string{paramNQN: "nqn.2000-02.com.mikrotik:pvc-1", paramNVMeAddress: "10.0.0.1"}
+	tg, err := target("pvc-1", nil, vc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.CtrlLossTmo != "-1" || tg.FastIOFailTmo != "" {
+		t.Fatalf("defaults: ctrl-loss %q, fail-fast %q; want -1 and unset", tg.CtrlLossTmo, tg.FastIOFailTmo)
+	}
+	vc[paramCtrlLossTmo], vc[paramFastIOFailTmo] = "600", "30"
+	if tg, err = target("pvc-1", nil, vc); err != nil {
+		t.Fatal(err)
+	}
+	if tg.CtrlLossTmo != "600" || tg.FastIOFailTmo != "30" {
+		t.Fatalf("from the volume: ctrl-loss %q, fail-fast %q; want 600 and 30", tg.CtrlLossTmo, tg.FastIOFailTmo)
+	}
+}

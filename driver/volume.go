@@ -130,6 +130,7 @@ const (
 	paramCtrlLossTmo    = "ctrlLossTmo"    // nvme connect --ctrl-loss-tmo, seconds (-1 = forever)
 	paramReconnectDelay = "reconnectDelay" // nvme connect --reconnect-delay, seconds
 	paramKeepAliveTmo   = "keepAliveTmo"   // nvme connect --keep-alive-tmo, seconds
+	paramFastIOFailTmo  = "fastIoFailTmo"  // nvme connect --fast_io_fail_tmo, seconds (-1 = never fail fast)
 	paramDataPlane      = "dataPlane"      // nvme or loop: how nodes attach this volume
 	paramGracePeriod    = "gracePeriod"    // attachment grace period, a Go duration (30s)
 	paramNQN            = "nqn"            // volume context only: the volume's NVMe qualified name
@@ -149,6 +150,7 @@ type volumeParams struct {
 	ctrlLossTmo    string
 	reconnectDelay string
 	keepAliveTmo   string
+	fastIOFailTmo  string
 	dataPlane      string
 	gracePeriod    time.Duration
 }
@@ -183,7 +185,7 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 				return p, bad("not one of the driver's allowed base paths " + strings.Join(d.owner.Bases(), ", "))
 			}
 			p.basePath = v
-		case paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane:
+		case paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramFastIOFailTmo, paramDataPlane:
 			c, err := checkNodeParam(k, v)
 			if err != nil {
 				return p, bad(err.Error())
@@ -199,6 +201,8 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 				p.reconnectDelay = c
 			case paramKeepAliveTmo:
 				p.keepAliveTmo = c
+			case paramFastIOFailTmo:
+				p.fastIOFailTmo = c
 			default:
 				p.dataPlane = c
 			}
@@ -221,8 +225,11 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 			}
 			return p, status.Errorf(codes.InvalidArgument, "unknown StorageClass parameter %q (known: %s)", k,
 				strings.Join([]string{paramBasePath, paramNVMeAddress, paramNVMePort, paramFSType, paramCtrlLossTmo,
-					paramReconnectDelay, paramKeepAliveTmo, paramDataPlane, paramGracePeriod}, ", "))
+					paramReconnectDelay, paramKeepAliveTmo, paramFastIOFailTmo, paramDataPlane, paramGracePeriod}, ", "))
 		}
+	}
+	if err := checkFailFast(p.ctrlLossTmo, p.fastIOFailTmo); err != nil {
+		return p, status.Errorf(codes.InvalidArgument, "parameters %s and %s: %v", paramCtrlLossTmo, paramFastIOFailTmo, err)
 	}
 	if p.nvmeAddress == "" {
 		return p, status.Error(codes.InvalidArgument, "no NVMe/TCP address: set the nvmeAddress parameter or --nvme-address")
@@ -254,6 +261,8 @@ func checkNodeParam(key, v string) (string, error) {
 		return node.Seconds("reconnectDelay", v, node.MinReconnectDelay)
 	case paramKeepAliveTmo:
 		return node.Seconds("keepAliveTmo", v, node.MinKeepAliveTmo)
+	case paramFastIOFailTmo:
+		return node.Seconds("fastIoFailTmo", v, node.MinFastIOFailTmo)
 	case paramDataPlane:
 		if v != "nvme" && v != "loop" {
 			return "", errors.New("want nvme or loop")
@@ -268,9 +277,24 @@ func checkNodeParam(key, v string) (string, error) {
 	return v, nil
 }
 
+// checkFailFast refuses a fail-fast timeout the kernel would never reach:
+// after ctrlLossTmo the controller is gone and I/O fails anyway (the kernel
+// only warns). An unset ctrlLossTmo is the driver's default, forever.
+func checkFailFast(ctrlLossTmo, fastIOFailTmo string) error {
+	if ctrlLossTmo == "" || fastIOFailTmo == "" {
+		return nil
+	}
+	loss, _ := strconv.Atoi(ctrlLossTmo) // both validated by checkNodeParam
+	fail, _ := strconv.Atoi(fastIOFailTmo)
+	if loss >= 0 && fail > loss {
+		return fmt.Errorf("fail-fast after %ds is longer than the controller lives without RDS (%ds)", fail, loss)
+	}
+	return nil
+}
+
 // validateNodeParams checks the node-facing keys of a volume context.
 func validateNodeParams(vc map[string]string) error {
-	for _, k := range []string{paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramDataPlane, paramFSType} {
+	for _, k := range []string{paramNVMeAddress, paramNVMePort, paramCtrlLossTmo, paramReconnectDelay, paramKeepAliveTmo, paramFastIOFailTmo, paramDataPlane, paramFSType} {
 		v, ok := vc[k]
 		if !ok {
 			continue
@@ -293,7 +317,8 @@ func (d *Driver) volumeContext(slot, filePath string, p volumeParams) map[string
 		paramDataPlane:   p.dataPlane,
 		paramGracePeriod: p.gracePeriod.String(),
 	}
-	for k, v := range map[string]string{paramCtrlLossTmo: p.ctrlLossTmo, paramReconnectDelay: p.reconnectDelay, paramKeepAliveTmo: p.keepAliveTmo} {
+	for k, v := range map[string]string{paramCtrlLossTmo: p.ctrlLossTmo, paramReconnectDelay: p.reconnectDelay,
+		paramKeepAliveTmo: p.keepAliveTmo, paramFastIOFailTmo: p.fastIOFailTmo} {
 		if v != "" {
 			ctx[k] = v
 		}

@@ -544,8 +544,9 @@ func (c *cluster) newReplica(i int) (*replica, error) {
 	cars := []car{
 		{"csi-provisioner", c.bins.provisioner, []string{"--retry-interval-start=500ms", "--retry-interval-max=5s",
 			"--extra-create-metadata", "--default-fstype=ext4", "--worker-threads=50"}},
-		{"csi-attacher", c.bins.attacher, []string{"--retry-interval-start=500ms", "--retry-interval-max=5s",
-			"--worker-threads=50", "--reconcile-sync=5s"}},
+		// The attacher at its default retry (1s doubling to 5m), as users run
+		// it: recovery after an outage must not depend on a short cap.
+		{"csi-attacher", c.bins.attacher, []string{"--worker-threads=50", "--reconcile-sync=5s"}},
 	}
 	if c.bins.resizer != "" {
 		cars = append(cars, car{"csi-resizer", c.bins.resizer, []string{"--retry-interval-start=500ms", "--retry-interval-max=5s",

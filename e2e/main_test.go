@@ -333,6 +333,24 @@ func (e *testEnv) va(pv *corev1.PersistentVolume, nodeName string) *storagev1.Vo
 	return v
 }
 
+// waitInNodeStatus waits for the attach-detach controller to list pv in
+// the node's status.volumesAttached: what the kubelet waits for before it
+// mounts.
+func (e *testEnv) waitInNodeStatus(pv *corev1.PersistentVolume, nodeName string, timeout time.Duration) error {
+	return waitFor(e.ctx(), timeout, 100*time.Millisecond, "volumesAttached in the status of "+nodeName, func(ctx context.Context) (bool, error) {
+		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, v := range n.Status.VolumesAttached {
+			if strings.HasSuffix(string(v.Name), "^"+pv.Spec.CSI.VolumeHandle) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
 // waitAttached waits for pv's VolumeAttachment on nodeName to be attached.
 func (e *testEnv) waitAttached(pv *corev1.PersistentVolume, nodeName string, timeout time.Duration) *storagev1.VolumeAttachment {
 	e.t.Helper()

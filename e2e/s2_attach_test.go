@@ -43,18 +43,7 @@ func TestAttachPublishAndMove(t *testing.T) {
 	t.Logf("scenario2: staged and published on %s %.2fs after the pod was created", a.name, time.Since(start).Seconds())
 
 	// The ADC reports the attachment in the node's status.
-	if err := waitFor(e.ctx(), 10*time.Second, 100*time.Millisecond, "volumesAttached in the node status", func(ctx context.Context) (bool, error) {
-		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, a.name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, v := range n.Status.VolumesAttached {
-			if strings.HasSuffix(string(v.Name), "^"+pv.Spec.CSI.VolumeHandle) {
-				return true, nil
-			}
-		}
-		return false, nil
-	}); err != nil {
+	if err := e.waitInNodeStatus(pv, a.name, 10*time.Second); err != nil {
 		t.Error(err)
 	}
 

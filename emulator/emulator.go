@@ -92,6 +92,9 @@ type Emulator struct {
 
 	mu   sync.Mutex
 	addr string
+	// crashes counts Crash calls: what drops the NVMe/TCP connections of
+	// every host, which a simulated data plane reconnects after.
+	crashes atomic.Uint64
 }
 
 // New opens (or creates) the state and prepares the server; Start listens.
@@ -194,7 +197,13 @@ func (e *Emulator) Store() *store.Store { return e.store }
 
 // Crash drops every connection and stops listening, mid-command if need be. Disk
 // state is kept, as on the real box, whose disks outlive a crash.
-func (e *Emulator) Crash() { e.server.Stop() }
+func (e *Emulator) Crash() {
+	e.crashes.Add(1)
+	e.server.Stop()
+}
+
+// Crashes is how many times Crash was called (a reboot is one).
+func (e *Emulator) Crashes() uint64 { return e.crashes.Load() }
 
 // Restart listens again on the same address after a Crash. An emulator that
 // never listened (in-memory connections only) just answers again.

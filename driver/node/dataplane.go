@@ -14,8 +14,8 @@ type Target struct {
 	Address string
 	Port    int
 	// nvme connect options, decimal seconds; "" keeps nvme-cli's default.
-	CtrlLossTmo, ReconnectDelay, KeepAliveTmo string
-	HostNQN                                   string
+	CtrlLossTmo, ReconnectDelay, KeepAliveTmo, FastIOFailTmo string
+	HostNQN                                                  string
 	// FilePath is the backing file on RDS (/storage-pool/k8s/pvc-1.img); the loop
 	// data plane opens the emulator's copy of it.
 	FilePath string

@@ -31,7 +31,13 @@ const (
 	MinCtrlLossTmo    = -1 // -1: reconnect forever
 	MinReconnectDelay = 1
 	MinKeepAliveTmo   = 0
+	MinFastIOFailTmo  = -1 // -1: I/O waits for the reconnect (the kernel's default)
 )
+
+// DefaultCtrlLossTmo is what the node connects with when the volume does not
+// say: reconnect forever, so that a volume mounted on a node that stays up
+// survives an RDS outage of any length and resumes where it stopped.
+const DefaultCtrlLossTmo = "-1"
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidParameter}, args...)...)

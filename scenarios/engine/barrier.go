@@ -333,6 +333,7 @@ func (w *World) nextInstant() (time.Time, bool) {
 	}
 	consider(w.tasks.next())
 	consider(w.kube.nextDue(now))
+	consider(w.fab.pathsDue(now))
 	return best, ok
 }
 

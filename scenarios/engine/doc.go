@@ -3,10 +3,12 @@
 // in-memory connections) behind a chaos Network, the controller replicas
 // (the real RDS connection manager, attachment rules, reconciler and CSI
 // controller, wired as cmd/rds-csi wires them, one leader at a time), a node
-// plugin per node (the real NodeServer on a simulated fabric), a fake API
-// server, and the parts of Kubernetes that call the driver: the
-// attach-detach controller, the external-attacher with its backoff, the
-// kubelet and pod rescheduling (kube.go). Time moves only from a quiescent
+// plugin per node (the real NodeServer on a simulated fabric whose NVMe/TCP
+// controllers lose and regain RDS with the kernel's timing, nvmepath.go), a
+// fake API server, and the parts of Kubernetes that call the driver, at
+// their upstream defaults: the attach-detach controller (adc.go), the
+// external-attacher with its backoff, the kubelet and pod rescheduling
+// (kube.go). Time moves only from a quiescent
 // system (Advance, Until); every observable event is one JSON line with its
 // virtual time (Trace); invariants are checked at every instant.
 //

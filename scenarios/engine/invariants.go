@@ -17,6 +17,7 @@ const (
 	InvNoStaleClaim    = "no-stale-claim"
 	InvProbeFollowsRDS = "probe-follows-rds"
 	InvNoRestartLoop   = "no-restart-loop"
+	InvSurvivorsKeep   = "survivors-keep-volumes"
 )
 
 // Violation is one broken invariant.
@@ -83,6 +84,23 @@ func (iv *invariants) eventCountOn(reason, pvc string) int {
 }
 
 func (iv *invariants) volumeCreated(v *Volume) { iv.volumes = append(iv.volumes, v) }
+
+// pathDeleted: the kernel gave up on a volume's controller (ctrl_loss_tmo).
+// On a node that is up and still runs the volume's pod, that is a volume
+// lost to its pod until someone remounts it: survivors-keep-volumes.
+func (iv *invariants) pathDeleted(p *nvmePath) {
+	k := iv.w.kube
+	name := iv.w.volumeName(p.volumeID)
+	if !k.nodeViews()(p.node).alive() || !slices.Contains(k.placement[name], p.node) {
+		return
+	}
+	lossTmo := "never"
+	if p.lossTmo >= 0 {
+		lossTmo = p.lossTmo.String()
+	}
+	iv.violate(InvSurvivorsKeep, name+"@"+p.node, fmt.Sprintf("volume %s lost its NVMe/TCP controller on surviving node %s "+
+		"(ctrl_loss_tmo %s, reconnect_delay %s): its pod sees I/O errors until it is remounted", name, p.node, lossTmo, p.delay))
+}
 
 func (iv *invariants) rpcReturned(op string, started, ended time.Duration) {
 	if took := ended - started; took > iv.w.opts.RPCTimeout {

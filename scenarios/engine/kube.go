@@ -36,8 +36,11 @@ import (
 //     at once from a deleted node or one tainted out-of-service;
 //   - the external-attacher calls ControllerPublish/Unpublish with its
 //     --timeout and retries failures with exponential backoff (1s to 5m);
-//   - the kubelet stages and publishes once the VolumeAttachment says
-//     attached, and unpublishes and unstages before the pod's detach;
+//   - the attach-detach controller reports the volume attached to the
+//     kubelet only at its own next look, with its own backoff (adc.go);
+//   - the kubelet stages and publishes once the attach-detach controller
+//     reports the volume attached, and unpublishes and unstages before the
+//     pod's detach;
 //   - pods of a deleted or out-of-service node are rescheduled to the Ready
 //     node with the fewest volumes (ties: by name), as their controllers and
 //     the scheduler would.
@@ -64,7 +67,9 @@ type vaState struct {
 	backoff     time.Duration
 	inflight    bool
 	requeue     bool // re-queued while in flight: retried as soon as it returns
+	attachErr   bool // status.attachError is set
 	publishCtx  map[string]string
+	adc         adcAttach
 }
 
 // Volume is one volume of the simulated cluster.
@@ -74,6 +79,7 @@ type Volume struct {
 	Size   int64
 	RWX    bool
 	Block  bool
+	Params map[string]string // StorageClass parameters
 	volCtx map[string]string
 }
 
@@ -169,7 +175,7 @@ func (w *World) CreateVolume(v Volume, node string) error {
 		mode = csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER
 	}
 	req := &csi.CreateVolumeRequest{Name: "pvc-" + v.Name, VolumeCapabilities: []*csi.VolumeCapability{capability(v.Block, mode)},
-		CapacityRange: &csi.CapacityRange{RequiredBytes: v.Size}}
+		CapacityRange: &csi.CapacityRange{RequiredBytes: v.Size}, Parameters: v.Params}
 	var resp *csi.CreateVolumeResponse
 	err := w.callSync("CreateVolume", v.Name, func(ctx context.Context) error {
 		return w.ctrlCall(ctx, func(ctx context.Context, d *driver.Driver) error {
@@ -331,6 +337,7 @@ func (k *kubeSim) sync() error {
 		}
 	}
 	k.takeNudges()
+	w.tickPaths(w.Clock.Now())
 	view := k.nodeViews()
 	k.reschedule(view)
 	if err := k.cleanOrphans(view); err != nil {
@@ -366,10 +373,13 @@ func (k *kubeSim) sync() error {
 		}
 		nv := view(key.node)
 		wanted := slices.Contains(k.placement[key.vol], key.node)
+		if wanted {
+			k.adcStep(va, now)
+		}
 		switch {
 		case wanted && !va.attached && !va.nextTry.After(now):
 			k.launch(va, "publish")
-		case wanted && va.attached && !va.staged && nv.alive() && !va.nextTry.After(now):
+		case wanted && va.adc.confirmed && !va.staged && nv.alive() && !va.nextTry.After(now):
 			if err := k.stage(va); err != nil {
 				return err
 			}
@@ -429,6 +439,9 @@ func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
 		consider(since.Add(podGCQuarantine))
 	}
 	for _, va := range k.vas {
+		if at, ok := va.adc.due(); ok && slices.Contains(k.placement[va.key.vol], va.key.node) {
+			consider(at)
+		}
 		if va.inflight {
 			continue
 		}
@@ -576,6 +589,7 @@ func (k *kubeSim) complete(r opResult) error {
 			va.nextTry = now
 		}
 		if r.op == "publish" {
+			va.attachErr = true
 			w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "attach-failed", "code": code.String()})
 			// As the attacher's saveAttachError: the failure is on the object.
 			if err := k.setStatus(va, false, status.Convert(r.err).Message()); err != nil {
@@ -587,7 +601,7 @@ func (k *kubeSim) complete(r opResult) error {
 	va.backoff = 0
 	switch r.op {
 	case "publish":
-		va.attached, va.publishCtx = true, r.pctx
+		va.attached, va.attachErr, va.publishCtx = true, false, r.pctx
 		if err := k.setStatus(va, true, ""); err != nil {
 			return err
 		}
@@ -661,6 +675,18 @@ func (k *kubeSim) takeNudges() {
 			va.nextTry = now
 		}
 		k.w.record("va", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "retry-requested"})
+	}
+}
+
+// adcStep runs the attach-detach controller's operation for a wanted
+// attachment (adc.go) and traces its outcome.
+func (k *kubeSim) adcStep(va *vaState, now time.Time) {
+	switch va.adc.step(now, va) {
+	case "attached":
+		k.w.record("adc", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "attached"})
+	case "failed":
+		k.w.record("adc", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "attach-failed",
+			"retryIn": va.adc.backoff.String()})
 	}
 }
 

@@ -28,7 +28,7 @@ type simNode struct {
 
 func (w *World) addNodePlugin(name string) error {
 	dir := filepath.Join(w.tmp, name)
-	plane := &simPlane{node: name, dir: filepath.Join(dir, "dev"), fab: w.fabric()}
+	plane := &simPlane{node: name, dir: filepath.Join(dir, "dev"), fab: w.fabric(), rds: w.Emulator}
 	if err := os.MkdirAll(plane.dir, 0o700); err != nil {
 		return err
 	}
@@ -77,11 +77,15 @@ type fabric struct {
 	formatted map[string]string          // volume ID → filesystem
 	connected map[string]map[string]bool // volume ID → nodes
 	devices   map[string]string          // device path → volume ID
+	paths     map[string]*nvmePath       // volume ID@node → its NVMe/TCP controller
 }
+
+func pathKey(volumeID, node string) string { return volumeID + "@" + node }
 
 func (w *World) fabric() *fabric {
 	if w.fab == nil {
-		w.fab = &fabric{formatted: map[string]string{}, connected: map[string]map[string]bool{}, devices: map[string]string{}}
+		w.fab = &fabric{formatted: map[string]string{}, connected: map[string]map[string]bool{}, devices: map[string]string{},
+			paths: map[string]*nvmePath{}}
 	}
 	return w.fab
 }
@@ -98,11 +102,13 @@ func (f *fabric) nodesOf(volumeID string) []string {
 }
 
 // simPlane is the in-memory data plane: "connecting" a volume creates a small
-// sparse file standing for its block device.
+// sparse file standing for its block device, and an NVMe/TCP controller
+// (nvmepath.go) that loses and regains RDS as the kernel's does.
 type simPlane struct {
 	node string
 	dir  string
 	fab  *fabric
+	rds  rdsBox
 }
 
 // Name is "nvme": the simulated plane stands in for NVMe/TCP, which is what
@@ -113,6 +119,19 @@ func (p *simPlane) device(t node.Target) string { return filepath.Join(p.dir, t.
 
 func (p *simPlane) Attach(_ context.Context, t node.Target) (string, error) {
 	dev := p.device(t)
+	p.fab.mu.Lock()
+	path := p.fab.paths[pathKey(t.VolumeID, p.node)]
+	p.fab.mu.Unlock()
+	if path != nil && path.state != pathDeleted {
+		return dev, nil // connected, or reconnecting by itself
+	}
+	if !p.rds.Serving() {
+		return "", fmt.Errorf("sim data plane: nvme connect %s: RDS does not answer", t.NQN)
+	}
+	path, err := newPath(t, p.node, p.rds.Crashes())
+	if err != nil {
+		return "", err
+	}
 	f, err := os.OpenFile(dev, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", err
@@ -130,22 +149,36 @@ func (p *simPlane) Attach(_ context.Context, t node.Target) (string, error) {
 	}
 	p.fab.connected[t.VolumeID][p.node] = true
 	p.fab.devices[dev] = t.VolumeID
+	p.fab.paths[pathKey(t.VolumeID, p.node)] = path
 	p.fab.mu.Unlock()
 	return dev, nil
 }
 
+// Device finds the volume's device; a deleted controller took it away.
 func (p *simPlane) Device(_ context.Context, t node.Target) (string, error) {
 	p.fab.mu.Lock()
 	defer p.fab.mu.Unlock()
-	if p.fab.connected[t.VolumeID][p.node] {
+	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; p.fab.connected[t.VolumeID][p.node] && path != nil && path.state != pathDeleted {
 		return p.device(t), nil
 	}
 	return "", nil
 }
 
+// ControllerState is what volume health reads from sysfs.
+func (p *simPlane) ControllerState(_ context.Context, t node.Target) (string, error) {
+	p.fab.mu.Lock()
+	defer p.fab.mu.Unlock()
+	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; path != nil && path.state != pathDeleted {
+		return path.state, nil
+	}
+	return "", nil
+}
+
+// Detach is nvme disconnect: it works whatever the controller's state.
 func (p *simPlane) Detach(_ context.Context, t node.Target) error {
 	p.fab.mu.Lock()
 	delete(p.fab.connected[t.VolumeID], p.node)
+	delete(p.fab.paths, pathKey(t.VolumeID, p.node))
 	p.fab.mu.Unlock()
 	return nil
 }

@@ -87,6 +87,6 @@ func Generate(seed int64) string {
 	fmt.Fprintf(&b, "  - at: %s\n    expect:\n", settle)
 	b.WriteString("      - {rds: connected, within: 20s}\n")
 	b.WriteString("      - {probe: ready, within: 20s}\n")
-	b.WriteString("invariants: [single-writer, no-volume-lost, rpc-deadlines, no-stale-claim, probe-follows-rds, no-restart-loop]\n")
+	b.WriteString("invariants: [single-writer, no-volume-lost, rpc-deadlines, no-stale-claim, probe-follows-rds, no-restart-loop, survivors-keep-volumes]\n")
 	return b.String()
 }

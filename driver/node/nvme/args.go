@@ -62,6 +62,8 @@ func connectArgs(t node.Target, defaultHostNQN string) ([]string, error) {
 		{"--ctrl-loss-tmo", t.CtrlLossTmo, node.MinCtrlLossTmo},
 		{"--reconnect-delay", t.ReconnectDelay, node.MinReconnectDelay},
 		{"--keep-alive-tmo", t.KeepAliveTmo, node.MinKeepAliveTmo},
+		// nvme-cli spells this one option with underscores.
+		{"--fast_io_fail_tmo", t.FastIOFailTmo, node.MinFastIOFailTmo},
 	} {
 		v, err := seconds(o.flag, o.value, o.min)
 		if err != nil {

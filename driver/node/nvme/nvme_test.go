@@ -139,10 +139,11 @@ func TestAttachConnectArgv(t *testing.T) {
 		{
 			name: "all options from the target",
 			target: func(t *node.Target) {
-				t.CtrlLossTmo, t.ReconnectDelay, t.KeepAliveTmo, t.HostNQN = "-1", "5", "15", hostNQN
+				t.CtrlLossTmo, t.ReconnectDelay, t.KeepAliveTmo, t.FastIOFailTmo, t.HostNQN = "-1", "5", "15", "30", hostNQN
 			},
 			optsHost: optsHost,
-			want:     append(base[:len(base):len(base)], "--ctrl-loss-tmo=-1", "--reconnect-delay=5", "--keep-alive-tmo=15", "--hostnqn="+hostNQN),
+			want: append(base[:len(base):len(base)], "--ctrl-loss-tmo=-1", "--reconnect-delay=5", "--keep-alive-tmo=15",
+				"--fast_io_fail_tmo=30", "--hostnqn="+hostNQN),
 		},
 		{
 			name:     "host NQN from the options",

@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rds-csi/rds-csi/driver/node"
+)
+
+type fakeBox struct {
+	serving bool
+	crashes uint64
+}
+
+func (b *fakeBox) Serving() bool   { return b.serving }
+func (b *fakeBox) Crashes() uint64 { return b.crashes }
+
+// The kernel's timing: tries every reconnect_delay from the loss, deletion
+// after ceil(ctrl_loss_tmo/reconnect_delay) failed tries, fail-fast at its
+// own timeout, live at the first try that finds RDS serving.
+func TestNVMePathReconnectTiming(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, tc := range []struct {
+		name     string
+		target   node.Target
+		backAt   time.Duration // RDS serves again; 0: never
+		until    time.Duration
+		want     []string // "state@offset"
+		deadline bool
+	}{
+		{name: "kernel defaults give up after ten minutes", target: node.Target{}, until: time.Hour,
+			want: []string{"connecting@0s", "deleted@10m0s"}},
+		{name: "reconnect forever", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "5"}, backAt: 3 * time.Hour, until: 4 * time.Hour,
+			want: []string{"connecting@0s", "live@3h0m0s"}},
+		{name: "back between tries waits for the next", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "10"}, backAt: 61 * time.Second,
+			until: time.Hour, want: []string{"connecting@0s", "live@1m10s"}},
+		{name: "rounding up the tries", target: node.Target{CtrlLossTmo: "25", ReconnectDelay: "10"}, until: time.Hour,
+			want: []string{"connecting@0s", "deleted@30s"}},
+		{name: "fail fast, then live", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "10", FastIOFailTmo: "15"}, backAt: 40 * time.Second,
+			until: time.Hour, want: []string{"connecting@0s", "fail-fast@15s", "live@40s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			box := &fakeBox{serving: true}
+			p, err := newPath(tc.target, "n", box.Crashes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			record := func(now time.Time) {
+				for _, s := range p.step(now, box) {
+					got = append(got, s+"@"+now.Sub(t0).String())
+				}
+			}
+			box.serving, box.crashes = false, 1
+			record(t0)
+			// Step as the engine does: from one due instant to the next,
+			// with RDS's return as an instant of its own.
+			now := t0
+			for now.Before(at(tc.until)) {
+				next, ok := p.due(now)
+				back := at(tc.backAt)
+				if tc.backAt > 0 && !box.serving && (!ok || !next.Before(back)) {
+					now, box.serving = back, true
+				} else if !ok {
+					break
+				} else {
+					now = next
+				}
+				record(now)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("transitions %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNVMePathRejectsBadOptions(t *testing.T) {
+	_, err := newPath(node.Target{CtrlLossTmo: "ten"}, "n", 0)
+	if err == nil || !strings.Contains(err.Error(), "ctrl-loss-tmo") {
+		t.Fatalf("bad ctrl-loss-tmo: %v", err)
+	}
+}
+
+// A surviving node keeps its mounted volume through a long outage with the
+// driver's defaults; with ctrlLossTmo 600 (nvme-cli's default) the kernel
+// drops it and survivors-keep-volumes names the volume and node.
+func TestSurvivorsKeepVolumes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		broken bool
+	}{
+		{"driver default", nil, false},
+		{"ctrl-loss-tmo 600", map[string]string{"ctrlLossTmo": "600"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := NewWorld(Options{Seed: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			if err := w.CreateVolume(Volume{Name: "web", Size: 1 << 30, Params: tc.params}, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			err = w.Run([]Step{Fault(time.Minute, "rds.crash", nil), End(time.Minute+30*time.Minute, "rds.crash"),
+				{At: 40 * time.Minute, Name: "end", Do: func(*World) error { return nil }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept []Violation
+			for _, v := range w.Violations() {
+				if v.Invariant == InvSurvivorsKeep {
+					kept = append(kept, v)
+				}
+			}
+			if tc.broken != (len(kept) == 1) || len(kept) > 1 {
+				t.Fatalf("violations %v, want broken=%v", kept, tc.broken)
+			}
+			if tc.broken && !strings.Contains(kept[0].Msg, "volume web") || tc.broken && !strings.Contains(kept[0].Msg, "node-1") {
+				t.Fatalf("violation does not name the volume and node: %v", kept[0])
+			}
+			var states []string
+			for _, e := range w.Trace().Events() {
+				if e.Kind == "nvme" {
+					states = append(states, e.Fields["state"].(string))
+				}
+			}
+			want := []string{"connecting", "live"}
+			if tc.broken {
+				want = []string{"connecting", "deleted"}
+			}
+			if !slices.Equal(states, want) {
+				t.Fatalf("path states %v, want %v", states, want)
+			}
+		})
+	}
+}
