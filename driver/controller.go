@@ -50,7 +50,7 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 // operation while one runs gets ABORTED, which the sidecars retry later; waiting
 // instead would pile up goroutines behind a slow RDS.
 func (d *Driver) lockVolume(id string) (func(), error) {
-	unlock, ok := d.attach.TryLock(id)
+	unlock, ok := d.ops.TryLock(id)
 	if !ok {
 		return nil, status.Errorf(codes.Aborted, "an operation on %s is already in progress", id)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/ownership"
 	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
 // DefaultName is the driver name, used everywhere: the CSIDriver object, the
@@ -104,6 +105,8 @@ type Driver struct {
 	// listed, adopted, copied, resized or deleted.
 	owner  ownership.Rules
 	attach *attachment.Manager
+	// ops serialises operations per volume or snapshot ID.
+	ops keylock.Set
 	// readOnly is the readonly flag of each granted publish (PUBLISH_READONLY).
 	readOnly readOnlyGrants
 }

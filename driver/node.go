@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
+	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
 // NodeOptions configure the node plugin.
@@ -61,7 +61,7 @@ const DefaultKubeletDir = "/var/lib/kubelet"
 type NodeServer struct {
 	csi.UnimplementedNodeServer
 	opts  NodeOptions
-	locks sync.Map // volume ID → *sync.Mutex held for the whole call
+	locks keylock.Set // volume ID, held for the whole call
 }
 
 // NewNodeServer validates options and returns a node service.
@@ -111,12 +111,11 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 // lock serialises calls for one volume; kubelet retries, so a call that finds
 // the volume busy fails with ABORTED instead of waiting.
 func (n *NodeServer) lock(id string) (func(), error) {
-	m, _ := n.locks.LoadOrStore(id, &sync.Mutex{})
-	mu := m.(*sync.Mutex)
-	if !mu.TryLock() {
+	unlock, ok := n.locks.TryLock(id)
+	if !ok {
 		return nil, status.Errorf(codes.Aborted, "an operation on volume %s is already in progress on this node", id)
 	}
-	return mu.Unlock, nil
+	return unlock, nil
 }
 
 // begin serialises a call on one volume and bounds its work by the operation

@@ -41,12 +41,9 @@ type Manager struct {
 type shard struct {
 	mu   sync.Mutex
 	vols map[string]*volState
-	// busy holds the volumes whose TryLock guard is taken. It lives here,
-	// not in a global set, for the same reason the claims do.
-	busy map[string]struct{}
 	// Pad to a cache line so neighbouring shard mutexes do not share one
 	// and bounce between cores.
-	_ [64 - 24]byte
+	_ [64 - 16]byte
 }
 
 type volState struct {
@@ -102,7 +99,6 @@ func New(o Options) *Manager {
 	}
 	for i := range m.shards {
 		m.shards[i].vols = make(map[string]*volState)
-		m.shards[i].busy = make(map[string]struct{})
 	}
 	empty := map[string]time.Time{}
 	m.gone.Store(&empty)
@@ -706,31 +702,6 @@ func (m *Manager) Restore(claims []Claim) error {
 		m.shards[i].mu.Unlock()
 	}
 	return errors.Join(errs...)
-}
-
-// TryLock takes the per-volume operation guard, which the controller uses
-// to answer ABORTED when a second CreateVolume/DeleteVolume/Publish for the
-// same volume arrives while the first is still talking to RDS. It is
-// independent of the claim state: Publish and Unpublish do not take it,
-// so holding it never blocks a decision. The returned unlock is safe to
-// call more than once; on failure it is a no-op.
-func (m *Manager) TryLock(volume string) (unlock func(), ok bool) {
-	sh := m.shardFor(volume)
-	sh.mu.Lock()
-	if _, busy := sh.busy[volume]; busy {
-		sh.mu.Unlock()
-		return func() {}, false
-	}
-	sh.busy[volume] = struct{}{}
-	sh.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			sh.mu.Lock()
-			delete(sh.busy, volume)
-			sh.mu.Unlock()
-		})
-	}, true
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -566,76 +566,6 @@ func TestRestore(t *testing.T) {
 	})
 }
 
-func TestTryLock(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		run  func(m *Manager) string // "" on success, else what went wrong
-	}{
-		{"second caller is refused", func(m *Manager) string {
-			if _, ok := m.TryLock("v"); !ok {
-				return "first TryLock failed"
-			}
-			if _, ok := m.TryLock("v"); ok {
-				return "second TryLock succeeded"
-			}
-			return ""
-		}},
-		{"another volume is free", func(m *Manager) string {
-			m.TryLock("v")
-			if _, ok := m.TryLock("w"); !ok {
-				return "TryLock(w) failed while v was held"
-			}
-			return ""
-		}},
-		{"free again after unlock", func(m *Manager) string {
-			u, _ := m.TryLock("v")
-			u()
-			if _, ok := m.TryLock("v"); !ok {
-				return "TryLock failed after unlock"
-			}
-			return ""
-		}},
-		{"a second unlock does not release a later holder", func(m *Manager) string {
-			u1, _ := m.TryLock("v")
-			u1()
-			if _, ok := m.TryLock("v"); !ok {
-				return "TryLock failed after unlock"
-			}
-			u1()
-			if _, ok := m.TryLock("v"); ok {
-				return "stale unlock released the later holder"
-			}
-			return ""
-		}},
-		{"a refused caller's unlock is a no-op", func(m *Manager) string {
-			m.TryLock("v")
-			u2, _ := m.TryLock("v")
-			u2()
-			if _, ok := m.TryLock("v"); ok {
-				return "refused caller's unlock released the holder"
-			}
-			return ""
-		}},
-		{"the guard does not block decisions", func(m *Manager) string {
-			m.TryLock("v")
-			if err := m.Publish("v", "a", SingleNode, 0); err != nil {
-				return "Publish under the guard: " + err.Error()
-			}
-			m.Unpublish("v", "a")
-			if len(m.Holders("v")) != 0 {
-				return "Unpublish under the guard did nothing"
-			}
-			return ""
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if msg := c.run(newHarness(Options{}).m); msg != "" {
-				t.Error(msg)
-			}
-		})
-	}
-}
-
 func TestForgetNode(t *testing.T) {
 	runScenarios(t, []scenario{
 		{name: "clears every claim of the node at once", steps: []step{
@@ -670,9 +600,6 @@ func TestEventsOutsideLocks(t *testing.T) {
 		h.m.Holders(e.Volume)
 		h.m.Snapshot()
 		h.m.Migrations()
-		if u, ok := h.m.TryLock(e.Volume); ok {
-			u()
-		}
 	})
 	done := make(chan struct{})
 	go func() {

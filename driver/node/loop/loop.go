@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
 var (
@@ -50,7 +51,7 @@ type Loop struct {
 	mountInfo string
 	devDir    string
 	clock     clock.Clock
-	locks     keyedLock
+	locks     keylock.Set
 
 	// legacy forces LOOP_SET_FD + LOOP_SET_STATUS64 instead of LOOP_CONFIGURE
 	// (tests of the pre-5.8 path).
@@ -106,7 +107,7 @@ func (l *Loop) Attach(ctx context.Context, t node.Target) (string, error) {
 	if b.missing != nil {
 		return "", fmt.Errorf("loop: attach volume %s: %w", t.VolumeID, b.missing)
 	}
-	unlock, err := l.locks.lock(ctx, b.path)
+	unlock, err := l.locks.Lock(ctx, b.path)
 	if err != nil {
 		return "", err
 	}
@@ -186,7 +187,7 @@ func (l *Loop) Detach(ctx context.Context, t node.Target) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := l.locks.lock(ctx, b.path)
+	unlock, err := l.locks.Lock(ctx, b.path)
 	if err != nil {
 		return err
 	}
@@ -226,7 +227,7 @@ func (l *Loop) Rescan(ctx context.Context, t node.Target) (int64, error) {
 	if b.missing != nil {
 		return 0, fmt.Errorf("loop: rescan volume %s: %w", t.VolumeID, b.missing)
 	}
-	unlock, err := l.locks.lock(ctx, b.path)
+	unlock, err := l.locks.Lock(ctx, b.path)
 	if err != nil {
 		return 0, err
 	}

@@ -106,7 +106,7 @@ func TestConcurrentAttachOfOneFileYieldsOneDevice(t *testing.T) {
 	if got := boundUnder(e.dir); len(got) != 1 {
 		t.Fatalf("loop devices bound: %v, want exactly one", got)
 	}
-	if k := e.l.locks.size(); k != 0 {
+	if k := e.l.locks.Len(); k != 0 {
 		t.Fatalf("%d lock entries left behind", k)
 	}
 }
@@ -737,7 +737,7 @@ func TestAttachIsBoundedByContext(t *testing.T) {
 		t.Fatalf("cancelled Attach attached %v", got)
 	}
 
-	unlock, err := e.l.locks.lock(context.Background(), e.host(tg.FilePath))
+	unlock, err := e.l.locks.Lock(context.Background(), e.host(tg.FilePath))
 	if err != nil {
 		t.Fatal(err)
 	}

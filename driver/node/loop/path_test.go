@@ -84,7 +84,7 @@ func TestPathEscapesAreRejected(t *testing.T) {
 			t.Fatalf("a rejected path got attached: %v", got)
 		}
 	}
-	if k := e.l.locks.size(); k != 0 {
+	if k := e.l.locks.Len(); k != 0 {
 		t.Fatalf("%d lock entries left behind", k)
 	}
 }

@@ -1,8 +1,6 @@
 package loop
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 )
@@ -34,43 +32,5 @@ func TestRetryDelay(t *testing.T) {
 	}
 	if prev != maxRetryDelay {
 		t.Fatalf("delays top out at %v, want %v", prev, maxRetryDelay)
-	}
-}
-
-func TestKeyedLock(t *testing.T) {
-	var k keyedLock
-	unlockA, err := k.lock(context.Background(), "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another key is independent.
-	unlockB, err := k.lock(context.Background(), "b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlockB()
-	// The same key waits, and gives up with its context.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := k.lock(ctx, "a"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second lock of a held key: %v", err)
-	}
-	got := make(chan struct{})
-	go func() {
-		u, err := k.lock(context.Background(), "a")
-		if err == nil {
-			u()
-		}
-		close(got)
-	}()
-	select {
-	case <-got:
-		t.Fatal("lock of a held key did not wait")
-	case <-time.After(20 * time.Millisecond):
-	}
-	unlockA()
-	<-got
-	if n := k.size(); n != 0 {
-		t.Fatalf("%d entries left", n)
 	}
 }
