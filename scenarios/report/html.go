@@ -28,17 +28,20 @@ const (
 	maxTimelineRow = 3000
 )
 
+const maxRecoveryRows = 20 // a flapping connection recovers many times
+
 // HTML writes one self-contained HTML page (inline CSS and SVG; nothing is
 // fetched and no JavaScript runs; hover tooltips are SVG titles) with:
 //   - a header: scenario, PASS/FAIL badge, seed, virtual and wall duration,
 //     compression, trace hash, the reproduce command, the failures, and the
-//     numbers looked for first (expectations met, RDS downtime, Warnings);
+//     numbers looked for first (expectations met, RDS downtime, Warnings),
+//     and a line per recovery (Recoveries);
 //   - the timeline picture: one time axis (ticks from 1 s to hours, labelled
-//     "0, 30m, 1h, …") over swim lanes for faults, the RDS connection,
-//     RouterOS command activity, the Probe, each controller replica, CSI RPC
-//     activity, and per node its state and the volumes attached to it (a bar
-//     per volume, or a band of their count when many are attached at once),
-//     then markers for expectations, invariants and Warning events;
+//     "0, 30m, 1h, …") over swim lanes for faults, the RDS connection, its
+//     recoveries, RouterOS command activity, the Probe, each controller
+//     replica, CSI RPC activity, and per node its state and the volumes
+//     attached to it (a bar per volume, or a band of their count when many
+//     are attached at once), then markers for expectations, invariants and Warning events;
 //   - tables of expectations and of Kubernetes events (counts per reason and
 //     the first few), the interesting-event timeline of Timeline, and
 //     collapsible counts per kind and raw events of unknown kinds.
@@ -120,8 +123,38 @@ func (p *page) header() {
 		}
 		p.b.WriteString("</ul></div>\n")
 	}
+	p.recoveries()
 	p.stats()
 	p.b.WriteString("</header>\n")
+}
+
+// recoveries lists Recovery.String for each recovery: how long volumes
+// waited once the storage was back is what an outage costs beyond itself.
+func (p *page) recoveries() {
+	rs := p.m.recoveries
+	if len(rs) == 0 {
+		return
+	}
+	p.b.WriteString("<ul class=\"recoveries\">\n")
+	for i, r := range rs {
+		if i == maxRecoveryRows {
+			p.printf("<li class=\"more\">… %d more</li>\n", len(rs)-i)
+			break
+		}
+		class := "open"
+		switch {
+		case r.Done:
+			class = "done"
+		case r.Abandoned:
+			class = "abandoned"
+		}
+		text := esc(r.String())
+		if rest, ok := strings.CutPrefix(text, "Recovery: "); ok {
+			text = "<b>Recovery:</b> " + rest
+		}
+		p.printf("<li class=\"%s\">%s</li>\n", class, text)
+	}
+	p.b.WriteString("</ul>\n")
 }
 
 // stats are the numbers a reader looks for first.
@@ -183,6 +216,9 @@ func (p *page) picture() {
 	p.b.WriteString(svgPicture(p.m))
 	p.b.WriteString("</div>\n")
 	p.b.WriteString(legend)
+	if len(p.m.recoveries) > 0 {
+		p.b.WriteString(recoveryLegend)
+	}
 	p.b.WriteString("<p class=\"hint\">Hover over a bar or marker for its times. States shorter than a pixel are folded into their neighbour unless they are worse.</p>\n</section>\n")
 }
 
@@ -200,6 +236,13 @@ const legend = `<div class="legend">` +
 	`<span><i class="dot ok">✓</i>expectation met</span>` +
 	`<span><i class="dot fail">✕</i>failed</span>` +
 	`<span><i class="tri">▲</i>Warning event</span>` +
+	"</div>\n"
+
+// recoveryLegend is shown only with a recovery lane, so that pages of runs
+// without one are as before.
+const recoveryLegend = `<div class="legend">` +
+	`<span><i class="sw recovery"></i>recovery: RDS back → every displaced volume attached</span>` +
+	`<span><i class="sw recovery-open"></i>recovery not finished</span>` +
 	"</div>\n"
 
 // checks are the verdicts side by side: expectations and Kubernetes events.
@@ -427,6 +470,10 @@ dd{margin:1px 0 0;font-weight:600;font-variant-numeric:tabular-nums;overflow-wra
 .repro code{padding:7px 10px;overflow-x:auto;white-space:pre;flex:1}
 .failures{margin-top:12px;border-left:4px solid var(--bad);background:#fdf0f0;padding:8px 14px;border-radius:4px}
 .failures h2{color:#a12a2a;margin:0 0 4px;font-size:13px}.failures ul{margin:0;padding-left:18px}
+.recoveries{list-style:none;margin:12px 0 0;padding:0}
+.recoveries li{border-left:4px solid var(--good);background:#eef8f1;padding:6px 14px;border-radius:4px;margin-top:6px;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
+.recoveries li.abandoned{border-left-color:var(--bad);background:#fdf0f0}.recoveries li.open{border-left-color:var(--warn);background:#fdf6e8}
+.recoveries li.more{border:0;background:none;padding-left:0}
 .stats{display:flex;gap:10px;flex-wrap:wrap;margin-top:14px}
 .stat{flex:1 1 140px;border:1px solid var(--line);border-radius:8px;padding:8px 12px;background:#fafbfc}
 .stat b{display:block;font-size:19px;font-variant-numeric:tabular-nums}.stat b small{font-size:12px;color:var(--bad);font-weight:600}
@@ -442,13 +489,15 @@ svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Ari
 .grid{stroke:#e4e8ed;stroke-width:1}.rule{stroke:#dfe3e8}
 .stripe{fill:#f8f9fb}
 .fault-shade{fill:#f2b84b;fill-opacity:.14}
+.recovery-shade{fill:#36a465;fill-opacity:.14}
+.recovery{fill:#2f9e5a}.recovery.open{fill:#a8d8b9}.recovery.abandoned{fill:#e58e8e}
 .hit{fill:transparent}.none{font-size:10.5px;font-style:italic;fill:#b3bcc7}
 .s-good{fill:#36a465}.s-warn{fill:#eab03e}.s-bad{fill:#d94848}.s-standby{fill:#9cc0e7}
 .s-idle{fill:#b7c1cc}.s-off{fill:#7e8896}.s-unknown{fill:#e3e7ec}.s-gone{fill:#eceef1}.s-oos{fill:#ef7f1a}
 .fault{fill:#f2b84b}.bar-label{font-size:10.5px;font-weight:600;fill:#5a3b00}
 .vol{fill:#3676d3}.vol-pend{fill:#bcd2f2}.count{fill:#3676d3;fill-opacity:.85}.vol-label{font-size:8.5px;fill:#fff}
 .act{fill:#a3b2c4}.act-bad{fill:#d94848}
-rect[class^="s-"]:hover,rect.fault:hover,rect.vol:hover{stroke:#1c2430;stroke-width:1}
+rect[class^="s-"]:hover,rect.fault:hover,rect.vol:hover,rect.recovery:hover{stroke:#1c2430;stroke-width:1}
 .mk{cursor:default}.mk.ok circle{fill:#2f9e5a}.mk.ok path{stroke:#fff;stroke-width:1.7;fill:none}
 .mk.fail circle{fill:#d43f3f}.mk.fail path{stroke:#fff;stroke-width:1.8;fill:none}
 .mk.warn path{fill:#eab03e;stroke:#a66d0f;stroke-width:.7}.mk.step path{fill:#9aa5b3}
@@ -460,7 +509,7 @@ rect[class^="s-"]:hover,rect.fault:hover,rect.vol:hover{stroke:#1c2430;stroke-wi
 .sw{display:inline-block;width:16px;height:10px;border-radius:2px;vertical-align:-1px;margin-right:6px}
 .sw.s-good{background:#36a465}.sw.s-warn{background:#eab03e}.sw.s-bad{background:#d94848}.sw.s-standby{background:#9cc0e7}
 .sw.s-off{background:#7e8896}.sw.s-unknown{background:#e3e7ec}.sw.s-oos{background:#ef7f1a;height:4px;vertical-align:2px}
-.sw.fault{background:#f2b84b}.sw.vol{background:#3676d3}.sw.vol-pend{background:#bcd2f2}
+.sw.recovery{background:#2f9e5a}.sw.recovery-open{background:#a8d8b9}.sw.fault{background:#f2b84b}.sw.vol{background:#3676d3}.sw.vol-pend{background:#bcd2f2}
 .dot{display:inline-block;width:14px;height:14px;border-radius:50%;color:#fff;font-size:10px;line-height:14px;text-align:center;font-style:normal;margin-right:6px;font-weight:700}
 .dot.ok{background:#2f9e5a}.dot.fail{background:#d43f3f}.tri{color:#eab03e;font-style:normal;margin-right:6px}
 .hint{color:var(--faint);font-size:12px;margin:6px 0 0 4px}

@@ -119,6 +119,7 @@ type model struct {
 	invariants []marker
 	warnings   []marker
 	steps      []marker
+	recoveries []Recovery
 }
 
 // buildModel reads events (sorted by time) for a picture cols pixels wide
@@ -130,6 +131,7 @@ func buildModel(events []Event, end time.Duration, cols int) *model {
 		m.add(e)
 	}
 	m.finish()
+	m.recoveries = Recoveries(events)
 	return m
 }
 

@@ -84,6 +84,7 @@ func svgPicture(m *model) string {
 	c.backgrounds(lanes)
 	c.grid(top, bottom)
 	c.faultShading(top, bottom)
+	c.recoveryShading(top, bottom)
 	for _, l := range lanes {
 		if l.draw != nil {
 			c.printf(`<g class="lane" data-lane="%s">`, esc(l.id))
@@ -113,9 +114,12 @@ func layout(c *canvas, m *model) []lane {
 		}
 	}
 	group("RDS")
-	ls = append(ls,
-		lane{id: "rds", label: "connection", h: laneH, empty: len(m.rds) == 0, draw: bandDrawer("RDS", intervals(m.rds, m.end), rdsBand)},
-		lane{id: "commands", label: "RouterOS commands", sub: true, h: 22, empty: m.commands.n == 0, draw: activityDrawer("RouterOS commands", m.commands)})
+	ls = append(ls, lane{id: "rds", label: "connection", h: laneH, empty: len(m.rds) == 0, draw: bandDrawer("RDS", intervals(m.rds, m.end), rdsBand)})
+	if len(m.recoveries) > 0 {
+		ls = append(ls, lane{id: "recovery", label: "recovery", title: "recovery: RDS back → every displaced volume attached",
+			h: laneH + 2, draw: recoveryDrawer(m.recoveries)})
+	}
+	ls = append(ls, lane{id: "commands", label: "RouterOS commands", sub: true, h: 22, empty: m.commands.n == 0, draw: activityDrawer("RouterOS commands", m.commands)})
 	group("Controller")
 	ls = append(ls, lane{id: "probe", label: "Probe ready", h: laneH, empty: len(m.probe) == 0, draw: bandDrawer("Probe", intervals(m.probe, m.end), probeBand)})
 	for _, r := range m.replicaNames() {
@@ -199,6 +203,23 @@ func (c *canvas) faultShading(top, bottom float64) {
 				f(c.x(b.From)), f(top), f(max(c.x(b.To)-c.x(b.From), 1)), f(bottom-top))
 		}
 	}
+}
+
+// recoveryShading tints the whole height while a recovery runs: which
+// volume bars begin inside it is what it is about.
+func (c *canvas) recoveryShading(top, bottom float64) {
+	for _, r := range c.m.recoveries {
+		c.printf(`<rect class="recovery-shade" x="%s" y="%s" width="%s" height="%s"/>`,
+			f(c.x(r.Start)), f(top), f(max(c.x(recoveryTo(r, c.m.end))-c.x(r.Start), 1)), f(bottom-top))
+	}
+}
+
+// recoveryTo is where a recovery's bar ends: an open one runs to the end.
+func recoveryTo(r Recovery, end time.Duration) time.Duration {
+	if r.Done || r.Abandoned {
+		return r.End
+	}
+	return max(end, r.End)
 }
 
 // failLines mark failed expectations and invariant violations across every
@@ -693,5 +714,40 @@ func (c *canvas) failTicks(ms []marker, y float64) {
 	for _, cl := range cluster(c, ms) {
 		x := c.x(cl[0].T)
 		c.printf(`<g class="mk tick"><path d="M%s %sv7"/><title>%s</title></g>`, f(x), f(y+1), esc(clusterTitle(cl, "attach failure")))
+	}
+}
+
+// recoveryDrawer draws each recovery as a bar from the reconnect to the end
+// of the recovery, closed by a check (done) or a cross (abandoned); an open
+// one runs pale to the end of the run. A recovery of a fraction of a second
+// in a run of hours is a pixel wide: the marker keeps it visible.
+func recoveryDrawer(rs []Recovery) func(*canvas, float64, float64) {
+	return func(c *canvas, y, h float64) {
+		var ends []marker
+		for _, r := range rs {
+			class, ink := "recovery", "light"
+			switch {
+			case r.Done:
+			case r.Abandoned:
+				class = "recovery abandoned"
+			default:
+				class, ink = "recovery open", "dark"
+			}
+			to := recoveryTo(r, c.m.end)
+			x0, x1 := c.x(r.Start), c.x(to)
+			text := r.String()
+			title := text
+			if r.Msg != "" {
+				title += " · controller: " + r.Msg
+			}
+			c.rect(x0, x1, y+(h-bandH)/2, bandH, class, title)
+			if label := "recovery · " + seconds(to-r.Start); x1-x0 >= float64(len(label))*5.6+10 {
+				c.printf(`<text class="band-label %s" x="%s" y="%s">%s</text>`, ink, f(x0+5), f(y+(h-bandH)/2+bandH-2.8), esc(label))
+			}
+			if r.Done || r.Abandoned {
+				ends = append(ends, marker{r.End, r.Done, strings.TrimPrefix(text, "Recovery: ")})
+			}
+		}
+		c.markers(ends, y, h, "recovery", false)
 	}
 }

@@ -475,18 +475,35 @@ var ansi = map[tone]string{
 // events are not listed but counted between the lines ("… 37 RouterOS
 // commands, 12 RPCs"), as are reconnect attempts deep into an outage and
 // long runs of similar events. Failed expectations and invariant violations
-// read "FAIL". With color, lines get ANSI colours: red for failures, yellow
-// for faults and Warnings, green for recovery.
+// read "FAIL". A line per recovery (Recoveries) follows the timeline. With
+// color, lines get ANSI colours: red for failures, yellow for faults and
+// Warnings, green for recovery.
 func Timeline(w io.Writer, events []Event, color bool) error {
+	events = sortedEvents(events)
 	bw := bufio.NewWriter(w)
 	pad := strings.Repeat(" ", len(clock(0)))
-	for _, r := range digest(sortedEvents(events)) {
+	for _, r := range digest(events) {
 		line := fmt.Sprintf("%s  %-9s %s", clock(r.T), r.Tag, r.Text)
 		if r.Tally {
 			line = fmt.Sprintf("%s  … %s", pad, r.Text)
 		}
 		if c := ansi[r.Tone]; color && c != "" {
 			line = c + line + "\x1b[0m"
+		}
+		bw.WriteString(line)
+		bw.WriteByte('\n')
+	}
+	for _, r := range Recoveries(events) {
+		line := r.String()
+		tn := toneGood
+		switch {
+		case r.Abandoned:
+			tn = toneBad
+		case !r.Done:
+			tn = toneFault
+		}
+		if color {
+			line = ansi[tn] + line + "\x1b[0m"
 		}
 		bw.WriteString(line)
 		bw.WriteByte('\n')
