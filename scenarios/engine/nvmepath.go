@@ -138,31 +138,30 @@ func (p *nvmePath) step(now time.Time, box rdsBox) []string {
 	return out
 }
 
-// tickPaths moves every path to now and traces what changed.
+// tickPaths moves every path to now and traces what changed, in volume and
+// node order (each path steps on its own, so only the trace needs an order).
 func (w *World) tickPaths(now time.Time) {
-	f := w.fab
-	f.mu.Lock()
-	paths := make([]*nvmePath, 0, len(f.paths))
-	for _, p := range f.paths {
-		paths = append(paths, p)
-	}
-	sort.Slice(paths, func(i, j int) bool {
-		if paths[i].volumeID != paths[j].volumeID {
-			return paths[i].volumeID < paths[j].volumeID
-		}
-		return paths[i].node < paths[j].node
-	})
 	type change struct {
 		p     *nvmePath
 		state string
 	}
 	var changes []change
-	for _, p := range paths {
+	f := w.fab
+	f.mu.Lock()
+	for _, p := range f.paths {
 		for _, s := range p.step(now, w.Emulator) {
 			changes = append(changes, change{p, s})
 		}
 	}
 	f.mu.Unlock()
+	// Stable: a path's own transitions keep the order step gave them.
+	sort.SliceStable(changes, func(i, j int) bool {
+		a, b := changes[i].p, changes[j].p
+		if a.volumeID != b.volumeID {
+			return a.volumeID < b.volumeID
+		}
+		return a.node < b.node
+	})
 	for _, c := range changes {
 		fields := map[string]any{"volume": w.volumeName(c.p.volumeID), "node": c.p.node, "state": c.state}
 		if c.state != pathConnecting {
