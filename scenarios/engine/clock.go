@@ -196,7 +196,7 @@ func (v *vclock) advance(t time.Time) {
 // view returns a clock.Clock on v. onTimer, if set, is told of every Timer
 // the holder of the view arms (the RDS manager's model uses it).
 func (v *vclock) view(onTimer func(d time.Duration, at time.Time)) *clockView {
-	return &clockView{v: v, onTimer: onTimer}
+	return &clockView{v: v, onTimer: onTimer, tickerArmed: make(chan struct{})}
 }
 
 // clockView is one component's clock. Closing it (the component crashed)
@@ -205,6 +205,12 @@ type clockView struct {
 	v       *vclock
 	onTimer func(time.Duration, time.Time)
 	closed  atomic.Bool
+	// tickerArmed is closed when the first Ticker is armed. The reconciler
+	// arms its periodic ticker from its own goroutine; the ticks are
+	// anchored at that instant, so the engine must not move the clock
+	// before it happens.
+	tickerArmed chan struct{}
+	tickerOnce  sync.Once
 }
 
 var _ clock.Clock = (*clockView)(nil)
@@ -258,6 +264,7 @@ func (c *clockView) Ticker(d time.Duration) *clock.Ticker {
 		default:
 		}
 	}})
+	c.tickerOnce.Do(func() { close(c.tickerArmed) })
 	return t
 }
 

@@ -148,6 +148,12 @@ func (w *World) startController(r *replica) error {
 	// Writes from now on reach the reconciler as watch events.
 	c.recBase = w.recWrites.Load()
 	go rec.Run(c.ctx)
+	// Run arms the periodic ticker, anchored at the instant it does: the
+	// clock waits for it, or a loaded machine shifts every later tick.
+	select {
+	case <-c.view.tickerArmed:
+	case <-c.ctx.Done():
+	}
 	c.drv, err = driver.New(driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420,
 		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace,
 		Registerer: c.reg})
