@@ -143,11 +143,10 @@ func Recoveries(events []Event) []Recovery {
 				continue
 			}
 			k := [2]string{e.str("node"), e.str("volume")}
-			op, seen := vaOrder[e.str("op")], false
+			op := vaOrder[e.str("op")]
 			if prev, ok := last[k]; ok {
-				seen, op = true, max(prev, op)
-			}
-			if !seen {
+				op = max(prev, op)
+			} else {
 				keys = append(keys, k)
 			}
 			last[k] = op
