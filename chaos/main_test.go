@@ -2,28 +2,19 @@ package chaos
 
 import (
 	"context"
-	"flag"
-	"io"
 	"net"
-	"os"
 	"testing"
 	"time"
 
+	"github.com/rds-csi/rds-csi/internal/quietlog"
+
 	gossh "golang.org/x/crypto/ssh"
-	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
-// TestMain keeps klog quiet unless -v is given, as the driver's tests do.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Verbose() {
-		klog.LogToStderr(false)
-		klog.SetOutput(io.Discard)
-	}
-	os.Exit(m.Run())
-}
+// TestMain keeps klog quiet unless -v is given.
+func TestMain(m *testing.M) { quietlog.Main(m) }
 
 // patience bounds every poll: a behaviour that has not shown up by then is a
 // failure, not a slow machine.

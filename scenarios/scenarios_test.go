@@ -6,16 +6,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"k8s.io/klog/v2"
+	"github.com/rds-csi/rds-csi/internal/quietlog"
 
 	"github.com/rds-csi/rds-csi/chaos"
 	"github.com/rds-csi/rds-csi/scenarios/engine"
@@ -30,17 +28,8 @@ var (
 	swarmSeeds = flag.Int("swarm-seeds", 0, "seeds TestSwarm runs (default 50, 5 under -race)")
 )
 
-func TestMain(m *testing.M) {
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	flag.Parse()
-	if !testing.Verbose() {
-		_ = fs.Set("logtostderr", "false")
-		_ = fs.Set("stderrthreshold", "FATAL")
-		klog.SetOutput(io.Discard)
-	}
-	os.Exit(m.Run())
-}
+// TestMain keeps klog quiet unless -v is given.
+func TestMain(m *testing.M) { quietlog.Main(m) }
 
 // shipped lists every scenario file of this directory tree.
 func shipped(t *testing.T) []string {
