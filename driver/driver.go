@@ -48,6 +48,10 @@ type StaticNodes map[string]bool
 // NodeExists implements NodeLookup.
 func (s StaticNodes) NodeExists(_ context.Context, id string) (bool, error) { return s[id], nil }
 
+// DefaultGracePeriod is how long a claim outlives its node's disappearance
+// when neither Options nor the StorageClass says otherwise.
+const DefaultGracePeriod = 30 * time.Second
+
 // DefaultOperationTimeout bounds one RPC's backend work when Options says
 // nothing; the sidecars' --timeout must stay above the value in use.
 const DefaultOperationTimeout = 2 * time.Minute
@@ -129,7 +133,7 @@ func New(opts Options) (*Driver, error) {
 		opts.DefaultDataPlane = "nvme"
 	}
 	if opts.GracePeriod == 0 {
-		opts.GracePeriod = 30 * time.Second
+		opts.GracePeriod = DefaultGracePeriod
 	}
 	if opts.OperationTimeout == 0 {
 		opts.OperationTimeout = DefaultOperationTimeout
@@ -160,7 +164,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	if opts.Attachments == nil {
 		opts.Attachments = attachment.New(attachment.Options{Clock: opts.Clock, GracePeriod: opts.GracePeriod,
-			Events: attachment.EventFunc(logAttachmentEvent)})
+			Events: attachment.EventFunc(LogAttachmentEvent)})
 	}
 	// One client rooted at the pool serves every allowed base path; the
 	// driver checks paths against the allowed list before they reach it.
@@ -208,9 +212,10 @@ func (d *Driver) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return d.clk.WithTimeout(ctx, d.opts.OperationTimeout)
 }
 
-// logAttachmentEvent records attachment decisions in the log until the
-// Kubernetes event recorder takes over (warnings for conflicts and timeouts).
-func logAttachmentEvent(e attachment.Event) {
+// LogAttachmentEvent is the attachment events' sink without a cluster to
+// post them to: conflicts and overdue migrations at the default level, the
+// rest at --v=2.
+func LogAttachmentEvent(e attachment.Event) {
 	kv := []any{"type", string(e.Type), "volume", e.Volume, "node", e.Node}
 	if e.OtherNode != "" {
 		kv = append(kv, "otherNode", e.OtherNode)

@@ -4,17 +4,13 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/rds-csi/rds-csi/driver"
-	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/leader"
-	"github.com/rds-csi/rds-csi/driver/rds"
-	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
 
 // kubeClient returns a client from --kubeconfig, the in-cluster config inside a
@@ -25,7 +21,7 @@ func kubeClient(c config) (kubernetes.Interface, error) {
 	switch {
 	case c.kubeconfig != "":
 		cfg, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+	case inCluster():
 		cfg, err = rest.InClusterConfig()
 	default:
 		return nil, nil
@@ -37,31 +33,21 @@ func kubeClient(c config) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// cluster is the controller's Kubernetes side: the reconciler and the identity
-// of this replica.
-type cluster struct {
-	kube kubernetes.Interface
-	r    *reconciler.Reconciler
-	pod  *corev1.ObjectReference
-}
+// inCluster reports whether this process runs in a Pod (in-cluster config).
+func inCluster() bool { return os.Getenv("KUBERNETES_SERVICE_HOST") != "" }
 
-func newCluster(c config, kube kubernetes.Interface, am *attachment.Manager, reg prometheus.Registerer) (*cluster, error) {
-	var pod *corev1.ObjectReference
-	if name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE"); name != "" && ns != "" {
-		pod = &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Name: name, Namespace: ns}
+// podReference is this replica's own Pod, which carries the controller's
+// events; nil outside a Pod (the events are logged only).
+func podReference() *corev1.ObjectReference {
+	name, ns := os.Getenv("POD_NAME"), os.Getenv("POD_NAMESPACE")
+	if name == "" || ns == "" {
+		return nil
 	}
-	r, err := reconciler.New(reconciler.Options{
-		DriverName: driver.DefaultName, Client: kube, Attachments: am, Interval: c.reconcileInterval,
-		NotReadyTimeout: c.notReadyTimeout, Registerer: reg, Identity: pod,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &cluster{kube: kube, r: r, pod: pod}, nil
+	return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Name: name, Namespace: ns}
 }
 
 // elector returns the Lease elector of this replica, named after its Pod.
-func (cl *cluster) elector(c config) (leader.Elector, error) {
+func elector(c config, kube kubernetes.Interface) (leader.Elector, error) {
 	ns := c.leaseNamespace
 	if ns == "" {
 		ns = os.Getenv("POD_NAMESPACE")
@@ -73,22 +59,7 @@ func (cl *cluster) elector(c config) (leader.Elector, error) {
 	if ns == "" {
 		return nil, fmt.Errorf("leader election: set --leader-election-namespace or POD_NAMESPACE")
 	}
-	return leader.NewLease(cl.kube, ns, c.leaseName, id, leader.LeaseOptions{
+	return leader.NewLease(kube, ns, c.leaseName, id, leader.LeaseOptions{
 		LeaseDuration: c.leaseDuration, RenewDeadline: c.renewDeadline, RetryPeriod: c.retryPeriod,
 	})
-}
-
-// rdsChanged turns RDS connection transitions into events and, on reconnect,
-// an immediate reconcile.
-func (cl *cluster) rdsChanged(ev rds.Event) {
-	switch {
-	case ev.State == rds.StateConnected && ev.Previous != rds.StateConnected:
-		cl.r.RDSStateChanged(true, "connection to RDS established")
-	case ev.Previous == rds.StateConnected && ev.State != rds.StateConnected:
-		reason := "connection to RDS lost"
-		if ev.Err != nil {
-			reason += ": " + ev.Err.Error()
-		}
-		cl.r.RDSStateChanged(false, reason)
-	}
 }

@@ -23,11 +23,12 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
-	"github.com/rds-csi/rds-csi/driver/leader"
+	"github.com/rds-csi/rds-csi/driver/controlplane"
 	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/driver/node/nvme"
 	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
 
 type config struct {
@@ -44,7 +45,7 @@ type config struct {
 	reconcileInterval, notReadyTimeout                 time.Duration
 	maxVolumesPerNode                                  int64
 	nvmePort                                           int
-	gracePeriod, rdsConnectTimeout                     time.Duration
+	gracePeriod, migrationWindow, rdsConnectTimeout    time.Duration
 	operationTimeout, rdsCommandTimeout                time.Duration
 }
 
@@ -70,7 +71,8 @@ func main() {
 	flag.StringVar(&c.nvmeAddress, "nvme-address", "", "default NVMe/TCP address nodes connect to (default: the host of --rds-address)")
 	flag.IntVar(&c.nvmePort, "nvme-port", 4420, "default NVMe/TCP port")
 	flag.StringVar(&c.nqnPrefix, "nqn-prefix", "nqn.2000-02.com.mikrotik:", "prefix of each volume's NQN")
-	flag.DurationVar(&c.gracePeriod, "grace-period", 30*time.Second, "default attachment grace period before a gone node's claim lapses")
+	flag.DurationVar(&c.gracePeriod, "grace-period", driver.DefaultGracePeriod, "default attachment grace period before a gone node's claim lapses")
+	flag.DurationVar(&c.migrationWindow, "migration-window", attachment.DefaultMigrationWindow, "how long two nodes may hold a live-migrating (RWX block) volume before it is reported overdue")
 	flag.StringVar(&c.standaloneNodes, "standalone-nodes", "", "without Kubernetes: comma-separated node IDs that exist besides --node-id")
 	flag.StringVar(&c.nodeStateDir, "node-state-dir", "/var/lib/kubelet/plugins/"+driver.DefaultName+"/volumes", "node: where staged volumes are remembered across plugin restarts")
 	flag.StringVar(&c.kubeletDir, "kubelet-dir", driver.DefaultKubeletDir, "node: the kubelet's directory; no staging or target path outside it is ever mounted, unmounted or removed")
@@ -108,46 +110,18 @@ func run(c config) error {
 
 	svc := driver.Services{Identity: driver.NodeIdentity{Name: driver.DefaultName}}
 	ready := func() error { return nil }
-	var cl *cluster
-	elector := leader.Elector(&leader.Always{})
+	var cp *controlplane.ControlPlane
 	if c.mode != "node" {
-		kube, err := kubeClient(c)
-		if err != nil {
+		var err error
+		if cp, err = controller(c, reg); err != nil {
 			return err
 		}
-		am := attachment.New(attachment.Options{GracePeriod: c.gracePeriod, Events: attachment.EventFunc(func(e attachment.Event) {
-			if cl != nil {
-				cl.r.Event(e)
-			}
-		})})
-		var nodes driver.NodeLookup
-		var stateReady func() bool
-		if kube != nil {
-			if cl, err = newCluster(c, kube, am, reg); err != nil {
-				return err
-			}
-			nodes, stateReady = cl.r, cl.r.Ready
-			if c.mode == "controller" && c.leaderElection {
-				if elector, err = cl.elector(c); err != nil {
-					return err
-				}
-			}
+		defer cp.Close()
+		if err := cp.Start(ctx); err != nil {
+			klog.ErrorS(err, "RDS not reachable at start-up; serving and retrying in the background", "address", c.rdsAddress)
 		}
-		d, mgr, err := controller(ctx, c, reg, am, nodes, stateReady)
-		if err != nil {
-			return err
-		}
-		defer mgr.Close()
-		if cl != nil {
-			mgr.Subscribe(cl.rdsChanged)
-		}
-		svc.Identity, svc.Controller = d, d
-		ready = func() error {
-			if s := mgr.State(); s != rds.StateConnected {
-				return fmt.Errorf("RDS %s", s)
-			}
-			return nil
-		}
+		svc.Identity, svc.Controller = cp.Driver, cp.Driver
+		ready = cp.Ready
 	}
 	if c.mode != "controller" {
 		ns, err := nodeServer(c)
@@ -162,48 +136,24 @@ func run(c config) error {
 			return err
 		}
 	}
-
+	if cp == nil {
+		return serve(ctx, c, svc, reg, false)
+	}
 	// The CSI socket opens only on the leader, after the attachment state is
 	// rebuilt. A standby's sidecars keep waiting for the socket, so only the
 	// leader's sidecars ever call a driver, and a new leader starts from the
 	// state rebuilt from VolumeAttachments, as on start-up.
-	var serveErr error
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	elector.Run(ectx, func(lctx context.Context) {
-		if err := serve(lctx, c, svc, reg, cl); err != nil {
-			serveErr = err
-			cancel() // stop campaigning: this process cannot serve
-		}
-	})
-	if serveErr != nil {
-		return serveErr
-	}
-	if ctx.Err() == nil {
-		// Leadership lost while running: exit so the restarted process
-		// campaigns afresh as a standby with nothing stale in memory.
-		return errors.New("leadership lost")
-	}
-	return nil
+	return cp.Run(ctx, func(lctx context.Context) error { return serve(lctx, c, svc, reg, cp.Reconciler != nil) })
 }
 
-// serve rebuilds the attachment state (in a cluster), then serves CSI until
-// ctx ends.
-func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.Registry, cl *cluster) error {
-	if cl != nil {
-		if err := cl.r.Start(ctx); err != nil {
-			// Degraded: publishes are refused until the rebuild succeeds;
-			// Run keeps retrying it.
-			klog.ErrorS(err, "Attachment state not rebuilt; serving in degraded mode and retrying")
-		}
-		go cl.r.Run(ctx)
-	}
+// serve serves CSI until ctx ends.
+func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.Registry, kubernetes bool) error {
 	srv, err := driver.Listen(c.endpoint, svc, reg, nil)
 	if err != nil {
 		return err
 	}
 	klog.InfoS("rds-csi serving", "driver", driver.DefaultName, "version", driver.Version, "mode", c.mode,
-		"endpoint", c.endpoint, "rds", c.rdsAddress, "dataPlane", c.dataPlane, "kubernetes", cl != nil)
+		"endpoint", c.endpoint, "rds", c.rdsAddress, "dataPlane", c.dataPlane, "kubernetes", kubernetes)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	select {
@@ -216,33 +166,31 @@ func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.R
 	}
 }
 
-// controller connects to RDS and builds the controller service. A connection
-// that is not up within --rds-connect-timeout does not stop start-up: Probe and
-// /readyz report not-ready and RDS calls fail fast until the background
-// reconnect succeeds.
-func controller(ctx context.Context, c config, reg *prometheus.Registry, am *attachment.Manager,
-	nodes driver.NodeLookup, stateReady func() bool) (*driver.Driver, *rds.Manager, error) {
+// controller assembles the controller from the flags: the SSH connector to
+// RDS, the Kubernetes client (none: standalone) and, with more than one
+// replica, the Lease elector.
+func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane, error) {
 	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
-		return nil, nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
+		return nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
 	}
 	keyPEM, err := os.ReadFile(c.rdsKeyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--rds-key-file: %w", err)
+		return nil, fmt.Errorf("--rds-key-file: %w", err)
 	}
 	signer, err := gossh.ParsePrivateKey(keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--rds-key-file: %w", err)
+		return nil, fmt.Errorf("--rds-key-file: %w", err)
 	}
 	knownHosts := ""
 	if c.rdsKnownHosts != "" {
 		if knownHosts, err = firstKeyLine(c.rdsKnownHosts); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	if c.nvmeAddress == "" {
 		host, _, err := net.SplitHostPort(c.rdsAddress)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--rds-address: %w", err)
+			return nil, fmt.Errorf("--rds-address: %w", err)
 		}
 		c.nvmeAddress = host
 	}
@@ -251,37 +199,31 @@ func controller(ctx context.Context, c config, reg *prometheus.Registry, am *att
 		KnownHostsLine: knownHosts, HostKeyFingerprint: c.rdsFingerprint,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	mgr, err := rds.NewManager(rds.ManagerConfig{Connector: connector, InitialConnectTimeout: c.rdsConnectTimeout,
-		CommandTimeout: c.rdsCommandTimeout, Registerer: reg})
+	kube, err := kubeClient(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := mgr.Start(ctx); err != nil {
-		klog.ErrorS(err, "RDS not reachable at start-up; serving and retrying in the background", "address", c.rdsAddress)
-	}
-	if nodes == nil {
-		static := driver.StaticNodes{}
-		if c.nodeID != "" {
-			static[c.nodeID] = true
+	seams := controlplane.Seams{Kube: kube, Connector: connector, Registerer: reg}
+	if kube != nil && c.mode == "controller" && c.leaderElection {
+		if seams.Elector, err = elector(c, kube); err != nil {
+			return nil, err
 		}
-		for _, n := range splitList(c.standaloneNodes) {
-			static[n] = true
-		}
-		nodes = static
 	}
-	d, err := driver.New(driver.Options{
-		NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
-		NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
-		DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod, MaxVolumesPerNode: c.maxVolumesPerNode,
-		RDS: mgr, Nodes: nodes, Registerer: reg, Attachments: am, StateReady: stateReady, OperationTimeout: c.operationTimeout,
+	return controlplane.New(seams, controlplane.Options{
+		Driver: driver.Options{
+			NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
+			NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
+			DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod, MaxVolumesPerNode: c.maxVolumesPerNode,
+			OperationTimeout: c.operationTimeout,
+		},
+		RDS:             rds.ManagerConfig{InitialConnectTimeout: c.rdsConnectTimeout, CommandTimeout: c.rdsCommandTimeout},
+		MigrationWindow: c.migrationWindow,
+		Reconciler: reconciler.Options{Interval: c.reconcileInterval, NotReadyTimeout: c.notReadyTimeout,
+			Identity: podReference()},
+		StandaloneNodes: splitList(c.standaloneNodes),
 	})
-	if err != nil {
-		mgr.Close()
-		return nil, nil, err
-	}
-	return d, mgr, nil
 }
 
 // checkTimeouts: a command may not outlive the operation it serves (0 keeps

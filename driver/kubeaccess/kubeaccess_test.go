@@ -2,6 +2,7 @@ package kubeaccess_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -22,8 +23,10 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/controlplane"
 	"github.com/rds-csi/rds-csi/driver/kubeaccess"
 	"github.com/rds-csi/rds-csi/driver/leader"
+	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
 
@@ -158,17 +161,20 @@ func runController(t *testing.T) *recorder {
 	)
 	rec.install(cs)
 
-	var r *reconciler.Reconciler
-	att := attachment.New(attachment.Options{Clock: clk, Events: attachment.EventFunc(func(e attachment.Event) { r.Event(e) })})
-	var err error
-	r, err = reconciler.New(reconciler.Options{
-		DriverName: driver.DefaultName, Client: cs, Attachments: att, Clock: clk,
-		Interval: time.Minute,
-		Identity: &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: driverNamespace, Name: "rds-csi-controller-0"},
+	// The controller as the binary assembles it; RDS is never dialled (the
+	// connection manager is not started), only the API server matters here.
+	cp, err := controlplane.New(controlplane.Seams{Clock: clk, Kube: cs, Connector: noRDS{}}, controlplane.Options{
+		Driver: driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1"},
+		Reconciler: reconciler.Options{Interval: time.Minute,
+			Identity: &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: driverNamespace, Name: "rds-csi-controller-0"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cp.Close()
+	// Start and Run are called one by one (not through cp.Run) so that the
+	// drift below happens between them.
+	r, att := cp.Reconciler, cp.Attachments
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := r.Start(ctx); err != nil {
@@ -231,6 +237,13 @@ func runController(t *testing.T) *recorder {
 		t.Fatal("releasing the Lease did not update it")
 	}
 	return rec
+}
+
+// noRDS is a connector that never reaches RDS.
+type noRDS struct{}
+
+func (noRDS) Connect(context.Context) (rds.Conn, error) {
+	return nil, errors.New("no RDS in this test")
 }
 
 // TestControllerAccessIsListed is the cross-check with teeth: every action

@@ -82,6 +82,17 @@ type Event struct {
 	Err error
 }
 
+// Connected reports whether the event is the transition into StateConnected:
+// the first connection or a reconnect.
+func (e Event) Connected() bool {
+	return e.State == StateConnected && e.Previous != StateConnected
+}
+
+// Lost reports whether the event is the transition out of StateConnected.
+func (e Event) Lost() bool {
+	return e.Previous == StateConnected && e.State != StateConnected
+}
+
 // Rand is the randomness source for backoff jitter; *rand.Rand from
 // math/rand and math/rand/v2 satisfy it. It is only used from the manager's
 // own goroutine.

@@ -533,3 +533,25 @@ func TestManagerFailedRunWakesProbe(t *testing.T) {
 		t.Errorf("%d probes after the loss, want 1", n-before)
 	}
 }
+
+// TestEventTransitions: Connected and Lost name exactly the transitions into
+// and out of StateConnected; the controller's RDS wiring relies on them.
+func TestEventTransitions(t *testing.T) {
+	for _, tc := range []struct {
+		prev, state     State
+		connected, lost bool
+	}{
+		{StateDisconnected, StateConnecting, false, false},
+		{StateConnecting, StateConnected, true, false},
+		{StateDisconnected, StateConnected, true, false},
+		{StateConnected, StateConnected, false, false},
+		{StateConnected, StateDisconnected, false, true},
+		{StateConnected, StateConnecting, false, true},
+		{StateConnecting, StateDisconnected, false, false},
+	} {
+		ev := Event{Previous: tc.prev, State: tc.state}
+		if ev.Connected() != tc.connected || ev.Lost() != tc.lost {
+			t.Errorf("%s -> %s: Connected %v Lost %v, want %v %v", tc.prev, tc.state, ev.Connected(), ev.Lost(), tc.connected, tc.lost)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/controlplane"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
@@ -35,9 +36,8 @@ type replica struct {
 	restarts int
 }
 
-// controller is one running leader: the RDS connection manager, the
-// attachment rules, the reconciler and the CSI controller service, wired as
-// cmd/rds-csi wires them, on a clock view that dies with it.
+// controller is one running leader: the control plane the binary runs
+// (controlplane.New), on a clock view that dies with it.
 type controller struct {
 	w       *World
 	replica *replica
@@ -45,10 +45,12 @@ type controller struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	reg     *prometheus.Registry
-	rds     *rds.Manager
-	att     *attachment.Manager
-	rec     *reconciler.Reconciler
-	drv     *driver.Driver
+	cp      *controlplane.ControlPlane
+	// cp's parts, as the rest of the engine reads them
+	rds *rds.Manager
+	att *attachment.Manager
+	rec *reconciler.Reconciler
+	drv *driver.Driver
 
 	// model of the RDS manager's goroutine, see doc.go
 	mu          sync.Mutex
@@ -94,8 +96,11 @@ func (w *World) elect() error {
 	return nil
 }
 
-// startController starts a controller for replica r: startup reconciliation
-// from the VolumeAttachments runs before it serves, as in the binary.
+// startController starts a controller for replica r through the binary's
+// assembly: startup reconciliation from the VolumeAttachments runs before it
+// serves. The World models the Lease itself (see replica), so the control
+// plane runs with the default elector (always leader) for as long as the
+// World lets this replica lead.
 func (w *World) startController(r *replica) error {
 	// The manager's loop is about to connect: busy until its first event.
 	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry(), mgrWait: mgrEvent}
@@ -106,34 +111,36 @@ func (w *World) startController(r *replica) error {
 	if err != nil {
 		return err
 	}
-	c.rds, err = rds.NewManager(rds.ManagerConfig{
-		Connector: &connector{c: c, ssh: ssh}, Clock: c.view,
-		Rand:           rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
-		HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout, Registerer: c.reg,
-	})
-	if err != nil {
-		return err
-	}
 	grace := w.opts.GracePeriod
 	if w.opts.Bugs.IgnoreGracePeriod {
 		grace = time.Nanosecond // zero would mean "the default" to the driver
 	}
-	var rec *reconciler.Reconciler
-	c.att = attachment.New(attachment.Options{Clock: c.view, GracePeriod: grace, MigrationWindow: w.opts.MigrationWindow,
-		Events: attachment.EventFunc(func(e attachment.Event) {
-			w.record("attachment.event", map[string]any{"type": string(e.Type), "volume": e.Volume, "node": e.Node,
-				"other": e.OtherNode, "msg": e.Message})
-			rec.Event(e)
-		})})
-	rec, err = reconciler.New(reconciler.Options{DriverName: driver.DefaultName, Client: w.Kube, Attachments: c.att,
-		Clock: c.view, Recorder: &recorder{w: w}, Registerer: c.reg, Interval: w.opts.ReconcileInterval,
-		Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name},
-		Observed: func() { c.recSeen.Add(1) }})
+	c.cp, err = controlplane.New(controlplane.Seams{
+		Clock: c.view, Kube: w.Kube, Connector: &connector{c: c, ssh: ssh},
+		Rand:       rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
+		Registerer: c.reg, Recorder: &recorder{w: w},
+	}, controlplane.Options{
+		Driver:          driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420, GracePeriod: grace},
+		RDS:             rds.ManagerConfig{HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout},
+		MigrationWindow: w.opts.MigrationWindow,
+		Reconciler: reconciler.Options{Interval: w.opts.ReconcileInterval,
+			Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name},
+			Observed: func() { c.recSeen.Add(1) }},
+		Hooks: controlplane.Hooks{
+			RDSEvent: c.onRDSEvent,
+			AttachmentEvent: func(e attachment.Event) {
+				w.record("attachment.event", map[string]any{"type": string(e.Type), "volume": e.Volume, "node": e.Node,
+					"other": e.OtherNode, "msg": e.Message})
+			},
+			WrapRDS: func(next driver.RDSConnection) driver.RDSConnection { return &transport{c: c, next: next} },
+			// Writes from now on reach the reconciler as watch events.
+			Started: func() { c.recBase = w.recWrites.Load() },
+		},
+	})
 	if err != nil {
 		return err
 	}
-	c.rec = rec
-	c.rds.Subscribe(c.onRDSEvent)
+	c.rds, c.att, c.rec, c.drv = c.cp.RDS, c.cp.Attachments, c.cp.Reconciler, c.cp.Driver
 	w.ctrl = c
 	w.record("controller", map[string]any{"replica": r.name, "state": "leader"})
 	// Start without waiting for the first connection: the loop connects in
@@ -141,23 +148,29 @@ func (w *World) startController(r *replica) error {
 	// --rds-connect-timeout.
 	nowait, stop := context.WithCancel(c.ctx)
 	stop()
-	_ = c.rds.Start(nowait)
-	if err := rec.Start(c.ctx); err != nil {
-		return fmt.Errorf("engine: controller %s start-up: %w", r.name, err)
-	}
-	// Writes from now on reach the reconciler as watch events.
-	c.recBase = w.recWrites.Load()
-	go rec.Run(c.ctx)
-	// Run arms the periodic ticker, anchored at the instant it does: the
-	// clock waits for it, or a loaded machine shifts every later tick.
+	_ = c.cp.Start(nowait)
+	serving := make(chan struct{})
+	ran := make(chan error, 1)
+	go func() {
+		ran <- c.cp.Run(c.ctx, func(ctx context.Context) error {
+			// The reconciler's Run arms its periodic ticker, anchored at the
+			// instant it does: the clock waits for it, or a loaded machine
+			// shifts every later tick.
+			select {
+			case <-c.view.tickerArmed:
+			case <-ctx.Done():
+			}
+			close(serving)
+			<-ctx.Done()
+			return nil
+		})
+	}()
 	select {
-	case <-c.view.tickerArmed:
-	case <-c.ctx.Done():
+	case <-serving:
+		return nil
+	case err := <-ran:
+		return fmt.Errorf("engine: controller %s ended before it served: %w", r.name, err)
 	}
-	c.drv, err = driver.New(driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420,
-		Clock: c.view, RDS: &transport{c: c}, Nodes: rec, StateReady: rec.Ready, Attachments: c.att, GracePeriod: grace,
-		Registerer: c.reg})
-	return err
 }
 
 // stop ends the controller: its goroutines exit, its timers go silent.
@@ -167,7 +180,7 @@ func (c *controller) stop() {
 	c.mu.Unlock()
 	c.view.close()
 	c.cancel()
-	_ = c.rds.Close()
+	_ = c.cp.Close()
 }
 
 // CrashController kills the leader's process. Another live replica takes
@@ -262,9 +275,12 @@ func (w *World) unpublish(ctx context.Context, c *controller, vol, node string) 
 
 // transport is the driver's RDS connection: the Manager, with every command
 // counted while in flight and traced with its result.
-type transport struct{ c *controller }
+type transport struct {
+	c    *controller
+	next driver.RDSConnection
+}
 
-func (t *transport) State() rds.State { return t.c.rds.State() }
+func (t *transport) State() rds.State { return t.next.State() }
 
 func (t *transport) Run(ctx context.Context, cmd string) (string, error) {
 	w := t.c.w
@@ -273,7 +289,7 @@ func (t *transport) Run(ctx context.Context, cmd string) (string, error) {
 	defer w.waits.enter(ctx)()
 	w.cmds.Add(1)
 	defer w.cmds.Add(-1)
-	out, err := t.c.rds.Run(ctx, cmd)
+	out, err := t.next.Run(ctx, cmd)
 	sum := sha256.Sum256([]byte(out))
 	w.record("rds.command", map[string]any{"cmd": cmd, "err": errKind(err), "out": hex.EncodeToString(sum[:6])})
 	return out, err
@@ -368,7 +384,10 @@ func (c *controller) mgrTimerArmed(d time.Duration, at time.Time) {
 	}
 }
 
-func (c *controller) onRDSEvent(ev rds.Event) {
+// onRDSEvent is the control plane's RDS hook: it traces the event, notes
+// the reconcile a reconnect triggers, lets the control plane deliver it, and
+// then updates the model of the manager's goroutine.
+func (c *controller) onRDSEvent(ev rds.Event, deliver func()) {
 	c.mu.Lock()
 	dead := c.dead
 	c.mu.Unlock()
@@ -385,18 +404,13 @@ func (c *controller) onRDSEvent(ev rds.Event) {
 		f["err"] = errKind(ev.Err)
 	}
 	w.record("rds.state", f)
-	// As the controller binary wires it (cmd/rds-csi cluster.rdsChanged).
-	switch {
-	case ev.State == rds.StateConnected && ev.Previous != rds.StateConnected:
-		if c.rdsReported && c.rec.Ready() {
+	if ev.Connected() || ev.Lost() {
+		if ev.Connected() && c.rdsReported && c.rec.Ready() {
 			c.expectRun() // a reconnect (not the first report) triggers a run
 		}
 		c.rdsReported = true
-		c.rec.RDSStateChanged(true, "connection to RDS established")
-	case ev.Previous == rds.StateConnected && ev.State != rds.StateConnected:
-		c.rdsReported = true
-		c.rec.RDSStateChanged(false, "connection to RDS lost")
 	}
+	deliver()
 	c.mu.Lock()
 	switch ev.State {
 	case rds.StateConnecting:

@@ -1,9 +1,8 @@
-package driver
+package controlplane_test
 
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -19,47 +17,26 @@ import (
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
-func pvFor(volume string) *corev1.PersistentVolume {
-	return &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: volume}, Spec: corev1.PersistentVolumeSpec{
-		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-		PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-			Driver: DefaultName, VolumeHandle: volume}}}}
-}
-
 // TestLeaderFailoverKeepsAttachments: the leader is killed (its Lease is not
 // released, as with kill -9); the standby takes over after the Lease expires,
 // rebuilds the attachment state from VolumeAttachments as on start-up, and
-// decides with it: the volume held by node-a is refused to node-b.
+// decides with it: the volume held by node-a is refused to node-b. Both
+// replicas are assembled by controlplane.New and led by controlplane.Run, as
+// in the binary.
 func TestLeaderFailoverKeepsAttachments(t *testing.T) {
 	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
 	kube := fake.NewSimpleClientset(readyNode("node-a"), readyNode("node-b"))
 	opts := leader.LeaseOptions{LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond,
 		RetryPeriod: 100 * time.Millisecond, KeepOnExit: true}
 
-	type replica struct {
-		cancel context.CancelFunc
-		mu     sync.Mutex
-		rig    *clusterRig
-		led    chan struct{}
-	}
-	start := func(name string) *replica {
+	// Each replica is a whole process: it builds the control plane and
+	// connects to RDS at once, and serves only once it holds the Lease.
+	start := func(name string) *clusterRig {
 		el, err := leader.NewLease(kube, "kube-system", "rds-csi-controller", name, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		rp := &replica{cancel: cancel, led: make(chan struct{})}
-		t.Cleanup(cancel)
-		go el.Run(ctx, func(lctx context.Context) {
-			// What rds-csi does on becoming leader: rebuild, then serve.
-			rig := newClusterRig(t, kube, emu, clock.NewMock())
-			rp.mu.Lock()
-			rp.rig = rig
-			rp.mu.Unlock()
-			close(rp.led)
-			<-lctx.Done()
-		})
-		return rp
+		return newClusterRig(t, kube, emu, clock.NewMock(), el)
 	}
 	a := start("replica-a")
 	select {
@@ -70,12 +47,12 @@ func TestLeaderFailoverKeepsAttachments(t *testing.T) {
 	b := start("replica-b")
 	ctx := context.Background()
 
-	vol, err := a.rig.d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-ha", VolumeCapabilities: rwoMount})
+	vol, err := a.d.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-ha", VolumeCapabilities: rwoMount})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := vol.GetVolume().GetVolumeId()
-	if _, err := a.rig.d.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: "node-a", VolumeCapability: rwoMount[0]}); err != nil {
+	if _, err := a.d.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: "node-a", VolumeCapability: rwoMount[0]}); err != nil {
 		t.Fatal(err)
 	}
 	// What the provisioner and attacher record in the API server.
@@ -92,16 +69,14 @@ func TestLeaderFailoverKeepsAttachments(t *testing.T) {
 	}
 
 	killed := time.Now()
-	a.cancel()
+	a.stop()
 	select {
 	case <-b.led:
 		t.Logf("standby took over %v after the leader died (lease %v)", time.Since(killed), opts.LeaseDuration)
 	case <-time.After(15 * time.Second):
 		t.Fatal("the standby never took over")
 	}
-	b.mu.Lock()
-	d := b.rig.d
-	b.mu.Unlock()
+	d := b.d
 	holders := d.Attachments().Holders(id)
 	if len(holders) != 1 || holders[0].Node != "node-a" {
 		t.Fatalf("new leader's claims on %s: %+v, want node-a's", id, holders)
