@@ -8,19 +8,18 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rds-csi/rds-csi/internal/quietlog"
 
-	"github.com/rds-csi/rds-csi/chaos"
 	"github.com/rds-csi/rds-csi/scenarios/engine"
 	"github.com/rds-csi/rds-csi/scenarios/report"
 	"github.com/rds-csi/rds-csi/scenarios/runner"
 	"github.com/rds-csi/rds-csi/scenarios/spec"
 	"github.com/rds-csi/rds-csi/scenarios/swarm"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 var (
@@ -72,6 +71,15 @@ func TestShipped(t *testing.T) {
 			res := run(t, file, runner.Options{})
 			for _, f := range res.Summary.Failures {
 				t.Error(f)
+			}
+			events, err := res.Events()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range events { // written in the names the report reads
+				if err := trace.Check(e); err != nil {
+					t.Fatalf("at %v: %v", e.T, err)
+				}
 			}
 			t.Log(res.Summary.Line())
 		})
@@ -244,45 +252,6 @@ func TestSwarm(t *testing.T) {
 func TestSwarmGeneratesTheSameScenario(t *testing.T) {
 	if swarm.Generate(9) != swarm.Generate(9) || swarm.Generate(9) == swarm.Generate(10) {
 		t.Fatal("swarm.Generate is not a function of its seed")
-	}
-}
-
-// TestCatalogueMatchesSpec: the scenario format mirrors the fault catalogue
-// (it cannot import it), so the two lists must agree, parameters included.
-func TestCatalogueMatchesSpec(t *testing.T) {
-	faults := map[string][]string{}
-	for _, s := range chaos.Catalogue() {
-		var ps []string
-		for _, p := range s.Params {
-			ps = append(ps, p.Name)
-		}
-		slices.Sort(ps)
-		faults[s.Name] = ps
-	}
-	for _, a := range spec.KnownActions() {
-		if !a.Fault {
-			if _, ok := faults[a.Name]; ok {
-				t.Errorf("%s is a chaos fault but spec says the runner performs it", a.Name)
-			}
-			continue
-		}
-		want, ok := faults[a.Name]
-		if !ok {
-			t.Errorf("spec lists fault %s, the chaos catalogue does not", a.Name)
-			continue
-		}
-		var got []string
-		for _, p := range a.Params {
-			got = append(got, p.Name)
-		}
-		slices.Sort(got)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: spec params %v, chaos params %v", a.Name, got, want)
-		}
-		delete(faults, a.Name)
-	}
-	for name := range faults {
-		t.Errorf("chaos fault %s is missing from the scenario format", name)
 	}
 }
 

@@ -2,6 +2,13 @@ package engine
 
 import (
 	"time"
+
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rds-csi/rds-csi/driver"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // The attach-detach controller's side of an attach, at its upstream
@@ -82,4 +89,36 @@ func (a *adcAttach) due() (time.Time, bool) {
 		return a.nextOp, true
 	}
 	return a.pollAt, true
+}
+
+// adcStep runs the attach-detach controller's operation for a wanted
+// attachment (adc.go) and traces its outcome.
+func (k *kubeSim) adcStep(va *vaState, now time.Time) {
+	switch va.adc.step(now, va) {
+	case "attached":
+		k.w.record(trace.KindADC, map[string]any{trace.FieldVolume: va.key.vol, trace.FieldNode: va.key.node, trace.FieldOp: "attached"})
+	case "failed":
+		k.w.record(trace.KindADC, map[string]any{trace.FieldVolume: va.key.vol, trace.FieldNode: va.key.node, trace.FieldOp: "attach-failed",
+			trace.FieldRetryIn: va.adc.backoff.String()})
+	}
+}
+
+// createVA is the attach-detach controller creating the VolumeAttachment
+// of a wanted attachment; the external-attacher (attacher.go) takes it from
+// there.
+func (k *kubeSim) createVA(key vaKey) error {
+	v := k.vols[key.vol]
+	pv := "pv-" + v.Name
+	obj := &storagev1.VolumeAttachment{
+		ObjectMeta: metav1.ObjectMeta{Name: vaName(v.ID, key.node), CreationTimestamp: metav1.NewTime(k.w.Clock.Now())},
+		Spec: storagev1.VolumeAttachmentSpec{Attacher: driver.DefaultName, NodeName: key.node,
+			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv}},
+	}
+	if _, err := k.w.Kube.StorageV1().VolumeAttachments().Create(k.w.ctx, obj, metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	k.vas[key] = &vaState{key: key, name: obj.Name, nextTry: k.w.Clock.Now()}
+	k.w.record(trace.KindVA, map[string]any{trace.FieldVolume: key.vol, trace.FieldNode: key.node, trace.FieldOp: "create"})
+	return nil
 }

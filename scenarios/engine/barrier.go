@@ -4,63 +4,12 @@ import (
 	"context"
 	"fmt"
 	goruntime "runtime"
-	"sort"
 	"sync"
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
-
-// taskQueue is work the engine itself does at a virtual instant (a Lease
-// expiring, the second half of a migration), run on its own goroutine.
-type taskQueue struct {
-	seq   uint64
-	items []task
-}
-
-type task struct {
-	at   time.Time
-	seq  uint64
-	name string
-	do   func() error
-}
-
-func (q *taskQueue) add(at time.Time, name string, do func() error) {
-	q.seq++
-	q.items = append(q.items, task{at: at, seq: q.seq, name: name, do: do})
-	sort.Slice(q.items, func(i, j int) bool {
-		if !q.items[i].at.Equal(q.items[j].at) {
-			return q.items[i].at.Before(q.items[j].at)
-		}
-		return q.items[i].seq < q.items[j].seq
-	})
-}
-
-func (q *taskQueue) pending(name string) bool {
-	for _, t := range q.items {
-		if t.name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// due removes and returns the first task due at or before now.
-func (q *taskQueue) due(now time.Time) (task, bool) {
-	if len(q.items) == 0 || q.items[0].at.After(now) {
-		return task{}, false
-	}
-	t := q.items[0]
-	q.items = q.items[1:]
-	return t, true
-}
-
-func (q *taskQueue) next() (time.Time, bool) {
-	if len(q.items) == 0 {
-		return time.Time{}, false
-	}
-	return q.items[0].at, true
-}
 
 type snapshot struct {
 	work, parked, rpcs int64
@@ -211,52 +160,6 @@ func (w *World) settle() error {
 	}
 }
 
-// stepTo moves the clock to t. The entries due fire one at a time, each
-// followed by a settle, so two timers of one instant (a reconcile tick and a
-// grace deadline) are never handled in an order, or coalesced in a way, that
-// depends on scheduling.
-func (w *World) stepTo(t time.Time) error {
-	w.steps.Add(1)
-	for {
-		e := w.vc.popDue(t)
-		if e == nil {
-			break
-		}
-		fireAt := e.at
-		if !w.vc.claim(e) {
-			continue
-		}
-		w.beforeFire(e, fireAt)
-		e.fire(fireAt)
-		if err := w.settle(); err != nil {
-			return err
-		}
-	}
-	w.vc.advance(t)
-	return nil
-}
-
-// beforeFire tells the models what a firing entry will wake.
-func (w *World) beforeFire(e *entry, at time.Time) {
-	c := w.ctrl
-	if c == nil || e.view != c.view {
-		return
-	}
-	if e.kind == tickerChannel { // the reconciler's: the only ticker on the view
-		c.expectRun()
-		return
-	}
-	c.mu.Lock()
-	if c.mgrWait == mgrParked && at.Equal(c.mgrTimerAt) && e.kind == timerChannel {
-		if c.mgrTimerHC {
-			c.mgrWait = mgrHealth
-		} else {
-			c.mgrWait = mgrProbe // a probe, or the end of the backoff
-		}
-	}
-	c.mu.Unlock()
-}
-
 // quiesce settles the system and does the engine's own work for the current
 // instant until nothing more happens at it: due tasks, the Kubernetes loop,
 // the invariants.
@@ -303,135 +206,11 @@ func (w *World) quiesce() error {
 	return nil
 }
 
-// OnInstant registers f to run once per virtual instant, after the system
-// has settled (the scenario runner evaluates its expectations there).
-func (w *World) OnInstant(f func()) { w.onInstant = append(w.onInstant, f) }
-
-// Wake makes sure the clock stops at t (since the start), e.g. at the end of
-// an expectation's window.
-func (w *World) Wake(t time.Duration) {
-	w.tasks.add(w.start.Add(t), "wake", func() error { return nil })
-}
-
 // observe traces the transitions the engine watches from outside: Probe.
 func (w *World) observe() {
 	ready := w.Probe()
 	if !w.probeKnown || ready != w.probeReady {
 		w.probeKnown, w.probeReady = true, ready
-		w.record("probe", map[string]any{"ready": ready})
+		w.record(trace.KindProbe, map[string]any{trace.FieldReady: ready})
 	}
-}
-
-// nextInstant is the earliest instant after now at which something is due.
-func (w *World) nextInstant() (time.Time, bool) {
-	now := w.Clock.Now()
-	best, ok := w.vc.next()
-	consider := func(t time.Time, found bool) {
-		if found && t.After(now) && (!ok || t.Before(best)) {
-			best, ok = t, true
-		}
-	}
-	consider(w.tasks.next())
-	consider(w.kube.nextDue(now))
-	consider(w.fab.pathsDue(now))
-	return best, ok
-}
-
-// Advance moves virtual time to `to` (since the start), instant by instant,
-// each step only from a quiescent system.
-func (w *World) Advance(to time.Duration) error {
-	target := w.start.Add(to)
-	for {
-		if err := w.quiesce(); err != nil {
-			return err
-		}
-		now := w.Clock.Now()
-		if !now.Before(target) {
-			return nil
-		}
-		next, ok := w.nextInstant()
-		if !ok || next.After(target) {
-			next = target
-		}
-		if err := w.stepTo(next); err != nil {
-			return err
-		}
-	}
-}
-
-// Until advances virtual time until pred holds, for at most within, and
-// returns how long it took.
-func (w *World) Until(within time.Duration, pred func() bool) (time.Duration, bool, error) {
-	begin := w.Now()
-	deadline := w.Clock.Now().Add(within)
-	for {
-		if err := w.quiesce(); err != nil {
-			return 0, false, err
-		}
-		if pred() {
-			return w.Now() - begin, true, nil
-		}
-		now := w.Clock.Now()
-		if !now.Before(deadline) {
-			return 0, false, nil
-		}
-		next, ok := w.nextInstant()
-		if !ok || next.After(deadline) {
-			next = deadline
-		}
-		if err := w.stepTo(next); err != nil {
-			return 0, false, err
-		}
-	}
-}
-
-// Eventually advances virtual time until pred holds, for at most within. The
-// check is traced with the virtual time it succeeded at (or failed).
-func (w *World) Eventually(name string, within time.Duration, pred func() bool) (time.Duration, error) {
-	took, ok, err := w.Until(within, pred)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		w.record("expect", map[string]any{"name": name, "ok": false, "within": within.String()})
-		w.trace.Flush()
-		return 0, fmt.Errorf("expectation %q not met within %v", name, within)
-	}
-	w.record("expect", map[string]any{"name": name, "ok": true, "after": took.String()})
-	w.trace.Flush()
-	return took, nil
-}
-
-// Always advances virtual time over window and fails at the first instant
-// pred does not hold.
-func (w *World) Always(name string, window time.Duration, pred func() bool) error {
-	var at time.Duration
-	_, broke, err := w.Until(window, func() bool {
-		if !pred() {
-			at = w.Now()
-			return true
-		}
-		return false
-	})
-	if err != nil {
-		return err
-	}
-	if broke {
-		w.record("expect", map[string]any{"name": name, "ok": false, "msg": "broken at " + at.String()})
-		w.trace.Flush()
-		return fmt.Errorf("expectation %q broken at %v", name, at)
-	}
-	w.record("expect", map[string]any{"name": name, "ok": true, "after": window.String()})
-	w.trace.Flush()
-	return nil
-}
-
-// Check records an expectation evaluated now.
-func (w *World) Check(name string, ok bool) error {
-	w.record("expect", map[string]any{"name": name, "ok": ok})
-	w.trace.Flush()
-	if !ok {
-		return fmt.Errorf("expectation %q failed at %v", name, w.Now())
-	}
-	return nil
 }

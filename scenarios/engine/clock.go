@@ -3,7 +3,6 @@ package engine
 import (
 	"container/heap"
 	"context"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,13 +328,3 @@ func (c *deadlineCtx) Err() error {
 	return c.err
 }
 func (c *deadlineCtx) Value(k any) any { return c.parent.Value(k) }
-
-// sortedKeys is a helper for deterministic iteration.
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -23,6 +23,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/controlplane"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // replica is one controller Pod. Only the Lease holder runs a controller
@@ -129,8 +130,8 @@ func (w *World) startController(r *replica) error {
 		Hooks: controlplane.Hooks{
 			RDSEvent: c.onRDSEvent,
 			AttachmentEvent: func(e attachment.Event) {
-				w.record("attachment.event", map[string]any{"type": string(e.Type), "volume": e.Volume, "node": e.Node,
-					"other": e.OtherNode, "msg": e.Message})
+				w.record(trace.KindAttachmentEvent, map[string]any{trace.FieldType: string(e.Type), trace.FieldVolume: e.Volume, trace.FieldNode: e.Node,
+					trace.FieldOther: e.OtherNode, trace.FieldMsg: e.Message})
 			},
 			WrapRDS: func(next driver.RDSConnection) driver.RDSConnection { return &transport{c: c, next: next} },
 			// Writes from now on reach the reconciler as watch events.
@@ -142,7 +143,7 @@ func (w *World) startController(r *replica) error {
 	}
 	c.rds, c.att, c.rec, c.drv = c.cp.RDS, c.cp.Attachments, c.cp.Reconciler, c.cp.Driver
 	w.ctrl = c
-	w.record("controller", map[string]any{"replica": r.name, "state": "leader"})
+	w.record(trace.KindController, map[string]any{trace.FieldReplica: r.name, trace.FieldState: "leader"})
 	// Start without waiting for the first connection: the loop connects in
 	// the background (modelled by the barrier), as it does after the binary's
 	// --rds-connect-timeout.
@@ -193,7 +194,7 @@ func (w *World) CrashController() error {
 	c.stop()
 	w.ctrl = nil
 	c.replica.up = false
-	w.record("controller", map[string]any{"replica": c.replica.name, "state": "crashed"})
+	w.record(trace.KindController, map[string]any{trace.FieldReplica: c.replica.name, trace.FieldState: "crashed"})
 	w.afterLease()
 	return nil
 }
@@ -207,7 +208,7 @@ func (w *World) RestartController() error {
 			r.up, restarted = true, true
 			r.restarts++
 			w.timelineRestarts++
-			w.record("controller", map[string]any{"replica": r.name, "state": "started"})
+			w.record(trace.KindController, map[string]any{trace.FieldReplica: r.name, trace.FieldState: "started"})
 		}
 	}
 	if !restarted {
@@ -231,7 +232,7 @@ func (w *World) LoseLeadership() error {
 	w.ctrl = nil
 	c.replica.restarts++
 	w.timelineRestarts++
-	w.record("controller", map[string]any{"replica": c.replica.name, "state": "standby"})
+	w.record(trace.KindController, map[string]any{trace.FieldReplica: c.replica.name, trace.FieldState: "standby"})
 	// The lost leader goes to the back of the queue.
 	for i, r := range w.replicas {
 		if r == c.replica {
@@ -291,7 +292,7 @@ func (t *transport) Run(ctx context.Context, cmd string) (string, error) {
 	defer w.cmds.Add(-1)
 	out, err := t.next.Run(ctx, cmd)
 	sum := sha256.Sum256([]byte(out))
-	w.record("rds.command", map[string]any{"cmd": cmd, "err": errKind(err), "out": hex.EncodeToString(sum[:6])})
+	w.record(trace.KindRDSCommand, map[string]any{trace.FieldCmd: cmd, trace.FieldErr: errKind(err), trace.FieldOut: hex.EncodeToString(sum[:6])})
 	return out, err
 }
 
@@ -305,7 +306,7 @@ func (cn *connector) Connect(ctx context.Context) (rds.Conn, error) {
 	w.connects.Add(1)
 	defer w.connects.Add(-1)
 	conn, err := cn.ssh.Connect(ctx)
-	w.record("rds.connect", map[string]any{"err": errKind(err)})
+	w.record(trace.KindRDSConnect, map[string]any{trace.FieldErr: errKind(err)})
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +366,7 @@ func (mc *modelConn) HealthCheck(ctx context.Context) error {
 		c.mgrWait = mgrEvent
 	}
 	c.mu.Unlock()
-	w.record("rds.health", map[string]any{"err": errKind(err)})
+	w.record(trace.KindRDSHealth, map[string]any{trace.FieldErr: errKind(err)})
 	w.health.Add(-1)
 	return err
 }
@@ -395,15 +396,15 @@ func (c *controller) onRDSEvent(ev rds.Event, deliver func()) {
 		return
 	}
 	w := c.w
-	f := map[string]any{"state": ev.State.String(), "previous": ev.Previous.String(), "failures": ev.Failures}
+	f := map[string]any{trace.FieldState: ev.State.String(), trace.FieldPrevious: ev.Previous.String(), trace.FieldFailures: ev.Failures}
 	if ev.RetryIn > 0 {
-		f["retryIn"] = ev.RetryIn.String()
-		f["retryInNs"] = int64(ev.RetryIn)
+		f[trace.FieldRetryIn] = ev.RetryIn.String()
+		f[trace.FieldRetryInNs] = int64(ev.RetryIn)
 	}
 	if ev.Err != nil {
-		f["err"] = errKind(ev.Err)
+		f[trace.FieldErr] = errKind(ev.Err)
 	}
-	w.record("rds.state", f)
+	w.record(trace.KindRDSState, f)
 	if ev.Connected() || ev.Lost() {
 		if ev.Connected() && c.rdsReported && c.rec.Ready() {
 			c.expectRun() // a reconnect (not the first report) triggers a run
@@ -434,17 +435,17 @@ func (c *controller) onRDSEvent(ev rds.Event, deliver func()) {
 type recorder struct{ w *World }
 
 func (r *recorder) Event(obj runtime.Object, typ, reason, msg string) {
-	f := map[string]any{"type": typ, "reason": reason, "msg": msg}
+	f := map[string]any{trace.FieldType: typ, trace.FieldReason: reason, trace.FieldMsg: msg}
 	pvc := ""
 	if ref, ok := obj.(*corev1.ObjectReference); ok {
-		f["object"] = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
+		f[trace.FieldObject] = ref.Kind + "/" + ref.Namespace + "/" + ref.Name
 		if ref.Kind == "PersistentVolumeClaim" {
 			pvc = ref.Name
 		}
 	} else if m, ok := obj.(metav1.Object); ok {
-		f["object"] = fmt.Sprintf("%T/%s/%s", obj, m.GetNamespace(), m.GetName())
+		f[trace.FieldObject] = fmt.Sprintf("%T/%s/%s", obj, m.GetNamespace(), m.GetName())
 	}
-	r.w.record("k8s.event", f)
+	r.w.record(trace.KindK8sEvent, f)
 	r.w.inv.event(reason, pvc)
 }
 
@@ -492,7 +493,7 @@ func (c *controller) traceMetrics() {
 			}
 			if old, ok := c.metrics[key]; !ok || old != v {
 				c.metrics[key] = v
-				c.w.record("metric", map[string]any{"name": key, "value": v})
+				c.w.record(trace.KindMetric, map[string]any{trace.FieldName: key, trace.FieldValue: v})
 			}
 		}
 	}

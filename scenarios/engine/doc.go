@@ -7,10 +7,31 @@
 // controllers lose and regain RDS with the kernel's timing, nvmepath.go), a
 // fake API server, and the parts of Kubernetes that call the driver, at
 // their upstream defaults: the attach-detach controller (adc.go), the
-// external-attacher with its backoff, the kubelet and pod rescheduling
-// (kube.go). Time moves only from a quiescent
-// system (Advance, Until); every observable event is one JSON line with its
-// virtual time (Trace); invariants are checked at every instant.
+// external-attacher with its backoff (attacher.go), the kubelet
+// (kubelet.go) and pod rescheduling (kube.go). Time moves only from a
+// quiescent system (Advance); every observable event is one JSON line with
+// its virtual time (Trace, in the schema of scenarios/trace); invariants are
+// checked at every instant.
+//
+// # Where things are
+//
+//   - world.go: Options, the World, NewWorld and its accessors;
+//   - clock.go: the virtual clock (vclock) and the views handed out of it;
+//   - advance.go: driving time: Advance, the step from one instant to the
+//     next, the engine's own tasks (Wake, OnInstant);
+//   - barrier.go: the quiescence barrier (settle, quiesce);
+//   - timeline.go: timeline actions and faults (Apply, ApplyFault, EndFault,
+//     Migrate);
+//   - volumes.go: the World's volume API (CreateVolume, AddPlacement,
+//     Unschedule, Placement, AttachedTo, Claims);
+//   - kube.go: the Kubernetes model and its loop (sync): VolumeAttachments
+//     wanted, rescheduling; attacher.go, adc.go and kubelet.go are its
+//     parts; apiserver.go is the fake API server's write accounting;
+//   - controller.go: controller replicas, the Lease, the leader's wiring and
+//     its RDS seams;
+//   - nodes.go: the node plugins and the simulated data plane; nvmepath.go:
+//     the kernel's NVMe/TCP reconnect timing;
+//   - invariants.go: what is checked at every instant; trace.go: the trace.
 //
 // # The clock
 //

@@ -3,10 +3,12 @@ package engine
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // crashScenario is a three-hour RDS outage during which node-1 dies and is
@@ -69,13 +71,28 @@ func TestRDSCrashThreeHours(t *testing.T) {
 }
 
 // TestPlantedUnpublishBug: a controller whose Unpublish needs RDS leaves the
-// dead node's attachment stuck for the whole outage.
+// dead node's attachment stuck for the whole outage. The run must fail on
+// that expectation, traced as failed: any other error (a settle timeout, a
+// step that could not run) is not the bug being caught.
 func TestPlantedUnpublishBug(t *testing.T) {
-	_, err := crashScenario(t, 1, Bugs{UnpublishNeedsRDS: true})
+	const broken = "db-1 detached from node-1 while RDS is down"
+	w, err := crashScenario(t, 1, Bugs{UnpublishNeedsRDS: true})
 	if err == nil {
 		t.Fatal("the outage scenario passed with Unpublish depending on RDS")
 	}
-	t.Logf("caught: %v", err)
+	if !strings.Contains(err.Error(), fmt.Sprintf("expectation %q failed", broken)) {
+		t.Fatalf("the run failed, but not on the expectation %q: %v", broken, err)
+	}
+	var traced []bool
+	for _, e := range w.Trace().Events() {
+		if e.Kind == trace.KindExpect && e.Text(trace.FieldName) == broken {
+			ok, _ := e.Flag(trace.FieldOk)
+			traced = append(traced, ok)
+		}
+	}
+	if !slices.Equal(traced, []bool{false}) {
+		t.Fatalf("expectation %q traced with ok=%v, want one ok=false", broken, traced)
+	}
 }
 
 func TestDeterminism(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // Invariant names, as scenario files list them (spec.KnownInvariants).
@@ -119,7 +121,7 @@ func (iv *invariants) violate(inv, subject, msg string) {
 	iv.seen[key] = true
 	v := Violation{At: iv.w.Now(), Invariant: inv, Msg: msg}
 	iv.violations = append(iv.violations, v)
-	iv.w.record("invariant", map[string]any{"name": inv, "ok": false, "msg": msg})
+	iv.w.record(trace.KindInvariant, map[string]any{trace.FieldName: inv, trace.FieldOk: false, trace.FieldMsg: msg})
 }
 
 // rdsReachable says whether the faults in force leave RDS answering.

@@ -1,30 +1,18 @@
 package engine
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/container-storage-interface/spec/lib/go/csi"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	k8stesting "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/rds-csi/rds-csi/driver"
-	"github.com/rds-csi/rds-csi/driver/recovery"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // The parts of Kubernetes that call the driver, reduced to what decides
@@ -70,17 +58,6 @@ type vaState struct {
 	attachErr   bool // status.attachError is set
 	publishCtx  map[string]string
 	adc         adcAttach
-}
-
-// Volume is one volume of the simulated cluster.
-type Volume struct {
-	Name   string // as the scenario names it (and the PVC)
-	ID     string // CSI volume ID
-	Size   int64
-	RWX    bool
-	Block  bool
-	Params map[string]string // StorageClass parameters
-	volCtx map[string]string
 }
 
 type kubeSim struct {
@@ -159,167 +136,6 @@ func (k *kubeSim) nodeViews() func(string) nodeView {
 // down by the operator).
 func (v nodeView) gone() bool  { return !v.exists || v.outOfService }
 func (v nodeView) alive() bool { return v.exists && v.ready && !v.outOfService }
-
-// ---- volumes ----------------------------------------------------------------
-
-// CreateVolume provisions a volume as external-provisioner would and binds a
-// PV for it; node, if set, schedules its pod there. The attach happens when
-// time next advances (Advance), as it would after the scheduler's decision.
-func (w *World) CreateVolume(v Volume, node string) error {
-	k := w.kube
-	if _, dup := k.vols[v.Name]; dup {
-		return fmt.Errorf("engine: volume %s exists", v.Name)
-	}
-	mode := csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
-	if v.RWX {
-		mode = csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER
-	}
-	req := &csi.CreateVolumeRequest{Name: "pvc-" + v.Name, VolumeCapabilities: []*csi.VolumeCapability{capability(v.Block, mode)},
-		CapacityRange: &csi.CapacityRange{RequiredBytes: v.Size}, Parameters: v.Params}
-	var resp *csi.CreateVolumeResponse
-	err := w.callSync("CreateVolume", v.Name, func(ctx context.Context) error {
-		return w.ctrlCall(ctx, func(ctx context.Context, d *driver.Driver) error {
-			var err error
-			resp, err = d.CreateVolume(ctx, req)
-			return err
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("engine: create volume %s: %w", v.Name, err)
-	}
-	v.ID, v.Size, v.volCtx = resp.GetVolume().GetVolumeId(), resp.GetVolume().GetCapacityBytes(), resp.GetVolume().GetVolumeContext()
-	vol := v
-	k.vols[v.Name] = &vol
-	k.order = append(k.order, v.Name)
-	w.inv.volumeCreated(&vol)
-	pvMode := corev1.PersistentVolumeFilesystem
-	if v.Block {
-		pvMode = corev1.PersistentVolumeBlock
-	}
-	access := corev1.ReadWriteOnce
-	if v.RWX {
-		access = corev1.ReadWriteMany
-	}
-	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-" + v.Name},
-		Spec: corev1.PersistentVolumeSpec{AccessModes: []corev1.PersistentVolumeAccessMode{access}, VolumeMode: &pvMode,
-			ClaimRef: &corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "default", Name: v.Name},
-			PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{
-				Driver: driver.DefaultName, VolumeHandle: v.ID, VolumeAttributes: v.volCtx}}}}
-	if _, err := w.Kube.CoreV1().PersistentVolumes().Create(w.ctx, pv, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	if node != "" {
-		k.placement[v.Name] = []string{node}
-		w.record("pod", map[string]any{"volume": v.Name, "node": node, "op": "scheduled"})
-	}
-	return nil
-}
-
-func capability(block bool, mode csi.VolumeCapability_AccessMode_Mode) *csi.VolumeCapability {
-	c := &csi.VolumeCapability{AccessMode: &csi.VolumeCapability_AccessMode{Mode: mode}}
-	if block {
-		c.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
-	} else {
-		c.AccessType = &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}}
-	}
-	return c
-}
-
-func (v *Volume) capability() *csi.VolumeCapability {
-	mode := csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER
-	if v.RWX {
-		mode = csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER
-	}
-	return capability(v.Block, mode)
-}
-
-// Volumes returns the volumes in creation order.
-func (w *World) Volumes() []*Volume {
-	out := make([]*Volume, 0, len(w.kube.order))
-	for _, n := range w.kube.order {
-		out = append(out, w.kube.vols[n])
-	}
-	return out
-}
-
-// Schedule runs the pod of a volume on node (attach), replacing where it ran.
-func (w *World) Schedule(volume, node string) error {
-	if _, ok := w.kube.vols[volume]; !ok {
-		return fmt.Errorf("engine: no volume %s", volume)
-	}
-	w.kube.placement[volume] = []string{node}
-	w.record("pod", map[string]any{"volume": volume, "node": node, "op": "scheduled"})
-	return nil
-}
-
-// Unschedule removes the pods of a volume from node ("" for every node).
-func (w *World) Unschedule(volume, node string) error {
-	if _, ok := w.kube.vols[volume]; !ok {
-		return fmt.Errorf("engine: no volume %s", volume)
-	}
-	var keep []string
-	for _, n := range w.kube.placement[volume] {
-		if node != "" && n != node {
-			keep = append(keep, n)
-		}
-	}
-	w.kube.placement[volume] = keep
-	w.record("pod", map[string]any{"volume": volume, "node": node, "op": "deleted"})
-	return nil
-}
-
-// AddPlacement runs a second pod of a volume on node (a migration target).
-func (w *World) AddPlacement(volume, node string) error {
-	if _, ok := w.kube.vols[volume]; !ok {
-		return fmt.Errorf("engine: no volume %s", volume)
-	}
-	if !slices.Contains(w.kube.placement[volume], node) {
-		w.kube.placement[volume] = append(w.kube.placement[volume], node)
-	}
-	w.record("pod", map[string]any{"volume": volume, "node": node, "op": "scheduled"})
-	return nil
-}
-
-// Placement is where the volume's pods run.
-func (w *World) Placement(volume string) []string { return slices.Clone(w.kube.placement[volume]) }
-
-// AttachedTo lists the nodes whose VolumeAttachment of the volume says
-// attached, from the API server, sorted.
-func (w *World) AttachedTo(volume string) []string {
-	v, ok := w.kube.vols[volume]
-	if !ok {
-		return nil
-	}
-	list, err := w.Kube.StorageV1().VolumeAttachments().List(w.ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, va := range list.Items {
-		if va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil && *va.Spec.Source.PersistentVolumeName == "pv-"+v.Name {
-			out = append(out, va.Spec.NodeName)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// Claims lists the nodes holding a claim on the volume in the serving
-// controller's attachment manager.
-func (w *World) Claims(volume string) []string {
-	v, ok := w.kube.vols[volume]
-	if !ok || w.ctrl == nil {
-		return nil
-	}
-	var out []string
-	for _, c := range w.ctrl.att.Holders(v.ID) {
-		out = append(out, c.Node)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// ---- the loop ---------------------------------------------------------------
 
 // sync runs the Kubernetes side for the current instant: completed calls
 // first, then rescheduling, then every attachment that needs work. It runs
@@ -401,30 +217,6 @@ func (k *kubeSim) sync() error {
 	return nil
 }
 
-// cleanOrphans is the kubelet of a live node unmounting what no pod of it
-// uses any more: after a restart, a partition or a reboot, volumes that
-// moved away while it was gone are still connected there.
-func (k *kubeSim) cleanOrphans(view func(string) nodeView) error {
-	for _, name := range k.order {
-		v := k.vols[name]
-		nodes := k.w.fab.nodesOf(v.ID)
-		sort.Strings(nodes)
-		for _, n := range nodes {
-			if va, ok := k.vas[vaKey{name, n}]; (ok && va.staged) || !view(n).alive() {
-				continue
-			}
-			node := k.w.nodes[n]
-			if err := node.unstage(k.w, v); err != nil {
-				k.w.record("kubelet", map[string]any{"volume": name, "node": n, "op": "orphan-unmount-failed",
-					"code": status.Code(err).String()})
-				continue
-			}
-			k.w.record("kubelet", map[string]any{"volume": name, "node": n, "op": "orphan-unmounted"})
-		}
-	}
-	return nil
-}
-
 // nextDue is the earliest instant the loop has work (a retry, a forced
 // detach), for the clock to jump to.
 func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
@@ -481,12 +273,12 @@ func (k *kubeSim) reschedule(view func(string) nodeView) {
 				continue
 			}
 			target := k.pickNode(view, pl)
-			k.w.record("pod", map[string]any{"volume": name, "node": n, "op": "evicted"})
+			k.w.record(trace.KindPod, map[string]any{trace.FieldVolume: name, trace.FieldNode: n, trace.FieldOp: "evicted"})
 			if target == "" {
 				pl = append(pl[:i:i], pl[i+1:]...)
 			} else {
 				pl[i] = target
-				k.w.record("pod", map[string]any{"volume": name, "node": target, "op": "scheduled"})
+				k.w.record(trace.KindPod, map[string]any{trace.FieldVolume: name, trace.FieldNode: target, trace.FieldOp: "scheduled"})
 			}
 			k.placement[name] = pl
 			break // one move per volume per pass; the next pass sees the rest
@@ -511,305 +303,4 @@ func (k *kubeSim) pickNode(view func(string) nodeView, exclude []string) string 
 		}
 	}
 	return best
-}
-
-func (k *kubeSim) createVA(key vaKey) error {
-	v := k.vols[key.vol]
-	pv := "pv-" + v.Name
-	obj := &storagev1.VolumeAttachment{
-		ObjectMeta: metav1.ObjectMeta{Name: vaName(v.ID, key.node), CreationTimestamp: metav1.NewTime(k.w.Clock.Now())},
-		Spec: storagev1.VolumeAttachmentSpec{Attacher: driver.DefaultName, NodeName: key.node,
-			Source: storagev1.VolumeAttachmentSource{PersistentVolumeName: &pv}},
-	}
-	if _, err := k.w.Kube.StorageV1().VolumeAttachments().Create(k.w.ctx, obj, metav1.CreateOptions{}); err != nil &&
-		!apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	k.vas[key] = &vaState{key: key, name: obj.Name, nextTry: k.w.Clock.Now()}
-	k.w.record("va", map[string]any{"volume": key.vol, "node": key.node, "op": "create"})
-	return nil
-}
-
-// launch runs the attacher's call in the background, bounded by its
-// --timeout; complete() takes the result on the engine's goroutine.
-func (k *kubeSim) launch(va *vaState, op string) {
-	w := k.w
-	v := k.vols[va.key.vol]
-	va.inflight = true
-	k.seq++
-	seq := k.seq
-	w.rpcs.Add(1)
-	c := w.ctrl
-	ctx, cancel := w.vc.view(nil).WithTimeout(w.ctx, w.opts.RPCTimeout)
-	started := w.Now()
-	go func() {
-		defer w.rpcs.Add(-1)
-		defer cancel()
-		var pctx map[string]string
-		var err error
-		switch {
-		case c == nil:
-			err = status.Error(codes.Unavailable, "no controller serves the CSI socket")
-		case op == "unpublish":
-			err = w.unpublish(ctx, c, v.ID, va.key.node)
-		default:
-			var r *csi.ControllerPublishVolumeResponse
-			r, err = c.drv.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: v.ID, NodeId: va.key.node,
-				VolumeCapability: v.capability(), VolumeContext: v.volCtx})
-			pctx = r.GetPublishContext()
-		}
-		w.inv.rpcReturned(op, started, w.Now())
-		k.mu.Lock()
-		k.done = append(k.done, opResult{seq: seq, key: va.key, op: op, err: err, pctx: pctx})
-		k.mu.Unlock()
-	}()
-}
-
-func (k *kubeSim) complete(r opResult) error {
-	w := k.w
-	va := k.vas[r.key]
-	va.inflight = false
-	code := status.Code(r.err)
-	if r.err != nil && errors.Is(r.err, context.DeadlineExceeded) {
-		code = codes.DeadlineExceeded
-	}
-	method := map[string]string{"publish": "ControllerPublishVolume", "unpublish": "ControllerUnpublishVolume"}[r.op]
-	w.record("rpc", map[string]any{"method": method, "key": r.key.vol + "@" + r.key.node, "code": code.String()})
-	now := w.Clock.Now()
-	requeued := va.requeue
-	va.requeue = false
-	if r.err != nil {
-		if va.backoff == 0 {
-			va.backoff = attachRetryStart
-		} else {
-			va.backoff = min(2*va.backoff, attachRetryMax)
-		}
-		va.nextTry = now.Add(va.backoff)
-		if requeued {
-			va.nextTry = now
-		}
-		if r.op == "publish" {
-			va.attachErr = true
-			w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "attach-failed", "code": code.String()})
-			// As the attacher's saveAttachError: the failure is on the object.
-			if err := k.setStatus(va, false, status.Convert(r.err).Message()); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	va.backoff = 0
-	switch r.op {
-	case "publish":
-		va.attached, va.attachErr, va.publishCtx = true, false, r.pctx
-		if err := k.setStatus(va, true, ""); err != nil {
-			return err
-		}
-		w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "attached"})
-	case "unpublish":
-		if err := w.Kube.StorageV1().VolumeAttachments().Delete(w.ctx, va.name, metav1.DeleteOptions{}); err != nil &&
-			!apierrors.IsNotFound(err) {
-			return err
-		}
-		delete(k.vas, r.key)
-		w.record("va", map[string]any{"volume": r.key.vol, "node": r.key.node, "op": "deleted"})
-	}
-	return nil
-}
-
-// setStatus writes the VolumeAttachment's status as the external-attacher
-// does: attached with no error, or not attached with the attach error.
-func (k *kubeSim) setStatus(va *vaState, attached bool, attachErr string) error {
-	obj, err := k.w.Kube.StorageV1().VolumeAttachments().Get(k.w.ctx, va.name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	obj = obj.DeepCopy()
-	obj.Status.Attached = attached
-	obj.Status.AttachError = nil
-	if attachErr != "" {
-		obj.Status.AttachError = &storagev1.VolumeError{Message: attachErr, Time: metav1.NewTime(k.w.Clock.Now())}
-	}
-	_, err = k.w.Kube.StorageV1().VolumeAttachments().UpdateStatus(k.w.ctx, obj, metav1.UpdateOptions{})
-	return err
-}
-
-// nudge is the attacher's watch seeing a VolumeAttachment change it
-// re-queues on (anything but the status error fields): the retry
-// annotation the controller sets after a recovery.
-func (k *kubeSim) nudge(oldObj, newObj any) {
-	o, ok1 := oldObj.(*storagev1.VolumeAttachment)
-	n, ok2 := newObj.(*storagev1.VolumeAttachment)
-	if !ok1 || !ok2 || o.Annotations[recovery.RetryAnnotation] == n.Annotations[recovery.RetryAnnotation] {
-		return
-	}
-	k.mu.Lock()
-	k.nudged = append(k.nudged, n.Name)
-	k.mu.Unlock()
-}
-
-// takeNudges re-queues the nudged VolumeAttachments: at once, or as soon
-// as the call in flight returns (the workqueue's dirty mark). The backoff
-// itself is not reset, as the attacher does not Forget on a re-queue.
-func (k *kubeSim) takeNudges() {
-	k.mu.Lock()
-	names := k.nudged
-	k.nudged = nil
-	k.mu.Unlock()
-	if len(names) == 0 {
-		return
-	}
-	byName := make(map[string]*vaState, len(k.vas))
-	for _, va := range k.vas {
-		byName[va.name] = va
-	}
-	now := k.w.Clock.Now()
-	for _, name := range names {
-		va, ok := byName[name]
-		if !ok || va.attached {
-			continue
-		}
-		if va.inflight {
-			va.requeue = true
-		} else {
-			va.nextTry = now
-		}
-		k.w.record("va", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "retry-requested"})
-	}
-}
-
-// adcStep runs the attach-detach controller's operation for a wanted
-// attachment (adc.go) and traces its outcome.
-func (k *kubeSim) adcStep(va *vaState, now time.Time) {
-	switch va.adc.step(now, va) {
-	case "attached":
-		k.w.record("adc", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "attached"})
-	case "failed":
-		k.w.record("adc", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "attach-failed",
-			"retryIn": va.adc.backoff.String()})
-	}
-}
-
-// stage is the kubelet mounting the volume for its pod; a failure is
-// retried at the next pass, as the kubelet's reconciler does.
-func (k *kubeSim) stage(va *vaState) error {
-	n := k.w.nodes[va.key.node]
-	if err := n.stage(k.w, k.vols[va.key.vol], va.publishCtx); err != nil {
-		k.w.record("kubelet", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "stage-failed",
-			"code": status.Code(err).String(), "msg": status.Convert(err).Message()})
-		va.nextTry = k.w.Clock.Now().Add(2 * time.Second)
-		return nil
-	}
-	va.staged = true
-	k.w.record("kubelet", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "mounted"})
-	return nil
-}
-
-func (k *kubeSim) unstage(va *vaState) error {
-	n := k.w.nodes[va.key.node]
-	if err := n.unstage(k.w, k.vols[va.key.vol]); err != nil {
-		k.w.record("kubelet", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "unmount-failed", "code": status.Code(err).String()})
-		return nil
-	}
-	va.staged = false
-	k.w.record("kubelet", map[string]any{"volume": va.key.vol, "node": va.key.node, "op": "unmounted"})
-	return nil
-}
-
-// callSync runs one RPC on the engine's goroutine (set-up calls while RDS is
-// known to be up) and traces it.
-func (w *World) callSync(method, key string, fn func(ctx context.Context) error) error {
-	ctx, cancel := w.vc.view(nil).WithTimeout(w.ctx, w.opts.RPCTimeout)
-	defer cancel()
-	err := fn(ctx)
-	w.record("rpc", map[string]any{"method": method, "key": key, "code": status.Code(err).String()})
-	return err
-}
-
-// ---- Kubernetes seams ------------------------------------------------------
-
-var watched = map[string]bool{"nodes": true, "volumeattachments": true, "persistentvolumes": true}
-
-// watchAPI counts successful writes to the watched resources (a reactor in
-// front of the tracker) and the events an informer of our own receives, so
-// the barrier knows when every watcher has seen every write.
-func (w *World) watchAPI() error {
-	tracker := w.Kube.Tracker()
-	w.Kube.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		switch a.GetVerb() {
-		case "create", "update", "patch", "delete":
-		default:
-			return false, nil, nil
-		}
-		if !watched[a.GetResource().Resource] {
-			return false, nil, nil
-		}
-		handled, obj, err := k8stesting.ObjectReaction(tracker)(a)
-		if err == nil {
-			w.apiWrites.Add(1)
-			// What the reconciler's handlers see (reconciler.Options.Observed).
-			if r := a.GetResource().Resource; r == "nodes" || r == "persistentvolumes" || r == "volumeattachments" {
-				w.recWrites.Add(1)
-			}
-		}
-		return handled, obj, err
-	})
-	f := informers.NewSharedInformerFactory(w.Kube, 0)
-	h := cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc:    func(_ any, initial bool) { w.apiSeen.Add(1) },
-		UpdateFunc: func(any, any) { w.apiSeen.Add(1) },
-		DeleteFunc: func(any) { w.apiSeen.Add(1) },
-	}
-	infs := []cache.SharedIndexInformer{f.Core().V1().Nodes().Informer(), f.Storage().V1().VolumeAttachments().Informer(),
-		f.Core().V1().PersistentVolumes().Informer()}
-	// The VolumeAttachment handler is also the external-attacher's watch
-	// (the retry annotation): one handler, so the event is taken in before
-	// it is counted as seen. Handlers of one informer run concurrently.
-	vaHandler := h
-	vaHandler.UpdateFunc = func(o, n any) {
-		w.kube.nudge(o, n)
-		w.apiSeen.Add(1)
-	}
-	for i, inf := range infs {
-		hh := h
-		if i == 1 {
-			hh = vaHandler
-		}
-		if _, err := inf.AddEventHandler(hh); err != nil {
-			return err
-		}
-	}
-	f.Start(w.ctx.Done())
-	for _, ok := range f.WaitForCacheSync(w.ctx.Done()) {
-		if !ok {
-			return errors.New("engine: informers did not sync")
-		}
-	}
-	w.apiSeen.Add(-int64(len(w.opts.Nodes))) // the initial list is not a write
-	return nil
-}
-
-func (w *World) nodeNames() []string {
-	names := make([]string, 0, len(w.nodes))
-	for n := range w.nodes {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// ensureNodePlugins gives every Node object a plugin (node.create).
-func (w *World) ensureNodePlugins() error {
-	list, err := w.Kube.CoreV1().Nodes().List(w.ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, n := range list.Items {
-		if _, ok := w.nodes[n.Name]; !ok {
-			if err := w.addNodePlugin(n.Name); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

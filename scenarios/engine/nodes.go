@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 	testingexec "k8s.io/utils/exec/testing"
@@ -90,7 +92,7 @@ func (w *World) fabric() *fabric {
 	return w.fab
 }
 
-// Connected lists the nodes that have the volume's device connected.
+// nodesOf lists the nodes that have the volume's device connected.
 func (f *fabric) nodesOf(volumeID string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -227,4 +229,30 @@ func (e simExec) run(cmd string, args []string) ([]byte, error) {
 		return nil, nil
 	}
 	return nil, nil
+}
+
+// nodeNames lists the nodes that have a plugin, sorted.
+func (w *World) nodeNames() []string {
+	names := make([]string, 0, len(w.nodes))
+	for n := range w.nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ensureNodePlugins gives every Node object a plugin (node.create).
+func (w *World) ensureNodePlugins() error {
+	list, err := w.Kube.CoreV1().Nodes().List(w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, n := range list.Items {
+		if _, ok := w.nodes[n.Name]; !ok {
+			if err := w.addNodePlugin(n.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

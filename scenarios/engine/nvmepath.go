@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // The kernel's NVMe/TCP host, reduced to what decides whether a node keeps
@@ -163,11 +164,11 @@ func (w *World) tickPaths(now time.Time) {
 		return a.node < b.node
 	})
 	for _, c := range changes {
-		fields := map[string]any{"volume": w.volumeName(c.p.volumeID), "node": c.p.node, "state": c.state}
+		fields := map[string]any{trace.FieldVolume: w.volumeName(c.p.volumeID), trace.FieldNode: c.p.node, trace.FieldState: c.state}
 		if c.state != pathConnecting {
-			fields["after"] = now.Sub(c.p.lostAt).String()
+			fields[trace.FieldAfter] = now.Sub(c.p.lostAt).String()
 		}
-		w.record("nvme", fields)
+		w.record(trace.KindNVMe, fields)
 		if c.state == pathDeleted {
 			w.inv.pathDeleted(c.p)
 		}
@@ -186,14 +187,4 @@ func (f *fabric) pathsDue(now time.Time) (time.Time, bool) {
 		}
 	}
 	return best, found
-}
-
-// volumeName is the scenario's name of a CSI volume ID.
-func (w *World) volumeName(id string) string {
-	for _, name := range w.kube.order {
-		if w.kube.vols[name].ID == id {
-			return name
-		}
-	}
-	return id
 }

@@ -2,21 +2,15 @@ package engine
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/rds-csi/rds-csi/chaos"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
-
-// Step is one timed action of a programmatic timeline.
-type Step struct {
-	At   time.Duration
-	Name string
-	Do   func(w *World) error
-}
 
 // Apply performs one timeline action by name: a fault of the chaos
 // catalogue, or one the engine performs itself (node.ready, node.create,
@@ -25,13 +19,13 @@ func (w *World) Apply(name string, params map[string]string) error {
 	if _, ok := chaos.LookupSpec(name); ok {
 		return w.ApplyFault(name, params)
 	}
-	w.record("action", withParams(map[string]any{"action": name}, params))
+	w.record(trace.KindAction, withParams(map[string]any{trace.FieldAction: name}, params))
 	switch name {
 	case "node.ready":
 		return w.setReady(params["node"])
 	case "node.create":
 		_, err := w.Kube.CoreV1().Nodes().Create(w.ctx, readyNode(params["node"], w.Clock.Now()), metav1.CreateOptions{})
-		w.record("node", map[string]any{"node": params["node"], "state": "created"})
+		w.record(trace.KindNode, map[string]any{trace.FieldNode: params["node"], trace.FieldState: "created"})
 		return err
 	case "volume.attach":
 		return w.AddPlacement(params["volume"], params["node"])
@@ -43,7 +37,7 @@ func (w *World) Apply(name string, params map[string]string) error {
 
 func withParams(f map[string]any, params map[string]string) map[string]any {
 	for _, k := range sortedKeys(params) {
-		f["param."+k] = params[k]
+		f[trace.ParamPrefix+k] = params[k]
 	}
 	return f
 }
@@ -64,12 +58,12 @@ func (w *World) setReady(node string) error {
 		}
 	}
 	_, err = w.Kube.CoreV1().Nodes().UpdateStatus(w.ctx, n, metav1.UpdateOptions{})
-	w.record("node", map[string]any{"node": node, "state": "ready"})
+	w.record(trace.KindNode, map[string]any{trace.FieldNode: node, trace.FieldState: "ready"})
 	return err
 }
 
-// FaultKey keys an active fault (EndFault, ActiveFaults): node faults per
-// node, so two nodes can be down at once.
+// FaultKey keys an active fault (EndFault): node faults per node, so two
+// nodes can be down at once.
 func FaultKey(name string, params map[string]string) string {
 	if n := params["node"]; n != "" {
 		return name + "/" + n
@@ -85,10 +79,10 @@ func (w *World) ApplyFault(name string, params map[string]string) error {
 	}
 	undo, err := f.Apply(w.ctx, chaos.Targets{RDS: w.Emulator, Network: w.Network, Kube: w.Kube,
 		Clock: w.vc.view(nil), Seed: w.opts.Seed, Controller: w, KubeVirt: w})
-	fields := withParams(map[string]any{"fault": name}, params)
+	fields := withParams(map[string]any{trace.FieldFault: name}, params)
 	if err != nil {
-		fields["err"] = err.Error()
-		w.record("fault.apply-failed", fields)
+		fields[trace.FieldErr] = err.Error()
+		w.record(trace.KindFaultApplyFailed, fields)
 		return err
 	}
 	key := FaultKey(name, params)
@@ -97,8 +91,8 @@ func (w *World) ApplyFault(name string, params map[string]string) error {
 	} else {
 		delete(w.faults, key)
 	}
-	w.record("fault.applied", fields)
-	w.nodeFaultTrace(name, params, false)
+	w.record(trace.KindFaultApplied, fields)
+	w.nodeFaultTrace(name, params)
 	return nil
 }
 
@@ -111,24 +105,21 @@ func (w *World) EndFault(key string) error {
 	}
 	delete(w.faults, key)
 	err := undo(w.ctx)
-	f := map[string]any{"fault": key}
+	f := map[string]any{trace.FieldFault: key}
 	if err != nil {
-		f["err"] = err.Error()
+		f[trace.FieldErr] = err.Error()
 	}
-	w.record("fault.ended", f)
+	w.record(trace.KindFaultEnded, f)
 	return err
 }
 
-func (w *World) nodeFaultTrace(name string, params map[string]string, ended bool) {
+func (w *World) nodeFaultTrace(name string, params map[string]string) {
 	state := map[string]string{"node.not-ready": "not-ready", "node.delete": "deleted", "node.out-of-service": "out-of-service"}[name]
-	if state == "" || ended {
+	if state == "" {
 		return
 	}
-	w.record("node", map[string]any{"node": params["node"], "state": state})
+	w.record(trace.KindNode, map[string]any{trace.FieldNode: params["node"], trace.FieldState: state})
 }
-
-// ActiveFaults lists the keys of the faults in force, sorted.
-func (w *World) ActiveFaults() []string { return sortedKeys(w.faults) }
 
 // Migrate is a KubeVirt live migration of the VM whose disk is volume to
 // node: attach-first starts the target pod, then deletes the source pod
@@ -141,7 +132,7 @@ func (w *World) Migrate(volume, to, order string, delay time.Duration) error {
 	}
 	source := src[0]
 	now := w.Clock.Now()
-	w.record("kubevirt", map[string]any{"vm": volume, "from": source, "to": to, "order": order, "op": "migration-started"})
+	w.record(trace.KindKubeVirt, map[string]any{trace.FieldVM: volume, trace.FieldFrom: source, trace.FieldTo: to, trace.FieldOrder: order, trace.FieldOp: "migration-started"})
 	if order == "detach-first" {
 		if err := w.Unschedule(volume, source); err != nil {
 			return err
@@ -153,50 +144,12 @@ func (w *World) Migrate(volume, to, order string, delay time.Duration) error {
 		return err
 	}
 	w.tasks.add(now.Add(delay), "migrate "+volume, func() error {
-		if !containsStr(w.AttachedTo(volume), to) {
-			w.record("kubevirt", map[string]any{"vm": volume, "from": source, "to": to, "op": "migration-aborted"})
+		if !slices.Contains(w.AttachedTo(volume), to) {
+			w.record(trace.KindKubeVirt, map[string]any{trace.FieldVM: volume, trace.FieldFrom: source, trace.FieldTo: to, trace.FieldOp: "migration-aborted"})
 			return w.Unschedule(volume, to)
 		}
-		w.record("kubevirt", map[string]any{"vm": volume, "from": source, "to": to, "op": "migration-completed"})
+		w.record(trace.KindKubeVirt, map[string]any{trace.FieldVM: volume, trace.FieldFrom: source, trace.FieldTo: to, trace.FieldOp: "migration-completed"})
 		return w.Unschedule(volume, source)
 	})
 	return nil
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// Run plays steps in time order (stable for equal times).
-func (w *World) Run(steps []Step) error {
-	steps = append([]Step(nil), steps...)
-	sort.SliceStable(steps, func(i, j int) bool { return steps[i].At < steps[j].At })
-	for _, s := range steps {
-		if err := w.Advance(s.At); err != nil {
-			return err
-		}
-		w.record("step", map[string]any{"name": s.Name})
-		if err := s.Do(w); err != nil {
-			return fmt.Errorf("step %q at %v: %w", s.Name, s.At, err)
-		}
-		if err := w.Advance(w.Now()); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Fault is a Step applying a catalogued fault; End one ending it.
-func Fault(at time.Duration, name string, params map[string]string) Step {
-	return Step{At: at, Name: "fault " + name, Do: func(w *World) error { return w.ApplyFault(name, params) }}
-}
-
-// End is a Step ending the fault started under key.
-func End(at time.Duration, key string) Step {
-	return Step{At: at, Name: "end " + key, Do: func(w *World) error { return w.EndFault(key) }}
 }

@@ -8,18 +8,13 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
-// Event is one line of the trace. T is virtual time since the World's start.
-// Fields holds the event's details; encoding/json writes map keys sorted, so
-// a line's bytes depend only on its content.
-type Event struct {
-	T      time.Duration  `json:"t"`
-	Kind   string         `json:"kind"`
-	Fields map[string]any `json:"f,omitempty"`
-}
-
-// Trace collects events. Events of one virtual instant are buffered and, when
+// Trace collects events (trace.Event: the schema lives in scenarios/trace);
+// encoding/json writes map keys sorted, so a line's bytes depend only on its
+// content. Events of one virtual instant are buffered and, when
 // the engine leaves the instant (Flush), sorted by their encoded bytes and
 // only then written, so goroutine scheduling cannot reorder events that
 // happen at the same virtual time.
@@ -27,15 +22,15 @@ type Trace struct {
 	mu      sync.Mutex
 	pending [][]byte
 	out     bytes.Buffer
-	events  []Event // flushed, in trace order
-	pendEv  []Event
+	events  []trace.Event // flushed, in trace order
+	pendEv  []trace.Event
 	count   int64
 }
 
-func (t *Trace) add(e Event) {
+func (t *Trace) add(e trace.Event) {
 	b, err := json.Marshal(e)
 	if err != nil {
-		b, _ = json.Marshal(Event{T: e.T, Kind: "trace.error", Fields: map[string]any{"err": err.Error()}})
+		b, _ = json.Marshal(trace.Event{T: e.T, Kind: trace.KindTraceError, Fields: map[string]any{trace.FieldErr: err.Error()}})
 	}
 	t.mu.Lock()
 	t.pending = append(t.pending, b)
@@ -75,10 +70,10 @@ func (t *Trace) Bytes() []byte {
 }
 
 // Events returns the flushed events, in trace order.
-func (t *Trace) Events() []Event {
+func (t *Trace) Events() []trace.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return append([]Event(nil), t.events...)
+	return append([]trace.Event(nil), t.events...)
 }
 
 // Hash is the hex sha256 of the flushed trace.
@@ -95,6 +90,6 @@ func (t *Trace) generation() int64 {
 
 // Record adds an event at virtual time at (since the start); the scenario
 // runner traces its expectations with it.
-func (t *Trace) Record(at time.Duration, kind string, fields map[string]any) {
-	t.add(Event{T: at, Kind: kind, Fields: fields})
+func (t *Trace) Record(at time.Duration, kind trace.Kind, fields map[string]any) {
+	t.add(trace.Event{T: at, Kind: kind, Fields: fields})
 }

@@ -10,14 +10,13 @@ import (
 	"net"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
 	gossh "golang.org/x/crypto/ssh"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
@@ -25,6 +24,7 @@ import (
 	"github.com/rds-csi/rds-csi/chaos"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator"
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // Options configure a World. Zero values take the defaults noted.
@@ -104,10 +104,10 @@ func (o *Options) defaults() {
 
 // initialConnectTimeout is distinct from every loop timer of the manager, so
 // the manager model can tell Start's wait from its loop (see mgrTimerArmed).
+const initialConnectTimeout = 97 * time.Second
+
 // fakeWatchBuffer is the capacity of every fake watch channel.
 const fakeWatchBuffer = 1 << 16
-
-const initialConnectTimeout = 97 * time.Second
 
 // World is the whole system in one process on one virtual clock: the
 // emulated RDS behind a chaos network, the controller replicas, a node plugin
@@ -213,8 +213,8 @@ func NewWorld(o Options) (*World, error) {
 	for i := 0; i < o.Replicas; i++ {
 		w.replicas = append(w.replicas, &replica{name: fmt.Sprintf("rds-csi-controller-%d", i), up: true})
 	}
-	w.record("world", map[string]any{"seed": o.Seed, "nodes": slices.Clone(o.Nodes), "replicas": o.Replicas,
-		"grace": o.GracePeriod.String(), "reconcile": o.ReconcileInterval.String()})
+	w.record(trace.KindWorld, map[string]any{trace.FieldSeed: o.Seed, trace.FieldNodes: slices.Clone(o.Nodes), trace.FieldReplicas: o.Replicas,
+		trace.FieldGrace: o.GracePeriod.String(), trace.FieldReconcile: o.ReconcileInterval.String()})
 	if err := w.elect(); err != nil {
 		return nil, err
 	}
@@ -223,12 +223,6 @@ func NewWorld(o Options) (*World, error) {
 	}
 	ok = true
 	return w, nil
-}
-
-func readyNode(name string, now time.Time) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-			LastTransitionTime: metav1.NewTime(now), LastHeartbeatTime: metav1.NewTime(now)}}}}
 }
 
 // Close stops everything the World started.
@@ -261,11 +255,10 @@ func (w *World) TraceHash() string { return w.trace.Hash() }
 // VirtualSteps is how many times the clock was moved.
 func (w *World) VirtualSteps() int64 { return w.steps.Load() }
 
-// Seed is the seed the World was built with.
-func (w *World) Seed() uint64 { return w.opts.Seed }
-
-func (w *World) record(kind string, f map[string]any) {
-	w.trace.add(Event{T: w.Now(), Kind: kind, Fields: f})
+// record traces an event at the current instant. The kind is typed, the
+// payload a map keyed by trace.Field names: see scenarios/trace for why.
+func (w *World) record(kind trace.Kind, f map[string]any) {
+	w.trace.add(trace.Event{T: w.Now(), Kind: kind, Fields: f})
 }
 
 // RDSState is the leader's RDS connection state (disconnected without one).
@@ -299,4 +292,14 @@ func errKind(err error) string {
 		}
 	}
 	return "other"
+}
+
+// sortedKeys is a helper for deterministic iteration.
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,7 +3,8 @@
 // HTML page (HTML) whose centre is a picture of the run.
 //
 // The trace is the engine's JSON lines (Parse): one event per line with its
-// virtual time, sorted by time. A three-hour outage holds a few interesting
+// virtual time, sorted by time, in the kinds and field names of
+// scenarios/trace. Kinds the report does not draw are listed raw. A three-hour outage holds a few interesting
 // moments (a fault, the connection lost and regained, a node dying, an
 // expectation failing) among tens of thousands of routine ones (RouterOS
 // commands, RPCs, health checks, reconnect attempts). Both renderings are

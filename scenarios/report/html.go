@@ -8,14 +8,17 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // knownKinds are the kinds the report understands; the rest are listed raw.
-var knownKinds = map[string]bool{
-	"rds.state": true, "rds.command": true, "rds.connect": true, "rds.health": true, "probe": true,
-	"va": true, "node": true, "controller": true, "fault.applied": true, "fault.ended": true,
-	"fault.apply-failed": true, "expect": true, "k8s.event": true, "attachment.event": true,
-	"rpc": true, "invariant": true, "step": true,
+var knownKinds = map[trace.Kind]bool{
+	trace.KindRDSState: true, trace.KindRDSCommand: true, trace.KindRDSConnect: true, trace.KindRDSHealth: true,
+	trace.KindProbe: true, trace.KindVA: true, trace.KindNode: true, trace.KindController: true,
+	trace.KindFaultApplied: true, trace.KindFaultEnded: true, trace.KindFaultApplyFailed: true, trace.KindExpect: true,
+	trace.KindK8sEvent: true, trace.KindAttachmentEvent: true, trace.KindRPC: true, trace.KindInvariant: true,
+	trace.KindStep: true,
 }
 
 // Row limits keep the page readable and its size bounded by design rather
@@ -161,19 +164,19 @@ func (p *page) recoveries() {
 func (p *page) stats() {
 	var exp, expOK, warn, inv, invBad int
 	for _, e := range p.events {
-		ok, _ := e.flag("ok")
+		ok, _ := e.Flag(trace.FieldOk)
 		switch {
-		case e.Kind == "expect":
+		case e.Kind == trace.KindExpect:
 			exp++
 			if ok {
 				expOK++
 			}
-		case e.Kind == "invariant":
+		case e.Kind == trace.KindInvariant:
 			inv++
 			if !ok {
 				invBad++
 			}
-		case e.Kind == "k8s.event" && e.str("type") == "Warning":
+		case e.Kind == trace.KindK8sEvent && e.Text(trace.FieldType) == "Warning":
 			warn++
 		}
 	}
@@ -257,7 +260,7 @@ func (p *page) expectations() {
 	p.b.WriteString("<section class=\"card\" id=\"expectations\">\n<h2>Expectations</h2>\n")
 	var rows []Event
 	for _, e := range p.events {
-		if e.Kind == "expect" || (e.Kind == "invariant" && !boolField(e, "ok")) {
+		if e.Kind == trace.KindExpect || (e.Kind == trace.KindInvariant && !boolField(e, trace.FieldOk)) {
 			rows = append(rows, e)
 		}
 	}
@@ -271,19 +274,19 @@ func (p *page) expectations() {
 			p.printf("<tr><td colspan=\"3\" class=\"more\">… %d more</td></tr>\n", len(rows)-i)
 			break
 		}
-		ok := boolField(e, "ok")
-		name := esc(e.str("name"))
-		if e.Kind == "invariant" {
+		ok := boolField(e, trace.FieldOk)
+		name := esc(e.Text(trace.FieldName))
+		if e.Kind == trace.KindInvariant {
 			name = "invariant " + name
 		}
 		var detail []string
-		if v := e.str("after"); v != "" && ok {
+		if v := e.Text(trace.FieldAfter); v != "" && ok {
 			detail = append(detail, "after "+esc(v))
 		}
-		if v := e.str("within"); v != "" && !ok {
+		if v := e.Text(trace.FieldWithin); v != "" && !ok {
 			detail = append(detail, "not within "+esc(v))
 		}
-		if v := e.str("msg"); v != "" {
+		if v := e.Text(trace.FieldMsg); v != "" {
 			detail = append(detail, esc(v))
 		}
 		if len(detail) > 0 {
@@ -300,7 +303,7 @@ func (p *page) expectations() {
 }
 
 func boolField(e Event, k string) bool {
-	v, _ := e.flag(k)
+	v, _ := e.Flag(k)
 	return v
 }
 
@@ -318,16 +321,16 @@ func (p *page) k8sEvents() {
 	idx := map[[2]string]int{}
 	var reasons []reasonCount
 	for _, e := range p.events {
-		if e.Kind != "k8s.event" {
+		if e.Kind != trace.KindK8sEvent {
 			continue
 		}
 		all = append(all, e)
-		k := [2]string{e.str("type"), e.str("reason")}
+		k := [2]string{e.Text(trace.FieldType), e.Text(trace.FieldReason)}
 		i, ok := idx[k]
 		if !ok {
 			i = len(reasons)
 			idx[k] = i
-			reasons = append(reasons, reasonCount{typ: k[0], reason: k[1], first: e.T, example: e.str("msg")})
+			reasons = append(reasons, reasonCount{typ: k[0], reason: k[1], first: e.T, example: e.Text(trace.FieldMsg)})
 		}
 		reasons[i].n++
 		reasons[i].last = e.T
@@ -354,8 +357,8 @@ func (p *page) k8sEvents() {
 	p.printf("<h3>First %d events</h3>\n<table class=\"compact\">\n<tbody>\n", min(len(all), maxEventRows))
 	for _, e := range all[:min(len(all), maxEventRows)] {
 		p.printf("<tr><td class=\"mono time\">%s</td><td><span class=\"etype %s\">%s</span></td><td><b>%s</b> %s<div class=\"detail\">%s</div></td></tr>\n",
-			stamp(e.T), esc(strings.ToLower(e.str("type"))), esc(e.str("type")), esc(e.str("reason")),
-			esc(e.str("object")), esc(e.str("msg")))
+			stamp(e.T), esc(strings.ToLower(e.Text(trace.FieldType))), esc(e.Text(trace.FieldType)), esc(e.Text(trace.FieldReason)),
+			esc(e.Text(trace.FieldObject)), esc(e.Text(trace.FieldMsg)))
 	}
 	p.b.WriteString("</tbody>\n</table>\n</section>\n")
 }
@@ -397,11 +400,11 @@ func (p *page) timeline() {
 // learns to draw it.
 func (p *page) kinds() {
 	type kc struct {
-		kind        string
+		kind        trace.Kind
 		n           int
 		first, last time.Duration
 	}
-	idx := map[string]int{}
+	idx := map[trace.Kind]int{}
 	var ks []kc
 	var raw []Event
 	for _, e := range p.events {
@@ -417,13 +420,15 @@ func (p *page) kinds() {
 			raw = append(raw, e)
 		}
 	}
-	slices.SortStableFunc(ks, func(a, b kc) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.kind, b.kind)) })
+	slices.SortStableFunc(ks, func(a, b kc) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(string(a.kind), string(b.kind)))
+	})
 	p.printf("<details class=\"card\">\n<summary>Events by kind <small>%s of %s</small></summary>\n",
 		plural(len(p.events), "event", "events"), plural(len(ks), "kind", "kinds"))
 	p.b.WriteString("<table class=\"compact\">\n<thead><tr><th>Kind</th><th>Count</th><th>First – last</th></tr></thead>\n<tbody>\n")
 	for _, k := range ks {
 		p.printf("<tr><td class=\"mono\">%s</td><td class=\"num\">%d</td><td class=\"mono time\">%s – %s</td></tr>\n",
-			esc(k.kind), k.n, stamp(k.first), stamp(k.last))
+			esc(string(k.kind)), k.n, stamp(k.first), stamp(k.last))
 	}
 	p.b.WriteString("</tbody>\n</table>\n</details>\n")
 	if len(raw) == 0 {
@@ -439,7 +444,7 @@ func (p *page) kinds() {
 		}
 		fields, _ := json.Marshal(e.Fields) // map keys sorted: stable output
 		p.printf("<tr><td class=\"mono time\">%s</td><td class=\"mono\">%s</td><td class=\"mono raw\">%s</td></tr>\n",
-			stamp(e.T), esc(e.Kind), esc(string(fields)))
+			stamp(e.T), esc(string(e.Kind)), esc(string(fields)))
 	}
 	p.b.WriteString("</tbody>\n</table>\n</details>\n")
 }

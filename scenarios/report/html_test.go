@@ -113,7 +113,7 @@ func TestHTMLOneLanePerNode(t *testing.T) {
 
 func TestHTMLEscapes(t *testing.T) {
 	hostile := "<script>alert(1)</script>"
-	var tr trace
+	var tr synth
 	tr.add(0, "fault.applied", "fault", `net"<b>`, "param.x", "a'b")
 	tr.add(time.Second, "k8s.event", "type", "Warning", "reason", "Bad<Reason>", "msg", "tom & jerry", "object", "Pod/x/y")
 	tr.add(2*time.Second, "expect", "name", hostile, "ok", false, "msg", "1 < 2 & 3 > 2")
@@ -148,7 +148,7 @@ func TestHTMLEscapes(t *testing.T) {
 // bigTrace is a busy run: 500 volumes attached and detached across 5 nodes
 // and 100k RouterOS commands over a day.
 func bigTrace() (Summary, []Event) {
-	var tr trace
+	var tr synth
 	const end = 24 * time.Hour
 	for i := range 5 {
 		tr.add(0, "node", "node", fmt.Sprintf("node-%d", i+1), "state", "ready")

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 	"unicode"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // This file is the model of the timeline picture: what each lane shows,
@@ -137,37 +139,37 @@ func buildModel(events []Event, end time.Duration, cols int) *model {
 
 func (m *model) add(e Event) {
 	switch e.Kind {
-	case "rds.state":
+	case trace.KindRDSState:
 		m.rdsState(e)
-	case "probe":
-		ready, _ := e.flag("ready")
+	case trace.KindProbe:
+		ready, _ := e.Flag(trace.FieldReady)
 		m.probe = appendChange(m.probe, e.T, map[bool]string{true: "ready", false: "not ready"}[ready])
-	case "controller":
-		r := e.str("replica")
-		m.ctrl[r] = appendChange(m.ctrl[r], e.T, e.str("state"))
-	case "node":
+	case trace.KindController:
+		r := e.Text(trace.FieldReplica)
+		m.ctrl[r] = appendChange(m.ctrl[r], e.T, e.Text(trace.FieldState))
+	case trace.KindNode:
 		m.nodeEvent(e)
-	case "va":
+	case trace.KindVA:
 		m.vaEvent(e)
-	case "fault.applied", "fault.ended", "fault.apply-failed":
+	case trace.KindFaultApplied, trace.KindFaultEnded, trace.KindFaultApplyFailed:
 		m.faultEvent(e)
-	case "rds.command":
-		m.bucket(&m.commands, e.T, e.str("err") != "")
-	case "rpc":
-		code := e.str("code")
+	case trace.KindRDSCommand:
+		m.bucket(&m.commands, e.T, e.Text(trace.FieldErr) != "")
+	case trace.KindRPC:
+		code := e.Text(trace.FieldCode)
 		m.bucket(&m.rpcs, e.T, code != "" && code != "OK")
-	case "expect":
-		ok, _ := e.flag("ok")
+	case trace.KindExpect:
+		ok, _ := e.Flag(trace.FieldOk)
 		m.expects = append(m.expects, marker{e.T, ok, expectRow(e).Text})
-	case "invariant":
-		ok, _ := e.flag("ok")
-		m.invariants = append(m.invariants, marker{e.T, ok, clean(e.str("name")) + " " + map[bool]string{true: "held", false: "VIOLATED: " + clean(e.str("msg"))}[ok]})
-	case "k8s.event":
-		if e.str("type") == "Warning" {
-			m.warnings = append(m.warnings, marker{e.T, false, clean(e.str("reason")) + " " + clean(e.str("object")) + ": " + clean(e.str("msg"))})
+	case trace.KindInvariant:
+		ok, _ := e.Flag(trace.FieldOk)
+		m.invariants = append(m.invariants, marker{e.T, ok, clean(e.Text(trace.FieldName)) + " " + map[bool]string{true: "held", false: "VIOLATED: " + clean(e.Text(trace.FieldMsg))}[ok]})
+	case trace.KindK8sEvent:
+		if e.Text(trace.FieldType) == "Warning" {
+			m.warnings = append(m.warnings, marker{e.T, false, clean(e.Text(trace.FieldReason)) + " " + clean(e.Text(trace.FieldObject)) + ": " + clean(e.Text(trace.FieldMsg))})
 		}
-	case "step":
-		m.steps = append(m.steps, marker{e.T, true, clean(e.str("name"))})
+	case trace.KindStep:
+		m.steps = append(m.steps, marker{e.T, true, clean(e.Text(trace.FieldName))})
 	}
 }
 
@@ -191,8 +193,8 @@ func (m *model) flushRDS() {
 		return
 	}
 	key := func(e Event) (float64, int) {
-		f, _ := e.num("failures")
-		if e.str("state") == "connecting" {
+		f, _ := e.Num(trace.FieldFailures)
+		if e.Text(trace.FieldState) == "connecting" {
 			return f, 0
 		}
 		return f, 1
@@ -205,7 +207,7 @@ func (m *model) flushRDS() {
 			final = e
 		}
 	}
-	m.rds = appendChange(m.rds, final.T, final.str("state"))
+	m.rds = appendChange(m.rds, final.T, final.Text(trace.FieldState))
 }
 
 func appendChange(cs []change, t time.Duration, state string) []change {
@@ -248,8 +250,8 @@ func (m *model) node(name string) *nodeModel {
 }
 
 func (m *model) nodeEvent(e Event) {
-	n := m.node(e.str("node"))
-	switch st := e.str("state"); st {
+	n := m.node(e.Text(trace.FieldNode))
+	switch st := e.Text(trace.FieldState); st {
 	case "ready", "not-ready":
 		n.state = appendChange(n.state, e.T, st)
 	case "created":
@@ -274,10 +276,10 @@ func (n *nodeModel) endOOS(t time.Duration) {
 }
 
 func (m *model) vaEvent(e Event) {
-	n := m.node(e.str("node"))
-	vol := e.str("volume")
+	n := m.node(e.Text(trace.FieldNode))
+	vol := e.Text(trace.FieldVolume)
 	i, ok := n.open[vol]
-	switch e.str("op") {
+	switch e.Text(trace.FieldOp) {
 	case "create":
 		if !ok {
 			n.begin(vol, lifecycle{vol: vol, requested: e.T, hasReq: true})
@@ -295,7 +297,7 @@ func (m *model) vaEvent(e Event) {
 			i = n.begin(vol, lifecycle{vol: vol, requested: e.T, hasReq: true})
 		}
 		n.vols[i].failures++
-		n.failed = append(n.failed, marker{e.T, false, clean(vol) + " attach failed " + clean(e.str("code")) + " " + clean(e.str("msg"))})
+		n.failed = append(n.failed, marker{e.T, false, clean(vol) + " attach failed " + clean(e.Text(trace.FieldCode)) + " " + clean(e.Text(trace.FieldMsg))})
 	case "detach", "deleted":
 		if ok {
 			n.close(i, e.T)
@@ -330,7 +332,7 @@ func (n *nodeModel) setCount(t time.Duration, delta int) {
 }
 
 func (m *model) faultEvent(e Event) {
-	name := e.str("fault")
+	name := e.Text(trace.FieldFault)
 	i := slices.IndexFunc(m.faults, func(f *faultLane) bool { return f.name == name })
 	if i < 0 {
 		m.faults = append(m.faults, &faultLane{name: name})
@@ -339,17 +341,17 @@ func (m *model) faultEvent(e Event) {
 	f := m.faults[i]
 	openBar := len(f.bars) > 0 && f.bars[len(f.bars)-1].Open
 	switch e.Kind {
-	case "fault.applied":
+	case trace.KindFaultApplied:
 		if !openBar {
 			f.bars = append(f.bars, faultBar{From: e.T, Open: true, Params: faultParams(e)})
 		}
-	case "fault.ended":
+	case trace.KindFaultEnded:
 		if openBar {
 			b := &f.bars[len(f.bars)-1]
-			b.To, b.Open, b.Err = e.T, false, clean(e.str("err"))
+			b.To, b.Open, b.Err = e.T, false, clean(e.Text(trace.FieldErr))
 		}
 	default:
-		f.failed = append(f.failed, marker{e.T, false, clean(name) + " failed to apply: " + clean(e.str("err"))})
+		f.failed = append(f.failed, marker{e.T, false, clean(name) + " failed to apply: " + clean(e.Text(trace.FieldErr))})
 	}
 }
 

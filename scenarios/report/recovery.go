@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // Recovery is the interval from the RDS connection coming back after a loss
@@ -91,9 +93,9 @@ func Recoveries(events []Event) []Recovery {
 		// causally; a reconnect and its RecoveryCompleted share an instant,
 		// so faults go first, then the connection, then what followed.
 		for _, e := range group {
-			if e.Kind == "fault.applied" && e.str("fault") == "rds.restart" {
+			if e.Kind == trace.KindFaultApplied && e.Text(trace.FieldFault) == "rds.restart" {
 				restored, restBy = t, "rds.restart"
-			} else if name := e.str("fault"); e.Kind == "fault.ended" && (strings.HasPrefix(name, "rds.") || strings.HasPrefix(name, "network.")) {
+			} else if name := e.Text(trace.FieldFault); e.Kind == trace.KindFaultEnded && (strings.HasPrefix(name, "rds.") || strings.HasPrefix(name, "network.")) {
 				restored, restBy = t, clean(name)+" ended"
 			}
 		}
@@ -101,10 +103,10 @@ func Recoveries(events []Event) []Recovery {
 		// event's previous state, not by their order.
 		up, down := false, false
 		for _, e := range group {
-			if e.Kind != "rds.state" {
+			if e.Kind != trace.KindRDSState {
 				continue
 			}
-			st, prev := e.str("state"), e.str("previous")
+			st, prev := e.Text(trace.FieldState), e.Text(trace.FieldPrevious)
 			up = up || st == "connected" && prev != "connected"
 			down = down || st != "connected" && (prev == "connected" || prev == "")
 		}
@@ -139,11 +141,11 @@ func Recoveries(events []Event) []Recovery {
 		last := map[[2]string]int{}
 		var keys [][2]string
 		for _, e := range group {
-			if e.Kind != "va" {
+			if e.Kind != trace.KindVA {
 				continue
 			}
-			k := [2]string{e.str("node"), e.str("volume")}
-			op := vaOrder[e.str("op")]
+			k := [2]string{e.Text(trace.FieldNode), e.Text(trace.FieldVolume)}
+			op := vaOrder[e.Text(trace.FieldOp)]
 			if prev, ok := last[k]; ok {
 				op = max(prev, op)
 			} else {
@@ -173,8 +175,8 @@ func Recoveries(events []Event) []Recovery {
 			}
 		}
 		for _, e := range group {
-			if cur != nil && e.Kind == "k8s.event" && e.str("reason") == reasonRecoveryCompleted {
-				cur.End, cur.Done, cur.Event, cur.Msg = t, true, true, clean(e.str("msg"))
+			if cur != nil && e.Kind == trace.KindK8sEvent && e.Text(trace.FieldReason) == reasonRecoveryCompleted {
+				cur.End, cur.Done, cur.Event, cur.Msg = t, true, true, clean(e.Text(trace.FieldMsg))
 				out = append(out, *cur)
 				cur = nil
 			}

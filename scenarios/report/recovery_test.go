@@ -11,7 +11,7 @@ import (
 // the connection lost at 10m, and the volumes given waiting to attach on
 // node-2 from 20m. The first connect and pvc-0 (created and attached in one
 // instant) are no recovery's business.
-func outageUntil(tr *trace, waiting ...string) {
+func outageUntil(tr *synth, waiting ...string) {
 	tr.add(0, "rds.state", "state", "connecting", "previous", "disconnected", "failures", 0)
 	tr.add(0, "rds.state", "state", "connected", "previous", "connecting", "failures", 0)
 	tr.add(0, "va", "volume", "pvc-0", "node", "node-1", "op", "create")
@@ -27,17 +27,17 @@ func outageUntil(tr *trace, waiting ...string) {
 
 // reconnect adds the connection coming back at t, as the manager reports it:
 // two events of one instant.
-func reconnect(tr *trace, t time.Duration) {
+func reconnect(tr *synth, t time.Duration) {
 	tr.add(t, "rds.state", "state", "connecting", "previous", "disconnected", "failures", 0)
 	tr.add(t, "rds.state", "state", "connected", "previous", "connecting", "failures", 0)
 }
 
-func completed(tr *trace, t time.Duration) {
+func completed(tr *synth, t time.Duration) {
 	tr.add(t, "k8s.event", "type", "Normal", "reason", "RecoveryCompleted", "object", "Pod/kube-system/rds-csi-controller-0",
 		"msg", "every VolumeAttachment of rds.csi.mikrotik.com is attached, 301ms after the RDS connection came back (1 failed attachments re-queued with the external-attacher)")
 }
 
-func attached(tr *trace, t time.Duration, vol string) {
+func attached(tr *synth, t time.Duration, vol string) {
 	tr.add(t, "va", "volume", vol, "node", "node-2", "op", "attached")
 }
 
@@ -46,13 +46,13 @@ func TestRecoveries(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
 		name  string
-		build func(tr *trace)
+		build func(tr *synth)
 		want  []Recovery
 		lines []string
 	}{
 		{
 			name: "one recovery",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1")
 				tr.add(back, "fault.applied", "fault", "rds.restart")
 				reconnect(tr, back+301*ms)
@@ -67,7 +67,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "reconnect and completion in one instant",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1", "pvc-2")
 				tr.add(back, "fault.ended", "fault", "rds.crash")
 				reconnect(tr, back)
@@ -81,7 +81,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "abandoned by a new loss",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1")
 				reconnect(tr, time.Hour)
 				tr.add(time.Hour+5*time.Second, "rds.state", "state", "disconnected", "previous", "connected", "failures", 1, "err", "unavailable")
@@ -100,7 +100,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "no RecoveryCompleted: the last attach",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1", "pvc-2")
 				reconnect(tr, time.Hour)
 				attached(tr, time.Hour+3*time.Second, "pvc-1")
@@ -114,7 +114,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "not finished",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1", "pvc-2")
 				reconnect(tr, time.Hour)
 				attached(tr, time.Hour+3*time.Second, "pvc-1")
@@ -125,7 +125,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "no reconnect",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr, "pvc-1")
 				tr.add(3*time.Hour, "rds.state", "state", "connecting", "previous", "disconnected", "failures", 2)
 				tr.add(3*time.Hour, "rds.state", "state", "disconnected", "previous", "connecting", "failures", 3)
@@ -133,7 +133,7 @@ func TestRecoveries(t *testing.T) {
 		},
 		{
 			name: "a reconnect that displaced nothing",
-			build: func(tr *trace) {
+			build: func(tr *synth) {
 				outageUntil(tr)
 				reconnect(tr, time.Hour)
 				tr.add(time.Hour+time.Minute, "va", "volume", "pvc-new", "node", "node-2", "op", "create")
@@ -142,7 +142,7 @@ func TestRecoveries(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var tr trace
+			var tr synth
 			tc.build(&tr)
 			ev := sortedEvents(tr.ev)
 			got := Recoveries(ev)

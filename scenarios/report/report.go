@@ -14,14 +14,13 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
-// Event is one trace line.
-type Event struct {
-	T      time.Duration  `json:"t"`
-	Kind   string         `json:"kind"`
-	Fields map[string]any `json:"f,omitempty"`
-}
+// Event is one trace line: the schema's event (its field readers Text, Num
+// and Flag included), named here for the callers of Parse.
+type Event = trace.Event
 
 // Parse reads a JSONL trace; a malformed line is an error naming its line number.
 // Blank lines are skipped. Numbers in Fields are json.Number, so a parsed
@@ -63,64 +62,6 @@ func parseLine(line []byte) (Event, error) {
 		return Event{}, errors.New("event has no kind")
 	}
 	return e, nil
-}
-
-// str is the field k as text: strings as they are, numbers and booleans
-// formatted, anything else (absent, null) empty.
-func (e Event) str(k string) string {
-	switch v := e.Fields[k].(type) {
-	case string:
-		return v
-	case json.Number:
-		return v.String()
-	case nil:
-		return ""
-	case bool:
-		return strconv.FormatBool(v)
-	default:
-		if f, ok := e.num(k); ok {
-			return strconv.FormatFloat(f, 'f', -1, 64)
-		}
-		return fmt.Sprint(v)
-	}
-}
-
-// num is the numeric field k. Events built in process carry Go integers,
-// parsed ones json.Number; both are accepted.
-func (e Event) num(k string) (float64, bool) {
-	switch v := e.Fields[k].(type) {
-	case json.Number:
-		f, err := v.Float64()
-		return f, err == nil
-	case float64:
-		return v, true
-	case float32:
-		return float64(v), true
-	case int:
-		return float64(v), true
-	case int64:
-		return float64(v), true
-	case int32:
-		return float64(v), true
-	case uint64:
-		return float64(v), true
-	case string:
-		f, err := strconv.ParseFloat(v, 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
-// flag is the boolean field k; ok is false when it is absent or not a boolean.
-func (e Event) flag(k string) (v, ok bool) {
-	switch b := e.Fields[k].(type) {
-	case bool:
-		return b, true
-	case string:
-		p, err := strconv.ParseBool(b)
-		return p, err == nil
-	}
-	return false, false
 }
 
 // sortedEvents returns events in time order. The engine writes them sorted;

@@ -41,10 +41,10 @@ func TestParseRoundTrip(t *testing.T) {
 	if again.String() != want.String() {
 		t.Errorf("round trip changed the trace:\n got %s\nwant %s", again.String(), want.String())
 	}
-	if got[1].str("cmd") != in[1].Fields["cmd"] || got[1].T != 10*time.Minute {
+	if got[1].Text("cmd") != in[1].Fields["cmd"] || got[1].T != 10*time.Minute {
 		t.Errorf("event 1 = %+v", got[1])
 	}
-	if ready, ok := got[2].flag("ready"); !ok || ready {
+	if ready, ok := got[2].Flag("ready"); !ok || ready {
 		t.Errorf("ready = %v, %v; want false, true", ready, ok)
 	}
 }

@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
-// trace builds synthetic traces for the tests, in time order as the engine
+// synth builds synthetic traces for the tests, in time order as the engine
 // writes them.
-type trace struct{ ev []Event }
+type synth struct{ ev []Event }
 
 // add appends an event; kv alternates field names and values.
-func (tr *trace) add(t time.Duration, kind string, kv ...any) {
+func (tr *synth) add(t time.Duration, kind trace.Kind, kv ...any) {
 	f := map[string]any{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		f[kv[i].(string)] = kv[i+1]
@@ -28,7 +30,7 @@ func (tr *trace) add(t time.Duration, kind string, kv ...any) {
 // routine commands and RPCs throughout.
 func outage() (Summary, []Event) {
 	rng := rand.New(rand.NewPCG(20260205, 1))
-	var tr trace
+	var tr synth
 	const (
 		crash   = 10 * time.Minute
 		recover = 3*time.Hour + 10*time.Minute

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
 // tone is what a row means to the reader, and so its colour.
@@ -168,37 +170,37 @@ func (d *digester) emit(r row, foldKey string, fold noun) {
 
 func (d *digester) add(e Event) {
 	switch e.Kind {
-	case "rds.command":
-		d.gap.add(nCommand, e.str("err") != "")
-	case "rpc":
-		code := e.str("code")
+	case trace.KindRDSCommand:
+		d.gap.add(nCommand, e.Text(trace.FieldErr) != "")
+	case trace.KindRPC:
+		code := e.Text(trace.FieldCode)
 		d.gap.add(nRPC, code != "" && code != "OK")
-	case "rds.health":
-		d.gap.add(nHealth, e.str("err") != "")
-	case "rds.connect":
-		d.gap.add(nConnect, e.str("err") != "")
-	case "rds.state":
+	case trace.KindRDSHealth:
+		d.gap.add(nHealth, e.Text(trace.FieldErr) != "")
+	case trace.KindRDSConnect:
+		d.gap.add(nConnect, e.Text(trace.FieldErr) != "")
+	case trace.KindRDSState:
 		d.rdsState(e)
-	case "probe":
+	case trace.KindProbe:
 		d.probe(e)
-	case "fault.applied", "fault.ended", "fault.apply-failed":
+	case trace.KindFaultApplied, trace.KindFaultEnded, trace.KindFaultApplyFailed:
 		d.emit(faultRow(e), "", noun{})
-	case "va":
+	case trace.KindVA:
 		d.va(e)
-	case "node":
+	case trace.KindNode:
 		d.emit(nodeRow(e), "", noun{})
-	case "controller":
+	case trace.KindController:
 		d.emit(controllerRow(e), "", noun{})
-	case "k8s.event":
+	case trace.KindK8sEvent:
 		d.k8sEvent(e)
-	case "attachment.event":
+	case trace.KindAttachmentEvent:
 		d.attachmentEvent(e)
-	case "expect":
+	case trace.KindExpect:
 		d.emit(expectRow(e), "", noun{})
-	case "invariant":
+	case trace.KindInvariant:
 		d.invariant(e)
-	case "step":
-		d.emit(row{T: e.T, Tag: "STEP", Text: clean(e.str("name")), Tone: toneMuted}, "", noun{})
+	case trace.KindStep:
+		d.emit(row{T: e.T, Tag: "STEP", Text: clean(e.Text(trace.FieldName)), Tone: toneMuted}, "", noun{})
 	default:
 		d.gap.add(nOther, false)
 	}
@@ -208,9 +210,9 @@ func (d *digester) add(e Event) {
 // the loss and a few failed attempts, attempts are counted until the
 // connection is back, and the row saying so carries the outage's length.
 func (d *digester) rdsState(e Event) {
-	state := e.str("state")
+	state := e.Text(trace.FieldState)
 	failures := 0
-	if f, ok := e.num("failures"); ok {
+	if f, ok := e.Num(trace.FieldFailures); ok {
 		failures = int(f)
 	}
 	if state == "connected" {
@@ -225,7 +227,7 @@ func (d *digester) rdsState(e Event) {
 	}
 	// Events of one instant are ordered by their bytes, not causally, so an
 	// outage starts where the trace says the connection was lost.
-	if d.everConnected && !d.outage && e.str("previous") == "connected" {
+	if d.everConnected && !d.outage && e.Text(trace.FieldPrevious) == "connected" {
 		d.outage, d.lostAt = true, e.T
 	}
 	d.maxFailures = max(d.maxFailures, failures)
@@ -234,7 +236,7 @@ func (d *digester) rdsState(e Event) {
 		// one says nothing more.
 		if state != "connecting" {
 			it := d.gap.add(nRetry, false)
-			if ri := e.str("retryIn"); ri != "" {
+			if ri := e.Text(trace.FieldRetryIn); ri != "" {
 				it.note = "last retry in " + clean(ri)
 			}
 		}
@@ -248,20 +250,20 @@ func rdsRow(e Event, state string, failures int) row {
 	var parts []string
 	tn := toneInfo
 	switch {
-	case state == "disconnected" && e.str("previous") == "connected":
+	case state == "disconnected" && e.Text(trace.FieldPrevious) == "connected":
 		parts, tn = append(parts, "connection lost"), toneBad
 	case state == "disconnected":
 		parts, tn = append(parts, "attempt failed"), toneBad
 	default:
 		parts = append(parts, clean(state))
 	}
-	if err := e.str("err"); err != "" {
+	if err := e.Text(trace.FieldErr); err != "" {
 		parts = append(parts, clean(err))
 	}
 	if failures > 0 {
 		parts = append(parts, plural(failures, "failure", "failures"))
 	}
-	if ri := e.str("retryIn"); ri != "" {
+	if ri := e.Text(trace.FieldRetryIn); ri != "" {
 		parts = append(parts, "retry in "+clean(ri))
 	}
 	return row{T: e.T, Tag: "RDS", Text: strings.Join(parts, " · "), Tone: tn}
@@ -270,7 +272,7 @@ func rdsRow(e Event, state string, failures int) row {
 // probe shows readiness transitions; a probe that reports what the last one
 // did is routine.
 func (d *digester) probe(e Event) {
-	ready, _ := e.flag("ready")
+	ready, _ := e.Flag(trace.FieldReady)
 	if d.probeSeen && ready == d.probeReady {
 		d.gap.add(nProbe, false)
 		return
@@ -284,20 +286,20 @@ func (d *digester) probe(e Event) {
 }
 
 func faultRow(e Event) row {
-	name := clean(e.str("fault"))
+	name := clean(e.Text(trace.FieldFault))
 	r := row{T: e.T, Tag: "FAULT", Tone: toneFault}
 	switch e.Kind {
-	case "fault.applied":
+	case trace.KindFaultApplied:
 		r.Text = name + " applied"
 		if p := faultParams(e); p != "" {
 			r.Text += " (" + p + ")"
 		}
-	case "fault.ended":
+	case trace.KindFaultEnded:
 		r.Text = name + " ended"
 	default:
 		r.Text, r.Tone = name+" failed to apply", toneBad
 	}
-	if err := e.str("err"); err != "" {
+	if err := e.Text(trace.FieldErr); err != "" {
 		r.Text, r.Tone = r.Text+": "+clean(err), toneBad
 	}
 	return r
@@ -307,8 +309,8 @@ func faultRow(e Event) row {
 func faultParams(e Event) string {
 	var ps []string
 	for _, k := range sortedKeys(e.Fields) {
-		if p, ok := strings.CutPrefix(k, "param."); ok {
-			ps = append(ps, clean(p)+"="+clean(e.str(k)))
+		if p, ok := strings.CutPrefix(k, trace.ParamPrefix); ok {
+			ps = append(ps, clean(p)+"="+clean(e.Text(k)))
 		}
 	}
 	return strings.Join(ps, ", ")
@@ -324,7 +326,7 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func (d *digester) va(e Event) {
-	vol, node, op := clean(e.str("volume")), clean(e.str("node")), e.str("op")
+	vol, node, op := clean(e.Text(trace.FieldVolume)), clean(e.Text(trace.FieldNode)), e.Text(trace.FieldOp)
 	r := row{T: e.T, Tag: "VA", Tone: toneInfo}
 	switch op {
 	case "create":
@@ -340,10 +342,10 @@ func (d *digester) va(e Event) {
 	default:
 		r.Text = fmt.Sprintf("%s %s on %s", vol, clean(op), node)
 	}
-	if code := e.str("code"); code != "" {
+	if code := e.Text(trace.FieldCode); code != "" {
 		r.Text += ": " + clean(code)
 	}
-	if msg := e.str("msg"); msg != "" {
+	if msg := e.Text(trace.FieldMsg); msg != "" {
 		r.Text += ": " + clean(msg)
 	}
 	fold := noun{"more VolumeAttachment " + clean(op), "more VolumeAttachments " + clean(op), "", 0}
@@ -351,7 +353,7 @@ func (d *digester) va(e Event) {
 }
 
 func nodeRow(e Event) row {
-	state := e.str("state")
+	state := e.Text(trace.FieldState)
 	tn := toneInfo
 	switch state {
 	case "ready", "in-service":
@@ -361,11 +363,11 @@ func nodeRow(e Event) row {
 	case "out-of-service":
 		tn = toneFault
 	}
-	return row{T: e.T, Tag: "NODE", Text: clean(e.str("node")) + " " + clean(state), Tone: tn}
+	return row{T: e.T, Tag: "NODE", Text: clean(e.Text(trace.FieldNode)) + " " + clean(state), Tone: tn}
 }
 
 func controllerRow(e Event) row {
-	replica, state := clean(e.str("replica")), e.str("state")
+	replica, state := clean(e.Text(trace.FieldReplica)), e.Text(trace.FieldState)
 	r := row{T: e.T, Tag: "CTRL", Tone: toneInfo}
 	switch state {
 	case "leader":
@@ -383,16 +385,16 @@ func controllerRow(e Event) row {
 }
 
 func (d *digester) k8sEvent(e Event) {
-	if e.str("type") != "Warning" {
+	if e.Text(trace.FieldType) != "Warning" {
 		d.gap.add(nNormal, false)
 		return
 	}
-	reason := clean(e.str("reason"))
+	reason := clean(e.Text(trace.FieldReason))
 	text := "Warning " + reason
-	if obj := e.str("object"); obj != "" {
+	if obj := e.Text(trace.FieldObject); obj != "" {
 		text += " " + clean(obj)
 	}
-	if msg := e.str("msg"); msg != "" {
+	if msg := e.Text(trace.FieldMsg); msg != "" {
 		text += ": " + clean(msg)
 	}
 	fold := noun{"more Warning " + reason, "more Warning " + reason + " events", "", 0}
@@ -402,19 +404,19 @@ func (d *digester) k8sEvent(e Event) {
 // attachmentEvent shows what the attachment manager decided; Attached and
 // Detached repeat the VolumeAttachment rows and are only counted.
 func (d *digester) attachmentEvent(e Event) {
-	typ := e.str("type")
+	typ := e.Text(trace.FieldType)
 	if typ == "Attached" || typ == "Detached" {
 		d.gap.add(nAttachEv, false)
 		return
 	}
-	text := clean(typ) + " " + clean(e.str("volume"))
-	if node := e.str("node"); node != "" {
+	text := clean(typ) + " " + clean(e.Text(trace.FieldVolume))
+	if node := e.Text(trace.FieldNode); node != "" {
 		text += " on " + clean(node)
 	}
-	if other := e.str("other"); other != "" {
+	if other := e.Text(trace.FieldOther); other != "" {
 		text += " (other " + clean(other) + ")"
 	}
-	if msg := e.str("msg"); msg != "" {
+	if msg := e.Text(trace.FieldMsg); msg != "" {
 		text += ": " + clean(msg)
 	}
 	tn := toneInfo
@@ -426,19 +428,19 @@ func (d *digester) attachmentEvent(e Event) {
 }
 
 func expectRow(e Event) row {
-	ok, _ := e.flag("ok")
-	name := clean(e.str("name"))
+	ok, _ := e.Flag(trace.FieldOk)
+	name := clean(e.Text(trace.FieldName))
 	r := row{T: e.T, Tag: "EXPECT", Text: "ok   " + name, Tone: toneGood}
-	if after := e.str("after"); after != "" && ok {
+	if after := e.Text(trace.FieldAfter); after != "" && ok {
 		r.Text += " (after " + clean(after) + ")"
 	}
 	if !ok {
 		r.Text, r.Tone = "FAIL "+name, toneBad
-		if within := e.str("within"); within != "" {
+		if within := e.Text(trace.FieldWithin); within != "" {
 			r.Text += " (not within " + clean(within) + ")"
 		}
 	}
-	if msg := e.str("msg"); msg != "" {
+	if msg := e.Text(trace.FieldMsg); msg != "" {
 		r.Text += ": " + clean(msg)
 	}
 	return r
@@ -446,13 +448,13 @@ func expectRow(e Event) row {
 
 // invariant shows violations; invariants that hold are counted.
 func (d *digester) invariant(e Event) {
-	if ok, _ := e.flag("ok"); ok {
+	if ok, _ := e.Flag(trace.FieldOk); ok {
 		d.gap.add(nCheck, false)
 		return
 	}
-	name := clean(e.str("name"))
+	name := clean(e.Text(trace.FieldName))
 	text := "FAIL " + name
-	if msg := e.str("msg"); msg != "" {
+	if msg := e.Text(trace.FieldMsg); msg != "" {
 		text += ": " + clean(msg)
 	}
 	fold := noun{"more violation of " + name, "more violations of " + name, "", 0}

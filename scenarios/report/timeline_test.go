@@ -12,7 +12,7 @@ import (
 // a dozen failed reconnects; node-2 goes not-ready; volumes attach and
 // detach; one expectation fails. Routine events are counted exactly.
 func crash() []Event {
-	var tr trace
+	var tr synth
 	tr.add(0, "rds.state", "state", "connected", "previous", "connecting", "failures", 0)
 	tr.add(time.Second, "probe", "ready", true)
 	tr.add(2*time.Second, "node", "node", "node-2", "state", "ready")
@@ -115,7 +115,7 @@ func TestTimelineColor(t *testing.T) {
 // attached at once are three rows and a count, and a hostile message cannot
 // break a row or send escapes to the terminal.
 func TestTimelineFolds(t *testing.T) {
-	var tr trace
+	var tr synth
 	for i := range 500 {
 		tr.add(time.Minute, "va", "volume", fmt.Sprintf("pvc-%03d", i), "node", "node-1", "op", "attached")
 	}

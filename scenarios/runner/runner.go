@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-csi/rds-csi/scenarios/trace"
+
 	"github.com/rds-csi/rds-csi/scenarios/engine"
 	"github.com/rds-csi/rds-csi/scenarios/report"
 	"github.com/rds-csi/rds-csi/scenarios/spec"
@@ -143,7 +145,7 @@ func (r *run) play() error {
 		if st.Do != nil {
 			params := maps(st.Do.Params)
 			if err := r.apply(st.Do.Name, params); err != nil && r.tolerate {
-				w.Trace().Record(w.Now(), "action.refused", map[string]any{"action": st.Do.String(), "err": err.Error()})
+				w.Trace().Record(w.Now(), trace.KindActionRefused, map[string]any{trace.FieldAction: st.Do.String(), trace.FieldErr: err.Error()})
 			} else if err != nil {
 				r.fail(fmt.Sprintf("%v: line %d: %s: %v", w.Now(), st.Line, st.Do.String(), err))
 			} else if st.For > 0 {
@@ -212,7 +214,7 @@ func (r *run) evaluate() {
 		case spec.Eventually:
 			if holds {
 				m.done = true
-				r.w.Trace().Record(now, "expect", map[string]any{"name": m.name, "ok": true, "after": (now - m.from).String()})
+				r.w.Trace().Record(now, trace.KindExpect, map[string]any{trace.FieldName: m.name, trace.FieldOk: true, trace.FieldAfter: (now - m.from).String()})
 			} else if now >= m.to {
 				m.done = true
 				r.failExpect(m, fmt.Sprintf("not within %v: %s", m.exp.Within, detail))
@@ -223,14 +225,14 @@ func (r *run) evaluate() {
 				r.failExpect(m, fmt.Sprintf("broken at %v (after %v): %s", now, now-m.from, detail))
 			} else if now >= m.to {
 				m.done = true
-				r.w.Trace().Record(now, "expect", map[string]any{"name": m.name, "ok": true, "after": m.exp.For.String()})
+				r.w.Trace().Record(now, trace.KindExpect, map[string]any{trace.FieldName: m.name, trace.FieldOk: true, trace.FieldAfter: m.exp.For.String()})
 			}
 		}
 	}
 }
 
 func (r *run) failExpect(m *monitor, why string) {
-	r.w.Trace().Record(r.w.Now(), "expect", map[string]any{"name": m.name, "ok": false, "msg": why})
+	r.w.Trace().Record(r.w.Now(), trace.KindExpect, map[string]any{trace.FieldName: m.name, trace.FieldOk: false, trace.FieldMsg: why})
 	r.fail(fmt.Sprintf("%v: %s: %s", r.w.Now(), m.name, why))
 }
 
