@@ -1,21 +1,20 @@
 package chaos
 
-import "context"
+import (
+	"context"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
+)
 
 func init() {
-	register(Spec{
-		Name: "controller.crash",
-		Doc: "The controller leader's process dies without releasing its Lease; its in-memory state is lost. " +
-			"A standby takes over when the Lease expires. Undo restarts the crashed replica.",
-		build: func(params) (Fault, error) { return ControllerCrash{}, nil },
-	})
+	register(catalog.ControllerCrash, func(params) (Fault, error) { return ControllerCrash{}, nil })
 }
 
 // ControllerCrash kills the leading controller replica.
 type ControllerCrash struct{}
 
 // Name implements Fault.
-func (ControllerCrash) Name() string { return "controller.crash" }
+func (ControllerCrash) Name() string { return catalog.ControllerCrash }
 
 // Apply implements Fault.
 func (f ControllerCrash) Apply(_ context.Context, t Targets) (Undo, error) {

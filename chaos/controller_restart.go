@@ -1,14 +1,13 @@
 package chaos
 
-import "context"
+import (
+	"context"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
+)
 
 func init() {
-	register(Spec{
-		Name: "controller.restart",
-		Doc: "Crashed controller replicas start again; each rebuilds its state from the VolumeAttachments " +
-			"before serving, as a standby or as the leader when the Lease is free.",
-		build: func(params) (Fault, error) { return ControllerRestart{}, nil },
-	})
+	register(catalog.ControllerRestart, func(params) (Fault, error) { return ControllerRestart{}, nil })
 }
 
 // ControllerRestart starts crashed controller replicas. It is an event, not a
@@ -16,7 +15,7 @@ func init() {
 type ControllerRestart struct{}
 
 // Name implements Fault.
-func (ControllerRestart) Name() string { return "controller.restart" }
+func (ControllerRestart) Name() string { return catalog.ControllerRestart }
 
 // Apply implements Fault.
 func (f ControllerRestart) Apply(_ context.Context, t Targets) (Undo, error) {

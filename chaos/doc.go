@@ -8,7 +8,9 @@
 // therefore a value with a stable name (the name a scenario file uses and a
 // trace records), a way to start it and a way to end it, so that the scenario
 // runner can replay a recorded incident, a unit test can provoke one failure
-// in isolation, and both get the same failure.
+// in isolation, and both get the same failure. The catalogue's entries (names,
+// parameters, documentation) are data in package chaos/catalog, which the
+// scenario format reads as well; this package implements them.
 //
 // Two rules shape the package. First, nothing here reads the wall clock: every
 // delay and every timestamp comes from Targets.Clock, so a scenario on a mock

@@ -3,28 +3,16 @@ package chaos
 import (
 	"context"
 	"time"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "kubevirt.migrate",
-		Doc: "A KubeVirt live migration moves a VM: its disk is attached on the target and detached from the source, " +
-			"in the given order, delay apart.",
-		Params: []Param{
-			{Name: "vm", Required: true, Doc: "the VM, named by its disk volume"},
-			{Name: "to", Required: true, Doc: "the target node"},
-			{Name: "order", Default: "attach-first", Doc: "attach-first (KubeVirt's way) or detach-first"},
-			{Name: "delay", Default: "0s", Doc: "time between the two halves"},
-		},
-		build: func(p params) (Fault, error) {
-			f := KubeVirtMigrate{VM: p.string("vm"), To: p.string("to"), Order: p.string("order")}
-			if f.Order != "attach-first" && f.Order != "detach-first" {
-				return nil, p.bad("order", "want attach-first or detach-first")
-			}
-			var err error
-			f.Delay, err = p.duration("delay")
-			return f, err
-		},
+	register(catalog.KubeVirtMigrate, func(p params) (Fault, error) {
+		f := KubeVirtMigrate{VM: p.string("vm"), To: p.string("to"), Order: p.string("order")}
+		var err error
+		f.Delay, err = p.duration("delay")
+		return f, err
 	})
 }
 
@@ -35,7 +23,7 @@ type KubeVirtMigrate struct {
 }
 
 // Name implements Fault.
-func (KubeVirtMigrate) Name() string { return "kubevirt.migrate" }
+func (KubeVirtMigrate) Name() string { return catalog.KubeVirtMigrate }
 
 // Apply implements Fault.
 func (f KubeVirtMigrate) Apply(_ context.Context, t Targets) (Undo, error) {

@@ -1,14 +1,13 @@
 package chaos
 
-import "context"
+import (
+	"context"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
+)
 
 func init() {
-	register(Spec{
-		Name: "leader.loss",
-		Doc: "The controller leader cannot renew its Lease (an API server hiccup): it exits and comes back as a " +
-			"standby; another replica, or the same one, leads once the Lease expires.",
-		build: func(params) (Fault, error) { return LeaderLoss{}, nil },
-	})
+	register(catalog.LeaderLoss, func(params) (Fault, error) { return LeaderLoss{}, nil })
 }
 
 // LeaderLoss takes the Lease from the leading controller replica. It is an
@@ -16,7 +15,7 @@ func init() {
 type LeaderLoss struct{}
 
 // Name implements Fault.
-func (LeaderLoss) Name() string { return "leader.loss" }
+func (LeaderLoss) Name() string { return catalog.LeaderLoss }
 
 // Apply implements Fault.
 func (f LeaderLoss) Apply(_ context.Context, t Targets) (Undo, error) {

@@ -5,33 +5,25 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "network.latency",
-		Doc: "toxiproxy's latency: every chunk, in both directions, arrives latency ± jitter later, on the clock. " +
-			"Undo releases held chunks at once.",
-		Params: []Param{
-			{Name: "latency", Required: true, Doc: "one-way delay, e.g. 250ms"},
-			{Name: "jitter", Default: "0s", Doc: "each chunk's delay is drawn uniformly from [latency-jitter, latency+jitter)"},
-			{Name: "seed", Doc: "seed of the jitter streams; default: the scenario's seed (Targets.Seed)"},
-		},
-		build: func(p params) (Fault, error) {
-			lat, err := p.duration("latency")
-			if err != nil {
-				return nil, err
-			}
-			jit, err := p.duration("jitter")
-			if err != nil {
-				return nil, err
-			}
-			seed, _, err := p.seed("seed")
-			if err != nil {
-				return nil, err
-			}
-			return validated(NetworkLatency{Latency: lat, Jitter: jit, Seed: seed})
-		},
+	register(catalog.NetworkLatency, func(p params) (Fault, error) {
+		lat, err := p.duration("latency")
+		if err != nil {
+			return nil, err
+		}
+		jit, err := p.duration("jitter")
+		if err != nil {
+			return nil, err
+		}
+		seed, _, err := p.seed("seed")
+		if err != nil {
+			return nil, err
+		}
+		return validated(NetworkLatency{Latency: lat, Jitter: jit, Seed: seed})
 	})
 }
 
@@ -54,7 +46,7 @@ type NetworkLatency struct {
 }
 
 // Name implements Fault.
-func (NetworkLatency) Name() string { return "network.latency" }
+func (NetworkLatency) Name() string { return catalog.NetworkLatency }
 
 func (f NetworkLatency) validate() error {
 	if f.Latency <= 0 {

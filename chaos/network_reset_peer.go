@@ -6,23 +6,17 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "network.reset_peer",
-		Doc: "toxiproxy's reset_peer: connections are reset (connection reset by peer), open ones and every new " +
-			"one, at once or after timeout. Undo stops resetting new connections.",
-		Params: []Param{
-			{Name: "timeout", Default: "0s", Doc: "reset each connection this long after Apply or its dial; 0 at once"},
-		},
-		build: func(p params) (Fault, error) {
-			d, err := p.duration("timeout")
-			if err != nil {
-				return nil, err
-			}
-			return NetworkResetPeer{Timeout: d}, nil
-		},
+	register(catalog.NetworkResetPeer, func(p params) (Fault, error) {
+		d, err := p.duration("timeout")
+		if err != nil {
+			return nil, err
+		}
+		return NetworkResetPeer{Timeout: d}, nil
 	})
 }
 
@@ -39,7 +33,7 @@ type NetworkResetPeer struct {
 }
 
 // Name implements Fault.
-func (NetworkResetPeer) Name() string { return "network.reset_peer" }
+func (NetworkResetPeer) Name() string { return catalog.NetworkResetPeer }
 
 // Apply implements Fault.
 func (f NetworkResetPeer) Apply(_ context.Context, t Targets) (Undo, error) {

@@ -9,24 +9,17 @@ import (
 	"time"
 
 	"github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "network.timeout",
-		Doc: "toxiproxy's timeout: the link goes dark. Connections stay open but nothing gets through; " +
-			"new dials hang. With a timeout, connections close and held dials fail after it. " +
-			"Undo delivers what was held and lets held dials through.",
-		Params: []Param{
-			{Name: "timeout", Default: "0s", Doc: "close connections and fail held dials after this long; 0 never"},
-		},
-		build: func(p params) (Fault, error) {
-			d, err := p.duration("timeout")
-			if err != nil {
-				return nil, err
-			}
-			return NetworkTimeout{Timeout: d}, nil
-		},
+	register(catalog.NetworkTimeout, func(p params) (Fault, error) {
+		d, err := p.duration("timeout")
+		if err != nil {
+			return nil, err
+		}
+		return NetworkTimeout{Timeout: d}, nil
 	})
 }
 
@@ -48,7 +41,7 @@ type NetworkTimeout struct {
 }
 
 // Name implements Fault.
-func (NetworkTimeout) Name() string { return "network.timeout" }
+func (NetworkTimeout) Name() string { return catalog.NetworkTimeout }
 
 // Apply implements Fault.
 func (f NetworkTimeout) Apply(_ context.Context, t Targets) (Undo, error) {

@@ -6,18 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "node.delete",
-		Doc:  "The Node object is deleted, as an operator removes a dead node. Undo re-creates it Ready, as its kubelet re-registering would.",
-		Params: []Param{
-			{Name: "node", Required: true, Doc: "the node's name"},
-		},
-		build: func(p params) (Fault, error) {
-			return validated(NodeDelete{Node: p.string("node")})
-		},
+	register(catalog.NodeDelete, func(p params) (Fault, error) {
+		return validated(NodeDelete{Node: p.string("node")})
 	})
 }
 
@@ -32,7 +27,7 @@ type NodeDelete struct {
 }
 
 // Name implements Fault.
-func (NodeDelete) Name() string { return "node.delete" }
+func (NodeDelete) Name() string { return catalog.NodeDelete }
 
 func (f NodeDelete) validate() error { return nodeParam(f, f.Node) }
 

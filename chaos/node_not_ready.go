@@ -6,20 +6,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "node.not-ready",
-		Doc: "The node's Ready condition turns Unknown (the kubelet stopped posting) or False, with the " +
-			"transition time from the clock. Undo makes it Ready again.",
-		Params: []Param{
-			{Name: "node", Required: true, Doc: "the node's name"},
-			{Name: "status", Default: "Unknown", Doc: "Unknown (heartbeats stopped, as the node controller writes it) or False (the kubelet reports not ready)"},
-		},
-		build: func(p params) (Fault, error) {
-			return validated(NodeNotReady{Node: p.string("node"), Status: corev1.ConditionStatus(p.string("status"))})
-		},
+	register(catalog.NodeNotReady, func(p params) (Fault, error) {
+		return validated(NodeNotReady{Node: p.string("node"), Status: corev1.ConditionStatus(p.string("status"))})
 	})
 }
 
@@ -36,7 +29,7 @@ type NodeNotReady struct {
 }
 
 // Name implements Fault.
-func (NodeNotReady) Name() string { return "node.not-ready" }
+func (NodeNotReady) Name() string { return catalog.NodeNotReady }
 
 func (f NodeNotReady) validate() error {
 	if err := nodeParam(f, f.Node); err != nil {

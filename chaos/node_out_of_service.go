@@ -9,6 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 // OutOfServiceValue is the value of the out-of-service taint, as in the
@@ -16,16 +18,8 @@ import (
 const OutOfServiceValue = "nodeshutdown"
 
 func init() {
-	register(Spec{
-		Name: "node.out-of-service",
-		Doc: "The operator declares the node down: taint node.kubernetes.io/out-of-service=nodeshutdown:NoExecute " +
-			"with the time added from the clock. Undo removes the taint.",
-		Params: []Param{
-			{Name: "node", Required: true, Doc: "the node's name"},
-		},
-		build: func(p params) (Fault, error) {
-			return validated(NodeOutOfService{Node: p.string("node")})
-		},
+	register(catalog.NodeOutOfService, func(p params) (Fault, error) {
+		return validated(NodeOutOfService{Node: p.string("node")})
 	})
 }
 
@@ -39,7 +33,7 @@ type NodeOutOfService struct {
 }
 
 // Name implements Fault.
-func (NodeOutOfService) Name() string { return "node.out-of-service" }
+func (NodeOutOfService) Name() string { return catalog.NodeOutOfService }
 
 func (f NodeOutOfService) validate() error { return nodeParam(f, f.Node) }
 

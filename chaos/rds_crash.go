@@ -5,15 +5,12 @@ import (
 	"fmt"
 
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "rds.crash",
-		Doc: "The RDS crashes: every connection drops (mid-command if need be) and the SSH port closes; " +
-			"disks survive. Undo restarts it.",
-		build: func(params) (Fault, error) { return RDSCrash{}, nil },
-	})
+	register(catalog.RDSCrash, func(params) (Fault, error) { return RDSCrash{}, nil })
 }
 
 // RDSCrash crashes the RDS: connections drop, the listener closes, disks are
@@ -22,7 +19,7 @@ func init() {
 type RDSCrash struct{}
 
 // Name implements Fault.
-func (RDSCrash) Name() string { return "rds.crash" }
+func (RDSCrash) Name() string { return catalog.RDSCrash }
 
 // Apply implements Fault.
 func (f RDSCrash) Apply(_ context.Context, t Targets) (Undo, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 	"github.com/rds-csi/rds-csi/emulator/faults"
 )
 
@@ -16,21 +17,12 @@ import (
 const DefaultFailText = faults.DefaultFailText
 
 func init() {
-	register(Spec{
-		Name: "rds.fail-next",
-		Doc: "The next count commands print a RouterOS error text instead of running. " +
-			"Undo cancels the failures not yet used.",
-		Params: []Param{
-			{Name: "count", Default: "1", Doc: "how many commands fail"},
-			{Name: "text", Default: DefaultFailText, Doc: `the error RouterOS prints, e.g. "failure: not enough space"`},
-		},
-		build: func(p params) (Fault, error) {
-			n, err := p.count("count")
-			if err != nil {
-				return nil, err
-			}
-			return validated(RDSFailNext{Count: n, Text: p.string("text")})
-		},
+	register(catalog.RDSFailNext, func(p params) (Fault, error) {
+		n, err := p.count("count")
+		if err != nil {
+			return nil, err
+		}
+		return validated(RDSFailNext{Count: n, Text: p.string("text")})
 	})
 }
 
@@ -44,7 +36,7 @@ type RDSFailNext struct {
 }
 
 // Name implements Fault.
-func (RDSFailNext) Name() string { return "rds.fail-next" }
+func (RDSFailNext) Name() string { return catalog.RDSFailNext }
 
 func (f RDSFailNext) validate() error {
 	if f.Count < 1 {

@@ -1,14 +1,13 @@
 package chaos
 
-import "context"
+import (
+	"context"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
+)
 
 func init() {
-	register(Spec{
-		Name: "rds.hang",
-		Doc: "The RDS accepts connections and commands but never answers: every command blocks until Undo, " +
-			"then completes.",
-		build: func(params) (Fault, error) { return RDSHang{}, nil },
-	})
+	register(catalog.RDSHang, func(params) (Fault, error) { return RDSHang{}, nil })
 }
 
 // RDSHang makes every command block: connections and sessions open, nothing
@@ -18,7 +17,7 @@ func init() {
 type RDSHang struct{}
 
 // Name implements Fault.
-func (RDSHang) Name() string { return "rds.hang" }
+func (RDSHang) Name() string { return catalog.RDSHang }
 
 // Apply implements Fault.
 func (f RDSHang) Apply(_ context.Context, t Targets) (Undo, error) {

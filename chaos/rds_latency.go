@@ -3,22 +3,17 @@ package chaos
 import (
 	"context"
 	"time"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "rds.latency",
-		Doc:  "Every RDS command takes latency longer, measured on the clock. Undo restores the previous latency.",
-		Params: []Param{
-			{Name: "latency", Required: true, Doc: "extra time per command, e.g. 2s"},
-		},
-		build: func(p params) (Fault, error) {
-			d, err := p.duration("latency")
-			if err != nil {
-				return nil, err
-			}
-			return validated(RDSLatency{Latency: d})
-		},
+	register(catalog.RDSLatency, func(p params) (Fault, error) {
+		d, err := p.duration("latency")
+		if err != nil {
+			return nil, err
+		}
+		return validated(RDSLatency{Latency: d})
 	})
 }
 
@@ -30,7 +25,7 @@ type RDSLatency struct {
 }
 
 // Name implements Fault.
-func (RDSLatency) Name() string { return "rds.latency" }
+func (RDSLatency) Name() string { return catalog.RDSLatency }
 
 func (f RDSLatency) validate() error {
 	if f.Latency <= 0 {

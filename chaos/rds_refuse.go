@@ -1,14 +1,13 @@
 package chaos
 
-import "context"
+import (
+	"context"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
+)
 
 func init() {
-	register(Spec{
-		Name: "rds.refuse",
-		Doc: "The RDS closes every new connection right after accepting it; existing connections keep " +
-			"working. Undo accepts again.",
-		build: func(params) (Fault, error) { return RDSRefuse{}, nil },
-	})
+	register(catalog.RDSRefuse, func(params) (Fault, error) { return RDSRefuse{}, nil })
 }
 
 // RDSRefuse makes the RDS close new connections right after accept, before
@@ -18,7 +17,7 @@ func init() {
 type RDSRefuse struct{}
 
 // Name implements Fault.
-func (RDSRefuse) Name() string { return "rds.refuse" }
+func (RDSRefuse) Name() string { return catalog.RDSRefuse }
 
 // Apply implements Fault.
 func (f RDSRefuse) Apply(_ context.Context, t Targets) (Undo, error) {

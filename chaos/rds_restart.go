@@ -3,15 +3,12 @@ package chaos
 import (
 	"context"
 	"fmt"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "rds.restart",
-		Doc: "The RDS comes back after a crash, listening on the same address. If it is serving, " +
-			"it reboots: connections drop and it serves again at once.",
-		build: func(params) (Fault, error) { return RDSRestart{}, nil },
-	})
+	register(catalog.RDSRestart, func(params) (Fault, error) { return RDSRestart{}, nil })
 }
 
 // RDSRestart brings a crashed RDS back on the same address. Applied to an RDS
@@ -20,7 +17,7 @@ func init() {
 type RDSRestart struct{}
 
 // Name implements Fault.
-func (RDSRestart) Name() string { return "rds.restart" }
+func (RDSRestart) Name() string { return catalog.RDSRestart }
 
 // Apply implements Fault.
 func (f RDSRestart) Apply(_ context.Context, t Targets) (Undo, error) {

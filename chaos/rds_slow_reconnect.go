@@ -7,23 +7,17 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 func init() {
-	register(Spec{
-		Name: "rds.slow-reconnect",
-		Doc: "The RDS crashes and comes back slowly: the port reopens at once but every connection is " +
-			"closed right after accept until delay has passed on the clock. Undo accepts at once.",
-		Params: []Param{
-			{Name: "delay", Required: true, Doc: "how long connections are refused after the crash, e.g. 90s"},
-		},
-		build: func(p params) (Fault, error) {
-			d, err := p.duration("delay")
-			if err != nil {
-				return nil, err
-			}
-			return validated(RDSSlowReconnect{Delay: d})
-		},
+	register(catalog.RDSSlowReconnect, func(p params) (Fault, error) {
+		d, err := p.duration("delay")
+		if err != nil {
+			return nil, err
+		}
+		return validated(RDSSlowReconnect{Delay: d})
 	})
 }
 
@@ -40,7 +34,7 @@ type RDSSlowReconnect struct {
 }
 
 // Name implements Fault.
-func (RDSSlowReconnect) Name() string { return "rds.slow-reconnect" }
+func (RDSSlowReconnect) Name() string { return catalog.RDSSlowReconnect }
 
 func (f RDSSlowReconnect) validate() error {
 	if f.Delay <= 0 {

@@ -6,70 +6,43 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
-// Spec describes a catalogued fault: what a scenario file may name and which
-// parameters it takes.
-type Spec struct {
-	Name   string
-	Doc    string
-	Params []Param
+// Spec is a catalogued fault's entry: its name, documentation and
+// parameters (package catalog holds them for chaos and the scenario format
+// alike).
+type Spec = catalog.Fault
 
-	build func(p params) (Fault, error)
-}
+// builders holds the constructor of every fault this package implements,
+// keyed by catalogue name; each fault's file adds its own from init.
+var builders = map[string]func(p params) (Fault, error){}
 
-// Param is one parameter of a catalogued fault. Values are strings, as a
-// scenario file gives them: durations in Go syntax ("250ms", "3h"), counts in
-// decimal.
-type Param struct {
-	Name     string
-	Doc      string
-	Required bool
-	// Default is used when the parameter is absent; empty means "none".
-	Default string
-}
-
-var catalogue = map[string]Spec{}
-
-// register adds a fault to the catalogue; each fault's file calls it from init.
-func register(s Spec) {
-	if _, dup := catalogue[s.Name]; dup {
-		panic("chaos: fault registered twice: " + s.Name)
+// register adds the implementation of the catalogued fault name.
+func register(name string, build func(p params) (Fault, error)) {
+	if _, ok := catalog.Lookup(name); !ok {
+		panic("chaos: fault " + name + " is not in the catalogue")
 	}
-	catalogue[s.Name] = s
-}
-
-// Catalogue lists every fault Lookup knows, sorted by name.
-func Catalogue() []Spec {
-	out := make([]Spec, 0, len(catalogue))
-	for _, s := range catalogue {
-		s.Params = slices.Clone(s.Params)
-		out = append(out, s)
+	if _, dup := builders[name]; dup {
+		panic("chaos: fault registered twice: " + name)
 	}
-	slices.SortFunc(out, func(a, b Spec) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	builders[name] = build
 }
 
 // LookupSpec returns the catalogue entry of the fault called name.
-func LookupSpec(name string) (Spec, bool) {
-	s, ok := catalogue[name]
-	s.Params = slices.Clone(s.Params)
-	return s, ok
-}
+func LookupSpec(name string) (Spec, bool) { return catalog.Lookup(name) }
 
 // Lookup returns the catalogued fault called name, configured by values, as a
 // scenario file names it: network.latency {latency: 250ms}. An unknown name,
-// an unknown or missing parameter and a malformed value are errors that say
-// what would have been accepted.
+// an unknown or missing parameter, a value that is not one of a parameter's
+// choices and a malformed value are errors that say what would have been
+// accepted.
 func Lookup(name string, values map[string]string) (Fault, error) {
-	s, ok := catalogue[name]
-	if !ok {
-		names := make([]string, 0, len(catalogue))
-		for n := range catalogue {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownFault, name, strings.Join(names, ", "))
+	s, ok := catalog.Lookup(name)
+	build := builders[name]
+	if !ok || build == nil {
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownFault, name, strings.Join(catalog.Names(), ", "))
 	}
 	keys := make([]string, 0, len(values))
 	for k := range values {
@@ -77,11 +50,11 @@ func Lookup(name string, values map[string]string) (Fault, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if !slices.ContainsFunc(s.Params, func(p Param) bool { return p.Name == k }) {
-			return nil, fmt.Errorf("%w: %s has no parameter %q (it takes %s)", ErrBadParam, name, k, paramList(s))
+		if _, ok := s.Param(k); !ok {
+			return nil, fmt.Errorf("%w: %s has no parameter %q (it takes %s)", ErrBadParam, name, k, s.ParamNames())
 		}
 	}
-	p := params{fault: name, values: map[string]string{}}
+	p := params{fault: s, values: map[string]string{}, misread: new(error)}
 	for _, sp := range s.Params {
 		v, ok := values[sp.Name]
 		if !ok {
@@ -91,36 +64,62 @@ func Lookup(name string, values map[string]string) (Fault, error) {
 			v = sp.Default
 		}
 		p.values[sp.Name] = v
+		if sp.Kind == catalog.Choice && !slices.Contains(sp.Choices, v) {
+			return nil, p.bad(sp.Name, "want "+orList(sp.Choices))
+		}
 	}
-	return s.build(p)
+	f, err := build(p)
+	if *p.misread != nil {
+		return nil, *p.misread
+	}
+	return f, err
 }
 
-func paramList(s Spec) string {
-	if len(s.Params) == 0 {
-		return "none"
+// orList joins choices as a sentence does: "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
 	}
-	names := make([]string, len(s.Params))
-	for i, p := range s.Params {
-		names[i] = p.Name
-	}
-	return strings.Join(names, ", ")
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 // params are a fault's parameter values after defaults were filled in.
 type params struct {
-	fault  string
+	fault  catalog.Fault
 	values map[string]string
+	// misread is the first parameter a constructor read against its
+	// catalogue entry: a programming error, which Lookup reports instead
+	// of the fault (the mirror test makes every fault meet it).
+	misread *error
 }
 
 func (p params) bad(name, why string) error {
-	return fmt.Errorf("%w: %s: %s=%q: %s", ErrBadParam, p.fault, name, p.values[name], why)
+	return fmt.Errorf("%w: %s: %s=%q: %s", ErrBadParam, p.fault.Name, name, p.values[name], why)
 }
 
-func (p params) string(name string) string { return p.values[name] }
+// value returns the parameter's value after checking that the catalogue
+// entry has it with one of the kinds the reader expects: a constructor that
+// reads a parameter its entry lacks, or reads it as another kind, is a
+// programming error that every Lookup of the fault reports.
+func (p params) value(name string, kinds ...catalog.Kind) string {
+	sp, ok := p.fault.Param(name)
+	if !ok || !slices.Contains(kinds, sp.Kind) {
+		if *p.misread == nil {
+			*p.misread = fmt.Errorf("chaos: internal error: %s reads parameter %q as %v; its catalogue entry has %+v", p.fault.Name, name, kinds, sp)
+		}
+		return ""
+	}
+	return p.values[name]
+}
+
+// string reads a parameter whose value is used as written.
+func (p params) string(name string) string {
+	return p.value(name, catalog.String, catalog.Choice, catalog.Node, catalog.VM)
+}
 
 // duration parses a non-negative Go duration; empty is 0.
 func (p params) duration(name string) (time.Duration, error) {
-	v := p.values[name]
+	v := p.value(name, catalog.Duration)
 	if v == "" {
 		return 0, nil
 	}
@@ -136,7 +135,7 @@ func (p params) duration(name string) (time.Duration, error) {
 
 // count parses a positive decimal integer.
 func (p params) count(name string) (int, error) {
-	n, err := strconv.Atoi(p.values[name])
+	n, err := strconv.Atoi(p.value(name, catalog.Count))
 	if err != nil || n < 1 {
 		return 0, p.bad(name, "not a whole number of at least 1")
 	}
@@ -145,7 +144,7 @@ func (p params) count(name string) (int, error) {
 
 // seed parses an optional unsigned seed; ok is false when it is absent.
 func (p params) seed(name string) (seed uint64, ok bool, err error) {
-	v := p.values[name]
+	v := p.value(name, catalog.Seed)
 	if v == "" {
 		return 0, false, nil
 	}

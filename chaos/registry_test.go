@@ -10,28 +10,43 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
-// sampleValues fills required parameters; a new fault with a new required
-// parameter must add it here.
-var sampleValues = map[string]string{
-	"latency": "250ms",
-	"delay":   "90s",
-	"node":    "node-a",
-	"vm":      "vm-1",
-	"to":      "node-b",
+// samples are parameter values by kind: the first is the base value every
+// test uses, the others are alternatives to it, in order of preference (an
+// alternative may be refused by a fault's own checks: network.latency wants
+// its jitter below its latency).
+var samples = map[catalog.Kind][]string{
+	catalog.String:   {"failure: first", "failure: second"},
+	catalog.Duration: {"2s", "3s", "1s"},
+	catalog.Count:    {"2", "3"},
+	catalog.Seed:     {"5", "6"},
+	catalog.Node:     {"node-a", "node-b"},
+	catalog.VM:       {"vm-1", "vm-2"},
 }
 
+// sampleOf returns the base value of p followed by its alternatives.
+func sampleOf(t *testing.T, s Spec, p catalog.Param) []string {
+	t.Helper()
+	if p.Kind == catalog.Choice {
+		return p.Choices
+	}
+	v, ok := samples[p.Kind]
+	if !ok {
+		t.Fatalf("%s.%s: no sample values of kind %v", s.Name, p.Name, p.Kind)
+	}
+	return v
+}
+
+// sample gives every required parameter its base value.
 func sample(t *testing.T, s Spec) map[string]string {
 	t.Helper()
 	p := map[string]string{}
 	for _, sp := range s.Params {
 		if sp.Required {
-			v, ok := sampleValues[sp.Name]
-			if !ok {
-				t.Fatalf("%s: no sample value for required parameter %q", s.Name, sp.Name)
-			}
-			p[sp.Name] = v
+			p[sp.Name] = sampleOf(t, s, sp)[0]
 		}
 	}
 	return p
@@ -45,7 +60,7 @@ func TestCatalogue(t *testing.T) {
 		"rds.crash", "rds.fail-next", "rds.hang", "rds.latency", "rds.refuse", "rds.restart", "rds.slow-reconnect",
 	}
 	var got []string
-	for _, s := range Catalogue() {
+	for _, s := range catalog.All() {
 		got = append(got, s.Name)
 		if s.Doc == "" {
 			t.Errorf("%s has no documentation", s.Name)
@@ -135,7 +150,7 @@ func TestLookupErrors(t *testing.T) {
 }
 
 func TestApplyWithoutTarget(t *testing.T) {
-	for _, s := range Catalogue() {
+	for _, s := range catalog.All() {
 		f, err := Lookup(s.Name, sample(t, s))
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +186,7 @@ func TestREADMEListsTheCatalogue(t *testing.T) {
 			rows[name] = line
 		}
 	}
-	for _, s := range Catalogue() {
+	for _, s := range catalog.All() {
 		row, ok := rows[s.Name]
 		if !ok {
 			t.Errorf("README.md's table has no row for %s", s.Name)
@@ -186,5 +201,22 @@ func TestREADMEListsTheCatalogue(t *testing.T) {
 	}
 	for name := range rows {
 		t.Errorf("README.md lists %s, which is not in the catalogue", name)
+	}
+}
+
+// TestMisreadParameterIsAnError: a constructor that reads a parameter
+// against its catalogue entry makes Lookup fail with an error (never a
+// panic), so the mirror tests report it and a scenario run cannot crash.
+func TestMisreadParameterIsAnError(t *testing.T) {
+	s, ok := catalog.Lookup(catalog.RDSLatency)
+	if !ok {
+		t.Fatal("rds.latency is not catalogued")
+	}
+	p := params{fault: s, values: map[string]string{}, misread: new(error)}
+	if v := p.value("no-such-parameter", catalog.Duration); v != "" {
+		t.Fatalf("misread value %q, want empty", v)
+	}
+	if *p.misread == nil || !strings.Contains((*p.misread).Error(), "no-such-parameter") {
+		t.Fatalf("misread recorded %v, want an error naming the parameter", *p.misread)
 	}
 }

@@ -1,17 +1,20 @@
 package spec
 
 import (
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
 
 // ActionSpec describes an action a timeline step may take.
 type ActionSpec struct {
 	Name string
 	Doc  string
-	// Fault is true for the actions of the fault catalogue (package chaos),
-	// which the runner builds with chaos.Lookup(Name, Params); the others the
-	// runner performs itself.
+	// Fault is true for the actions of the fault catalogue (package
+	// chaos/catalog), which the runner builds with chaos.Lookup(Name,
+	// Params); the others the runner performs itself.
 	Fault bool
 	// Undoable: the action starts a state that can be ended, so a step may
 	// give it a duration (for: 2m).
@@ -76,88 +79,47 @@ func (k ParamKind) String() string {
 	return "unknown"
 }
 
+// faultParamKinds says how Parse checks each kind of catalogue parameter.
+var faultParamKinds = map[catalog.Kind]ParamKind{
+	catalog.String:   StringParam,
+	catalog.Duration: DurationParam,
+	catalog.Count:    CountParam,
+	catalog.Seed:     SeedParam,
+	catalog.Choice:   EnumParam,
+	catalog.Node:     NodeParam,
+	catalog.VM:       VMParam,
+}
+
+// faultActions are the actions of the fault catalogue, which the runner
+// builds with chaos.Lookup.
+func faultActions() []ActionSpec {
+	var out []ActionSpec
+	for _, f := range catalog.All() {
+		a := ActionSpec{Name: f.Name, Doc: f.Doc, Fault: true, Undoable: f.Undoable}
+		for _, p := range f.Params {
+			kind, ok := faultParamKinds[p.Kind]
+			if !ok {
+				panic(fmt.Sprintf("spec: %s.%s has a kind (%v) scenario files cannot check", f.Name, p.Name, p.Kind))
+			}
+			a.Params = append(a.Params, ParamSpec{Name: p.Name, Kind: kind, Required: p.Required,
+				Enum: p.Choices, Default: p.Default, Doc: p.Doc})
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 var nodeParam = ParamSpec{Name: "node", Kind: NodeParam, Required: true, Doc: "the node's name"}
 
-// catalogue mirrors the fault catalogue of package chaos (names, parameter
-// names, which are required) and adds the actions the runner performs
-// itself. It is kept in this leaf package so that parsing a scenario needs
-// neither the emulator nor client-go.
-var catalogue = []ActionSpec{
-	{Name: "rds.crash", Fault: true, Undoable: true,
-		Doc: "The RDS crashes: connections drop, the SSH port closes, disks survive. Undo restarts it."},
-	{Name: "rds.restart", Fault: true,
-		Doc: "The RDS comes back after a crash. An event, not a state: it cannot be given a duration."},
-	{Name: "rds.hang", Fault: true, Undoable: true,
-		Doc: "The RDS accepts connections and commands but never answers until undone."},
-	{Name: "rds.latency", Fault: true, Undoable: true,
-		Doc: "Every RDS command takes latency longer.",
-		Params: []ParamSpec{
-			{Name: "latency", Kind: DurationParam, Required: true, Doc: "extra time per command, e.g. 2s"},
-		}},
-	{Name: "rds.fail-next", Fault: true, Undoable: true,
-		Doc: "The next count commands print a RouterOS error instead of running.",
-		Params: []ParamSpec{
-			{Name: "count", Kind: CountParam, Default: "1", Doc: "how many commands fail"},
-			{Name: "text", Kind: StringParam, Doc: `the error RouterOS prints, e.g. "failure: not enough space"`},
-		}},
-	{Name: "rds.refuse", Fault: true, Undoable: true,
-		Doc: "The RDS closes every new connection right after accepting it."},
-	{Name: "rds.slow-reconnect", Fault: true, Undoable: true,
-		Doc: "The RDS crashes and refuses connections for delay after coming back.",
-		Params: []ParamSpec{
-			{Name: "delay", Kind: DurationParam, Required: true, Doc: "how long connections are refused, e.g. 90s"},
-		}},
-	{Name: "network.timeout", Fault: true, Undoable: true,
-		Doc: "The link between the controller and RDS goes dark.",
-		Params: []ParamSpec{
-			{Name: "timeout", Kind: DurationParam, Default: "0s", Doc: "close connections after this long; 0 never"},
-		}},
-	{Name: "network.reset_peer", Fault: true, Undoable: true,
-		Doc: "Connections between the controller and RDS are reset.",
-		Params: []ParamSpec{
-			{Name: "timeout", Kind: DurationParam, Default: "0s", Doc: "reset each connection this long after its dial; 0 at once"},
-		}},
-	{Name: "network.latency", Fault: true, Undoable: true,
-		Doc: "Every chunk between the controller and RDS arrives latency ± jitter later.",
-		Params: []ParamSpec{
-			{Name: "latency", Kind: DurationParam, Required: true, Doc: "one-way delay, e.g. 100ms"},
-			{Name: "jitter", Kind: DurationParam, Default: "0s", Doc: "spread around latency"},
-			{Name: "seed", Kind: SeedParam, Doc: "seed of the jitter; default: the scenario's seed"},
-		}},
-	{Name: "node.not-ready", Fault: true, Undoable: true,
-		Doc: "The node's Ready condition turns Unknown (heartbeats stopped) or False.",
-		Params: []ParamSpec{
-			nodeParam,
-			{Name: "status", Kind: EnumParam, Enum: []string{"Unknown", "False"}, Default: "Unknown", Doc: "the condition's status"},
-		}},
+// runnerActions are the actions the runner performs itself.
+var runnerActions = []ActionSpec{
 	{Name: "node.ready",
 		Doc:    "The node's Ready condition turns True again.",
-		Params: []ParamSpec{nodeParam}},
-	{Name: "node.delete", Fault: true, Undoable: true,
-		Doc:    "The Node object is deleted, as an operator removes a dead node. Undo re-creates it.",
 		Params: []ParamSpec{nodeParam}},
 	{Name: "node.create",
 		Doc: "A Node object is created Ready: a new node, or a deleted one re-registering. " +
 			"Later steps may name it.",
 		Params: []ParamSpec{{Name: "node", Kind: NewNodeParam, Required: true, Doc: "the node's name"}}},
-	{Name: "node.out-of-service", Fault: true, Undoable: true,
-		Doc:    "The operator taints the node out-of-service.",
-		Params: []ParamSpec{nodeParam}},
-	{Name: "controller.crash", Fault: true, Undoable: true,
-		Doc: "The controller leader's process dies without releasing its Lease; its in-memory state is lost. Undo restarts it."},
-	{Name: "controller.restart", Fault: true,
-		Doc: "Crashed controller replicas start again and rebuild their state from VolumeAttachments."},
-	{Name: "leader.loss", Fault: true,
-		Doc: "The controller leader loses its lease; another replica (or the same) takes over."},
-	{Name: "kubevirt.migrate", Fault: true,
-		Doc: "A KubeVirt live migration moves a VM, attaching its disk on the target and detaching it from the source.",
-		Params: []ParamSpec{
-			{Name: "vm", Kind: VMParam, Required: true, Doc: "the VM, named by its disk volume"},
-			{Name: "to", Kind: NodeParam, Required: true, Doc: "the target node"},
-			{Name: "order", Kind: EnumParam, Enum: []string{"attach-first", "detach-first"}, Default: "attach-first",
-				Doc: "attach on the target before detaching from the source, or the reverse"},
-			{Name: "delay", Kind: DurationParam, Default: "0s", Doc: "time between the two halves"},
-		}},
 	{Name: "volume.attach",
 		Doc: "The volumes are attached to the node, as when their pods are scheduled there.",
 		Params: []ParamSpec{
@@ -171,6 +133,11 @@ var catalogue = []ActionSpec{
 			{Name: "node", Kind: NodeParam, Doc: "detach from this node only; default: from every node"},
 		}},
 }
+
+// catalogue is every action a timeline step may take: the fault catalogue's
+// (package catalog, shared with chaos, so the two cannot drift) and the
+// runner's own.
+var catalogue = slices.Concat(faultActions(), runnerActions)
 
 // KnownActions lists every action a timeline step may take, sorted by name.
 // The result is a copy.

@@ -16,10 +16,11 @@
 //
 // Parsing is separate from running so that a file can be checked in CI, by
 // an editor or by the runner before it builds anything, and so that this
-// package stays a leaf: it mirrors the names of the fault catalogue (package
-// chaos) instead of importing it, and needs neither the emulator nor
-// client-go. The runner passes a fault's name and parameters to chaos.Lookup,
-// which remains the authority on their values.
+// package needs neither the emulator nor client-go: it reads the fault
+// catalogue's names, parameters and documentation from package chaos/catalog,
+// the data package chaos itself implements, not from chaos. The runner passes
+// a fault's name and parameters to chaos.Lookup, which remains the authority
+// on their values.
 //
 // Determinism is the other reason the format exists. Every time in a file is
 // virtual; a run is reproduced by the scenario and its seed. Fingerprint
