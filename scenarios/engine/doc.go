@@ -27,8 +27,12 @@
 //   - kube.go: the Kubernetes model and its loop (sync): VolumeAttachments
 //     wanted, rescheduling; attacher.go, adc.go and kubelet.go are its
 //     parts; apiserver.go is the fake API server's write accounting;
-//   - controller.go: controller replicas, the Lease, the leader's wiring and
-//     its RDS seams;
+//   - replicas.go: controller replicas and the Lease (who leads, when a
+//     successor may); controller.go: the leader, assembled by
+//     driver/controlplane as the binary assembles it, with the engine's
+//     hooks, its CSI calls, event recorder and metrics; rdsmodel.go: the RDS
+//     transport and connector handed to it and the model of the RDS
+//     manager's goroutine;
 //   - nodes.go: the node plugins and the simulated data plane; nvmepath.go:
 //     the kernel's NVMe/TCP reconnect timing;
 //   - invariants.go: what is checked at every instant; trace.go: the trace.
