@@ -65,10 +65,7 @@ func (w *World) setReady(node string) error {
 // FaultKey keys an active fault (EndFault): node faults per node, so two
 // nodes can be down at once.
 func FaultKey(name string, params map[string]string) string {
-	if n := params["node"]; n != "" {
-		return name + "/" + n
-	}
-	return name
+	return trace.FaultKey(name, params["node"])
 }
 
 // ApplyFault starts the catalogued fault name (chaos.Lookup) and traces it.

@@ -332,7 +332,11 @@ func (n *nodeModel) setCount(t time.Duration, delta int) {
 }
 
 func (m *model) faultEvent(e Event) {
+	// One lane per active fault, keyed as fault.ended names it.
 	name := e.Text(trace.FieldFault)
+	if e.Kind != trace.KindFaultEnded {
+		name = trace.FaultKey(name, e.Text(trace.ParamPrefix+"node"))
+	}
 	i := slices.IndexFunc(m.faults, func(f *faultLane) bool { return f.name == name })
 	if i < 0 {
 		m.faults = append(m.faults, &faultLane{name: name})

@@ -90,6 +90,16 @@ const (
 // ("param.node"); only kinds whose catalogue entry says so carry them.
 const ParamPrefix = "param."
 
+// FaultKey is how fault.ended names the fault it ends: the fault's name, and
+// for a fault on one node "/" and the node, so that two nodes can be down at
+// once. fault.applied carries the name and the node as a parameter.
+func FaultKey(name, node string) string {
+	if node != "" {
+		return name + "/" + node
+	}
+	return name
+}
+
 type entry struct {
 	fields []string
 	params bool
