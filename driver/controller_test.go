@@ -16,7 +16,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/rds"
+	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
 func testDriver(t *testing.T) *Driver {
@@ -264,127 +266,193 @@ func spaced(n int64) string {
 	return b.String()
 }
 
-func TestControllerAgainstEmulator(t *testing.T) {
-	sock, d, emu := startDriver(t, "node-a", 4<<30)
+// controllerRig is a driver serving CSI on a socket against its own
+// emulator, with three nodes that exist.
+type controllerRig struct {
+	cc  csi.ControllerClient
+	ic  csi.IdentityClient
+	d   *Driver
+	emu *emulatortest.Emulator
+}
+
+func newControllerRig(t *testing.T, poolSize int64) controllerRig {
+	t.Helper()
+	sock, d, emu := startDriver(t, "node-a", poolSize)
 	d.opts.Nodes = StaticNodes{"node-a": true, "node-b": true, "node-c": true}
 	cc, ic := dialCSI(t, sock)
+	return controllerRig{cc: cc, ic: ic, d: d, emu: emu}
+}
+
+func (r controllerRig) create(t *testing.T, name string, caps []*csi.VolumeCapability, bytes int64) *csi.Volume {
+	t.Helper()
+	vol, err := r.cc.CreateVolume(context.Background(), &csi.CreateVolumeRequest{Name: name, VolumeCapabilities: caps,
+		CapacityRange: &csi.CapacityRange{RequiredBytes: bytes}})
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	return vol.GetVolume()
+}
+
+func (r controllerRig) publish(vol *csi.Volume, node string, caps []*csi.VolumeCapability) (*csi.ControllerPublishVolumeResponse, error) {
+	return r.cc.ControllerPublishVolume(context.Background(), &csi.ControllerPublishVolumeRequest{VolumeId: vol.GetVolumeId(),
+		NodeId: node, VolumeCapability: caps[0], VolumeContext: vol.GetVolumeContext()})
+}
+
+// TestControllerAgainstEmulator runs the controller's RPCs over gRPC against
+// the emulator, one behaviour per subtest, each on its own driver and RDS so
+// that one failure hides no other. Steps that build on each other (a
+// snapshot's life) stop at the first failed step.
+func TestControllerAgainstEmulator(t *testing.T) {
 	ctx := context.Background()
 
-	// Pool full.
-	_, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-huge", VolumeCapabilities: rwoMount,
-		CapacityRange: &csi.CapacityRange{RequiredBytes: 8 << 30}})
-	if status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("pool full: %v", err)
-	}
-	// Filesystem RWX refused with a reason.
-	_, err = cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-rwx-fs", VolumeCapabilities: []*csi.VolumeCapability{{
-		AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
-		AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER}}}})
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Block") {
-		t.Fatalf("fs RWX: %v", err)
-	}
-
-	vol, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-src", VolumeCapabilities: rwoMount,
-		CapacityRange: &csi.CapacityRange{RequiredBytes: 64 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := vol.GetVolume().GetVolumeId()
-
-	// Single-node conflict names the holder.
-	pub := func(node string, caps []*csi.VolumeCapability) (*csi.ControllerPublishVolumeResponse, error) {
-		return cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: id, NodeId: node,
-			VolumeCapability: caps[0], VolumeContext: vol.GetVolume().GetVolumeContext()})
-	}
-	resp, err := pub("node-a", rwoMount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.GetPublishContext()["nqn"] != "nqn.2000-02.com.mikrotik:pvc-src" || resp.GetPublishContext()["nvmeAddress"] != "127.0.0.1" {
-		t.Fatalf("publish context %v", resp.GetPublishContext())
-	}
-	if _, err := pub("node-a", rwoMount); err != nil {
-		t.Fatalf("idempotent publish: %v", err)
-	}
-	if _, err := pub("node-b", rwoMount); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "node-a") {
-		t.Fatalf("conflict: %v", err)
-	}
-
-	// Snapshot, then delete the source: the snapshot survives.
-	snap, err := cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "snapshot-1", SourceVolumeId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out := emu.Run("/disk print detail where slot=" + snap.GetSnapshot().GetSnapshotId()); !strings.Contains(out, "nvme-tcp-export=no") {
-		t.Fatalf("snapshot is exported:\n%s", out)
-	}
-	if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("delete while published: %v", err)
-	}
-	if _, err := cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: "node-a"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
-		t.Fatal(err)
-	}
-	if out := emu.Run(`/file print count-only where name~"/pvc-src\\.img\$"`); out != "0\n" {
-		t.Fatalf("backing file left behind: %s", out)
-	}
-
-	// Lineage comes back from RDS alone: a fresh driver on the same emulator
-	// lists the snapshot with its source and creation time.
-	sock2, _, _ := startDriverOn(t, emu, "node-a")
-	cc2, _ := dialCSI(t, sock2)
-	list, err := cc2.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SourceVolumeId: id})
-	if err != nil || len(list.GetEntries()) != 1 {
-		t.Fatalf("list by source: %v %v", list, err)
-	}
-	got := list.GetEntries()[0].GetSnapshot()
-	if got.GetSnapshotId() != snap.GetSnapshot().GetSnapshotId() || got.GetSourceVolumeId() != id ||
-		!got.GetCreationTime().AsTime().Equal(snap.GetSnapshot().GetCreationTime().AsTime()) || got.GetSizeBytes() != 64<<20 {
-		t.Fatalf("snapshot after restart %+v, want %+v", got, snap.GetSnapshot())
-	}
-
-	// Restore to a bigger volume.
-	restored, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-restored", VolumeCapabilities: rwoMount,
-		CapacityRange: &csi.CapacityRange{RequiredBytes: 128 << 20},
-		VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
-			Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snap.GetSnapshot().GetSnapshotId()}}}})
-	if err != nil || restored.GetVolume().GetCapacityBytes() != 128<<20 {
-		t.Fatalf("restore: %v %v", restored, err)
-	}
-	if out := emu.Run("/disk print detail where slot=pvc-restored"); !strings.Contains(out, "nvme-tcp-export=yes") {
-		t.Fatalf("restored volume not exported:\n%s", out)
-	}
-
-	// RWX block: two nodes, never three.
-	mig, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-vm", VolumeCapabilities: rwxBlock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, node := range []string{"node-a", "node-b", "node-c"} {
-		_, err := cc.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: mig.GetVolume().GetVolumeId(),
-			NodeId: node, VolumeCapability: rwxBlock[0]})
-		if (i < 2) != (err == nil) {
-			t.Fatalf("publish %s: %v", node, err)
+	t.Run("pool full", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		_, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-huge", VolumeCapabilities: rwoMount,
+			CapacityRange: &csi.CapacityRange{RequiredBytes: 8 << 30}})
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("pool full: %v", err)
 		}
-	}
+	})
 
-	// RDS down: RPCs that need it fail fast with UNAVAILABLE, Unpublish and Probe
+	t.Run("filesystem RWX refused with a reason", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		_, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-rwx-fs", VolumeCapabilities: []*csi.VolumeCapability{{
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER}}}})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Block") {
+			t.Fatalf("fs RWX: %v", err)
+		}
+	})
+
+	t.Run("single-node conflict names the holder", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		vol := r.create(t, "pvc-src", rwoMount, 64<<20)
+		resp, err := r.publish(vol, "node-a", rwoMount)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetPublishContext()["nqn"] != "nqn.2000-02.com.mikrotik:pvc-src" || resp.GetPublishContext()["nvmeAddress"] != "127.0.0.1" {
+			t.Errorf("publish context %v", resp.GetPublishContext())
+		}
+		if _, err := r.publish(vol, "node-a", rwoMount); err != nil {
+			t.Errorf("idempotent publish: %v", err)
+		}
+		if _, err := r.publish(vol, "node-b", rwoMount); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "node-a") {
+			t.Errorf("conflict: %v", err)
+		}
+	})
+
+	t.Run("snapshot outlives its source and restores", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		vol := r.create(t, "pvc-src", rwoMount, 64<<20)
+		id := vol.GetVolumeId()
+		if _, err := r.publish(vol, "node-a", rwoMount); err != nil {
+			t.Fatal(err)
+		}
+		var snap *csi.Snapshot
+		steps := []struct {
+			name string
+			run  func(t *testing.T)
+		}{
+			{"snapshot is not exported", func(t *testing.T) {
+				resp, err := r.cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "snapshot-1", SourceVolumeId: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				snap = resp.GetSnapshot()
+				if out := r.emu.Run("/disk print detail where slot=" + snap.GetSnapshotId()); !strings.Contains(out, "nvme-tcp-export=no") {
+					t.Fatalf("snapshot is exported:\n%s", out)
+				}
+			}},
+			{"source not deleted while published", func(t *testing.T) {
+				if _, err := r.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); status.Code(err) != codes.FailedPrecondition {
+					t.Fatalf("delete while published: %v", err)
+				}
+			}},
+			{"source deleted with its file", func(t *testing.T) {
+				if _, err := r.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: id, NodeId: "node-a"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: id}); err != nil {
+					t.Fatal(err)
+				}
+				if out := r.emu.Run(`/file print count-only where name~"/pvc-src\\.img\$"`); out != "0\n" {
+					t.Fatalf("backing file left behind: %s", out)
+				}
+			}},
+			// Lineage comes back from RDS alone: a fresh driver on the same
+			// emulator lists the snapshot with its source and creation time.
+			{"lineage survives a restart", func(t *testing.T) {
+				sock2, _, _ := startDriverOn(t, r.emu, "node-a")
+				cc2, _ := dialCSI(t, sock2)
+				list, err := cc2.ListSnapshots(ctx, &csi.ListSnapshotsRequest{SourceVolumeId: id})
+				if err != nil || len(list.GetEntries()) != 1 {
+					t.Fatalf("list by source: %v %v", list, err)
+				}
+				got := list.GetEntries()[0].GetSnapshot()
+				if got.GetSnapshotId() != snap.GetSnapshotId() || got.GetSourceVolumeId() != id ||
+					!got.GetCreationTime().AsTime().Equal(snap.GetCreationTime().AsTime()) || got.GetSizeBytes() != 64<<20 {
+					t.Fatalf("snapshot after restart %+v, want %+v", got, snap)
+				}
+			}},
+			{"restore to a bigger volume", func(t *testing.T) {
+				restored, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-restored", VolumeCapabilities: rwoMount,
+					CapacityRange: &csi.CapacityRange{RequiredBytes: 128 << 20},
+					VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+						Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snap.GetSnapshotId()}}}})
+				if err != nil || restored.GetVolume().GetCapacityBytes() != 128<<20 {
+					t.Fatalf("restore: %v %v", restored, err)
+				}
+				if out := r.emu.Run("/disk print detail where slot=pvc-restored"); !strings.Contains(out, "nvme-tcp-export=yes") {
+					t.Fatalf("restored volume not exported:\n%s", out)
+				}
+			}},
+		}
+		for _, s := range steps {
+			if !t.Run(s.name, s.run) {
+				return // later steps build on this one
+			}
+		}
+	})
+
+	t.Run("RWX block: two nodes, never three", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		vol := r.create(t, "pvc-vm", rwxBlock, 0)
+		for i, node := range []string{"node-a", "node-b", "node-c"} {
+			if _, err := r.publish(vol, node, rwxBlock); (i < 2) != (err == nil) {
+				t.Errorf("publish %s: %v", node, err)
+			}
+		}
+	})
+
+	// RPCs that need RDS fail fast with UNAVAILABLE; Unpublish and Probe
 	// keep working.
-	emu.Crash()
-	waitState(t, d, rds.StateConnected, false)
-	start := time.Now()
-	_, err = cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-during-outage", VolumeCapabilities: rwoMount})
-	if status.Code(err) != codes.Unavailable || time.Since(start) > 2*time.Second {
-		t.Fatalf("create during outage: %v after %v", err, time.Since(start))
-	}
-	if _, err := cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: mig.GetVolume().GetVolumeId(), NodeId: "node-a"}); err != nil {
-		t.Fatalf("unpublish during outage: %v", err)
-	}
-	if p, err := ic.Probe(ctx, &csi.ProbeRequest{}); err != nil || p.GetReady().GetValue() {
-		t.Fatalf("probe during outage: %v %v", p, err)
-	}
+	t.Run("RDS down", func(t *testing.T) {
+		r := newControllerRig(t, 4<<30)
+		vol := r.create(t, "pvc-vm", rwxBlock, 0)
+		if _, err := r.publish(vol, "node-a", rwxBlock); err != nil {
+			t.Fatal(err)
+		}
+		r.emu.Crash()
+		waitState(t, r.d, rds.StateConnected, false)
+		t.Run("create fails fast", func(t *testing.T) {
+			start := time.Now()
+			_, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-during-outage", VolumeCapabilities: rwoMount})
+			if status.Code(err) != codes.Unavailable || time.Since(start) > 2*time.Second {
+				t.Errorf("create during outage: %v after %v", err, time.Since(start))
+			}
+		})
+		t.Run("unpublish completes", func(t *testing.T) {
+			if _, err := r.cc.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol.GetVolumeId(), NodeId: "node-a"}); err != nil {
+				t.Errorf("unpublish during outage: %v", err)
+			}
+		})
+		t.Run("probe answers not ready", func(t *testing.T) {
+			if p, err := r.ic.Probe(ctx, &csi.ProbeRequest{}); err != nil || p.GetReady().GetValue() {
+				t.Errorf("probe during outage: %v %v", p, err)
+			}
+		})
+	})
 }
 
 // TestConcurrentOperationAborted: a second operation on a volume being worked on
@@ -424,5 +492,101 @@ func waitState(t *testing.T, d *Driver, s rds.State, want bool) {
 			t.Fatalf("RDS state %v never became (== %v) %v", d.opts.RDS.State(), s, want)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCreateSnapshotNamesEveryUnknownParameter: the refusal names all the
+// keys, in order, so one request always gets one message.
+func TestCreateSnapshotNamesEveryUnknownParameter(t *testing.T) {
+	d := testDriver(t)
+	req := &csi.CreateSnapshotRequest{Name: "s", SourceVolumeId: "pvc-a", Parameters: map[string]string{"zone": "1", "class": "2", "tier": "3"}}
+	for i := 0; i < 20; i++ {
+		_, err := d.CreateSnapshot(context.Background(), req)
+		want := `unknown VolumeSnapshotClass parameters ["class" "tier" "zone"]`
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), want) {
+			t.Fatalf("got %v, want InvalidArgument containing %s", err, want)
+		}
+	}
+}
+
+// TestAttachmentErrorCodes: a request the attachment rules call malformed is
+// INVALID_ARGUMENT (the spec's general table; retrying cannot help), while a
+// refusal that may lift later stays FAILED_PRECONDITION for the attacher's
+// backoff.
+func TestAttachmentErrorCodes(t *testing.T) {
+	m := attachment.New(attachment.Options{})
+	invalid := m.Publish("pvc-a", "", attachment.SingleNode, 0)
+	if err := m.Publish("pvc-a", "node-a", attachment.SingleNode, 0); err != nil {
+		t.Fatal(err)
+	}
+	conflict := m.Publish("pvc-a", "node-b", attachment.SingleNode, 0)
+	for err, want := range map[error]codes.Code{invalid: codes.InvalidArgument, conflict: codes.FailedPrecondition} {
+		if err == nil {
+			t.Fatalf("no error for the %v case", want)
+		}
+		if got := status.Code(attachmentStatus(err)); got != want {
+			t.Errorf("%v → %v, want %v", err, got, want)
+		}
+	}
+}
+
+// TestCopiesExportedOnStorageClassPort: a clone or a restore is served on the
+// port its StorageClass names, like an empty volume, and ControllerPublish
+// tells the node that port.
+func TestCopiesExportedOnStorageClassPort(t *testing.T) {
+	r := newControllerRig(t, 4<<30)
+	ctx := context.Background()
+	params := map[string]string{"nvmePort": "4421"}
+	create := func(name string, src *csi.VolumeContentSource) *csi.Volume {
+		t.Helper()
+		resp, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, VolumeCapabilities: rwoMount, Parameters: params,
+			CapacityRange: &csi.CapacityRange{RequiredBytes: 64 << 20}, VolumeContentSource: src})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return resp.GetVolume()
+	}
+	src := create("pvc-port-src", nil)
+	snap, err := r.cc.CreateSnapshot(ctx, &csi.CreateSnapshotRequest{Name: "port-snap", SourceVolumeId: src.GetVolumeId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := []*csi.Volume{src,
+		create("pvc-port-clone", &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
+			Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: src.GetVolumeId()}}}),
+		create("pvc-port-restore", &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Snapshot{
+			Snapshot: &csi.VolumeContentSource_SnapshotSource{SnapshotId: snap.GetSnapshot().GetSnapshotId()}}}),
+	}
+	for _, vol := range vols {
+		if out := r.emu.Run("/disk print detail where slot=" + vol.GetVolumeId()); !strings.Contains(out, "nvme-tcp-server-port=4421") {
+			t.Errorf("%s is not exported on the StorageClass's port 4421:\n%s", vol.GetVolumeId(), out)
+		}
+		resp, err := r.publish(vol, "node-a", rwoMount)
+		if err != nil || resp.GetPublishContext()["nvmePort"] != "4421" {
+			t.Errorf("%s: publish context %v, %v; want nvmePort 4421", vol.GetVolumeId(), resp.GetPublishContext(), err)
+		}
+	}
+}
+
+// TestCreateVolumeReusedNameOtherPort: a name reused with another NVMe/TCP
+// port is ALREADY_EXISTS (the disk is exported where it was created; its
+// volume context must not claim the new port), while a plain retry still
+// answers the existing volume.
+func TestCreateVolumeReusedNameOtherPort(t *testing.T) {
+	r := newControllerRig(t, 4<<30)
+	ctx := context.Background()
+	create := func(port string) error {
+		_, err := r.cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-port-reuse", VolumeCapabilities: rwoMount,
+			Parameters: map[string]string{"nvmePort": port}, CapacityRange: &csi.CapacityRange{RequiredBytes: 64 << 20}})
+		return err
+	}
+	if err := create("4421"); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("4421"); err != nil {
+		t.Fatalf("retry with the same port: %v", err)
+	}
+	if err := create("4422"); status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "4421") {
+		t.Fatalf("same name, port 4422: %v, want ALREADY_EXISTS naming port 4421", err)
 	}
 }

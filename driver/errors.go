@@ -49,14 +49,14 @@ func rdsStatus(op string, err error) error {
 
 // attachmentStatus maps an attachment decision to FAILED_PRECONDITION, which the
 // external-attacher retries with backoff, so a claim that lapses after its grace
-// period is picked up without anyone's help.
+// period is picked up without anyone's help. A malformed request is
+// INVALID_ARGUMENT (the spec's general table): no retry can make it succeed.
 func attachmentStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	var conflict *attachment.ConflictError
-	if errors.As(err, &conflict) {
-		return status.Error(codes.FailedPrecondition, conflict.Error())
+	if errors.Is(err, attachment.ErrInvalidArgument) {
+		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	return status.Error(codes.FailedPrecondition, err.Error())
 }

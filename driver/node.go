@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,8 @@ import (
 type NodeOptions struct {
 	NodeID string
 	// DataPlanes by name ("nvme", "loop"); DefaultDataPlane is used when the
-	// volume context does not choose.
+	// volume context does not choose. It may be left empty only when there
+	// is a single plane.
 	DataPlanes       map[string]node.DataPlane
 	DefaultDataPlane string
 	// StateDir keeps one small file per staged volume (which data plane, which
@@ -73,6 +75,12 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 		return nil, errors.New("node: no data plane configured")
 	}
 	if o.DefaultDataPlane == "" {
+		// Picking one of several would pick by map order, a different
+		// plane on each start: only a lone plane is its own default.
+		if len(o.DataPlanes) > 1 {
+			return nil, fmt.Errorf("node: data planes %s are configured and none is the default; set DefaultDataPlane",
+				strings.Join(slices.Sorted(maps.Keys(o.DataPlanes)), ", "))
+		}
 		for name := range o.DataPlanes {
 			o.DefaultDataPlane = name
 		}
@@ -773,6 +781,13 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 	if err != nil {
 		return nil, err
 	}
+	// Locked before the state is read: an unstage running meanwhile would
+	// otherwise leave this call rescanning a target it has just detached.
+	ctx, done, err := n.begin(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	st, ok, err := n.loadState(id)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
@@ -783,11 +798,6 @@ func (n *NodeServer) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVo
 	if _, err := os.Stat(vpath); err != nil {
 		return nil, status.Errorf(codes.NotFound, "volume path %s: %v", vpath, err)
 	}
-	ctx, done, err := n.begin(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
 	plane, err := n.plane(st.DataPlane)
 	if err != nil {
 		return nil, err

@@ -238,3 +238,57 @@ func TestTargetConnectOptions(t *testing.T) {
 		t.Fatalf("from the volume: ctrl-loss %q, fail-fast %q; want 600 and 30", tg.CtrlLossTmo, tg.FastIOFailTmo)
 	}
 }
+
+// TestNodeExpandWaitsForTheVolumesLock: while another call holds the volume
+// (here a NodeStage that has not written its state yet), expand answers
+// ABORTED for the kubelet to retry; reading the state first answered
+// NOT_FOUND, "not staged", about a volume that was being staged.
+func TestNodeExpandWaitsForTheVolumesLock(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{}},
+		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, ok := ns.locks.TryLock("pvc-1")
+	if !ok {
+		t.Fatal("volume lock taken")
+	}
+	defer unlock()
+	_, err = ns.NodeExpandVolume(context.Background(), &csi.NodeExpandVolumeRequest{VolumeId: "pvc-1", VolumePath: filepath.Join(dir, "staging")})
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("expand while the volume is busy: %v, want Aborted", err)
+	}
+}
+
+// TestDefaultDataPlaneIsExplicit: a lone data plane is the default; among
+// several, none is picked silently (map order would pick a different one on
+// each start).
+func TestDefaultDataPlaneIsExplicit(t *testing.T) {
+	opts := func(def string, names ...string) NodeOptions {
+		planes := map[string]node.DataPlane{}
+		for _, n := range names {
+			planes[n] = &filePlane{}
+		}
+		return NodeOptions{NodeID: "n1", DataPlanes: planes, DefaultDataPlane: def, StateDir: t.TempDir()}
+	}
+	for _, tc := range []struct {
+		def    string
+		planes []string
+		want   string
+	}{{"", []string{"loop"}, "loop"}, {"nvme", []string{"loop", "nvme"}, "nvme"}} {
+		ns, err := NewNodeServer(opts(tc.def, tc.planes...))
+		if err != nil {
+			t.Fatalf("planes %v, default %q: %v", tc.planes, tc.def, err)
+		}
+		if ns.opts.DefaultDataPlane != tc.want {
+			t.Fatalf("planes %v, default %q: chose %q, want %q", tc.planes, tc.def, ns.opts.DefaultDataPlane, tc.want)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		_, err := NewNodeServer(opts("", "loop", "nvme", "file"))
+		if err == nil || !strings.Contains(err.Error(), "file, loop, nvme") {
+			t.Fatalf("several planes, no default: %v, want an error naming them in order", err)
+		}
+	}
+}

@@ -237,7 +237,6 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 	return p, nil
 }
 
-// volumeContext is what CreateVolume hands to ControllerPublish and the node.
 // checkNodeParam validates one parameter the nodes act on and returns its
 // canonical form. The same rules run at CreateVolume (StorageClass), at
 // ControllerPublish (the volume context, which can be edited in the PV) and on
@@ -306,6 +305,7 @@ func validateNodeParams(vc map[string]string) error {
 	return nil
 }
 
+// volumeContext is what CreateVolume hands to ControllerPublish and the node.
 func (d *Driver) volumeContext(slot, filePath string, p volumeParams) map[string]string {
 	ctx := map[string]string{
 		paramFilePath:    filePath,

@@ -78,6 +78,19 @@ func renders(t *testing.T) []render {
 	return rendersAll
 }
 
+// renderNamed is the rendering called name: tests that need a particular
+// installation name it, so reordering or adding renders cannot swap it.
+func renderNamed(t *testing.T, name string) render {
+	t.Helper()
+	for _, r := range renders(t) {
+		if r.name == name {
+			return r
+		}
+	}
+	t.Fatalf("no rendering named %q", name)
+	return render{}
+}
+
 // typed decodes every object strictly and returns them by kind/name.
 func typed(t *testing.T, r render) map[string]any {
 	t.Helper()
@@ -801,7 +814,7 @@ func TestStorageClassesAndExamples(t *testing.T) {
 	// The examples' PVCs use classes both the examples and the kind overlay
 	// define.
 	kindSC := map[string]bool{}
-	for _, v := range typed(t, renders(t)[0]) {
+	for _, v := range typed(t, renderNamed(t, "kustomize overlays/kind")) {
 		if sc, ok := v.(*storagev1.StorageClass); ok {
 			kindSC[sc.Name] = true
 		}

@@ -68,7 +68,7 @@ func TestKindConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	roles := map[string]int{}
-	r := renders(t)[0]
+	r := renderNamed(t, "kustomize overlays/kind")
 	var loopDir string
 	for _, o := range r.objs {
 		if o.Kind == "ConfigMap" && o.Name == "rds-csi-config" {

@@ -75,12 +75,6 @@ func NewClient(t Transport, opts ClientOptions) (*Client, error) {
 	}, nil
 }
 
-// BasePath returns the directory volume files live under.
-func (c *Client) BasePath() string { return c.base }
-
-// FilePathFor returns the conventional backing file of a slot.
-func (c *Client) FilePathFor(slot string) string { return c.base + "/" + slot + ".img" }
-
 // exec runs cmd, classifies the result and records metrics. The output is
 // returned even with an error so callers can inspect it.
 func (c *Client) exec(ctx context.Context, cmd string) (string, error) {
@@ -115,12 +109,11 @@ func transportError(verb, cmd string, err error) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	for _, k := range []error{ErrNotFound, ErrCapacity, ErrRejected, ErrExists, ErrInUse, ErrInvalidArgument, ErrFailed, ErrUnavailable} {
-		if errors.Is(err, k) {
-			return &CommandError{Verb: verb, Command: cmd, Kind: k, Err: err}
-		}
+	kind := KindOf(err)
+	if kind == nil {
+		kind = ErrUnavailable
 	}
-	return &CommandError{Verb: verb, Command: cmd, Kind: ErrUnavailable, Err: err}
+	return &CommandError{Verb: verb, Command: cmd, Kind: kind, Err: err}
 }
 
 func (c *Client) printDetail(ctx context.Context, cmd string, opts ParseOptions) ([]Entry, error) {

@@ -3,11 +3,12 @@ package rds
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Sentinel errors. Every error returned by this package wraps exactly one of
-// these kinds, so callers can map them to gRPC codes with errors.Is.
+// Sentinel errors. Every error returned by this package wraps one of Kinds,
+// so callers can map them to gRPC codes with errors.Is.
 var (
 	// ErrNotFound: the disk, file or pool does not exist.
 	ErrNotFound = errors.New("rds: not found")
@@ -51,6 +52,27 @@ var (
 	// after such a failure, so a hung RDS stays on the backoff.
 	ErrUnreachable = errors.New("rds: unreachable")
 )
+
+// kinds are the sentinels that classify an error, in the order KindOf tries
+// them. ErrUnavailable comes last: a transport error may carry a definite
+// answer (ErrFailed for an oversized reply) besides the dropped session.
+// ErrHostKeyMismatch, ErrIncompleteReply and ErrUnreachable are not kinds but
+// qualifiers: they always come wrapped together with ErrUnavailable.
+var kinds = [...]error{ErrNotFound, ErrCapacity, ErrRejected, ErrExists, ErrInUse, ErrInvalidArgument, ErrFailed, ErrUnavailable}
+
+// Kinds returns the sentinels that classify this package's errors, in the
+// order KindOf tries them, for callers that name or count errors by kind.
+func Kinds() []error { return slices.Clone(kinds[:]) }
+
+// KindOf returns the first of Kinds that err wraps, or nil.
+func KindOf(err error) error {
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return nil
+}
 
 // CommandError describes a failed RouterOS command. Unwrap yields Kind (one
 // of the sentinels) and, for transport failures, the underlying cause.

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -69,5 +74,49 @@ func TestErrorTypes(t *testing.T) {
 		if got := resultOf(tt.err); got != tt.want {
 			t.Errorf("resultOf(%v) = %s, want %s", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestKindsListEverySentinel: a sentinel added to errors.go is either a kind
+// (classified by KindOf, so transport errors and callers that name kinds see
+// it) or one of the qualifiers that only ever come with ErrUnavailable.
+func TestKindsListEverySentinel(t *testing.T) {
+	qualifiers := map[string]bool{"ErrHostKeyMismatch": true, "ErrIncompleteReply": true, "ErrUnreachable": true}
+	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, k := range Kinds() {
+		kinds[k.Error()] = true
+		if KindOf(fmt.Errorf("wrapped: %w", k)) != k {
+			t.Errorf("KindOf does not find %v", k)
+		}
+	}
+	declared := 0
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.VAR {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			for i, name := range spec.(*ast.ValueSpec).Names {
+				call, ok := spec.(*ast.ValueSpec).Values[i].(*ast.CallExpr)
+				if !ok || !strings.HasPrefix(name.Name, "Err") || fmt.Sprint(call.Fun) != "&{errors New}" {
+					continue
+				}
+				declared++
+				msg, _ := strconv.Unquote(call.Args[0].(*ast.BasicLit).Value)
+				if kinds[msg] == qualifiers[name.Name] {
+					t.Errorf("%s: a kind is %v, a qualifier %v; want exactly one", name.Name, kinds[msg], qualifiers[name.Name])
+				}
+			}
+		}
+	}
+	if declared != len(kinds)+len(qualifiers) {
+		t.Errorf("errors.go declares %d sentinels, Kinds and the qualifiers name %d", declared, len(kinds)+len(qualifiers))
+	}
+	if KindOf(errors.New("x")) != nil {
+		t.Error("KindOf classified a foreign error")
 	}
 }

@@ -14,11 +14,9 @@ func TestParseLogin(t *testing.T) {
 		"admin+1w":        {User: "admin", Width: MinWidth},
 		"admin+5w":        {User: "admin", Width: MinWidth},
 		"admin+65535w":    {User: "admin", Width: MaxWidth},
-		"adm+in+t":        {User: "adm"}, // only the first '+' splits; "in+t" holds no t before '+'? see below
+		"adm+in+t":        {User: "adm", NoAutodetect: true}, // only the first '+' splits: the options "in+t" hold a 't'
 		"":                {User: ""},
 	}
-	// Only the first '+' splits; the options "in+t" hold a 't'.
-	cases["adm+in+t"] = Login{User: "adm", NoAutodetect: true}
 	for in, want := range cases {
 		if got := ParseLogin(in); got != want {
 			t.Errorf("ParseLogin(%q) = %+v, want %+v", in, got, want)

@@ -282,11 +282,18 @@ func (w *World) Probe() bool {
 // errKind reduces an error to the rds sentinel it wraps: error texts carry
 // scheduling detail (EOF versus reset) that must not reach the trace.
 func errKind(err error) string {
-	if err == nil {
+	switch {
+	case err == nil:
 		return ""
+	case errors.Is(err, rds.ErrUnavailable):
+		// First: the trace tells a dropped session from a definite answer
+		// by this one name, whatever else the error carries.
+		return rds.ErrUnavailable.Error()
 	}
-	for _, k := range []error{rds.ErrUnavailable, rds.ErrNotFound, rds.ErrCapacity, rds.ErrExists, rds.ErrRejected,
-		rds.ErrInvalidArgument, rds.ErrFailed, rds.ErrHostKeyMismatch, context.DeadlineExceeded, context.Canceled} {
+	if k := rds.KindOf(err); k != nil {
+		return k.Error()
+	}
+	for _, k := range []error{context.DeadlineExceeded, context.Canceled} {
 		if errors.Is(err, k) {
 			return k.Error()
 		}
