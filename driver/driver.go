@@ -15,7 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/ownership"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/internal/keylock"
@@ -139,7 +139,7 @@ func New(opts Options) (*Driver, error) {
 		opts.OperationTimeout = DefaultOperationTimeout
 	}
 	if opts.NVMeAddress != "" {
-		if err := node.ValidateAddress(opts.NVMeAddress); err != nil {
+		if err := dataplane.ValidateAddress(opts.NVMeAddress); err != nil {
 			return nil, fmt.Errorf("NVMe/TCP address: %w", err)
 		}
 	}

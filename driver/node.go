@@ -25,8 +25,8 @@ import (
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
 	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
@@ -36,7 +36,7 @@ type NodeOptions struct {
 	// DataPlanes by name ("nvme", "loop"); DefaultDataPlane is used when the
 	// volume context does not choose. It may be left empty only when there
 	// is a single plane.
-	DataPlanes       map[string]node.DataPlane
+	DataPlanes       map[string]dataplane.Plane
 	DefaultDataPlane string
 	// StateDir keeps one small file per staged volume (which data plane, which
 	// target), so unstage and stats work after a plugin restart without RDS.
@@ -162,11 +162,11 @@ func (n *NodeServer) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi
 
 // stagedVolume is what the node remembers about a staged volume.
 type stagedVolume struct {
-	DataPlane   string      `json:"dataPlane"`
-	Target      node.Target `json:"target"`
-	Block       bool        `json:"block"`
-	StagingPath string      `json:"stagingPath"`
-	Device      string      `json:"device"` // at staging time; may change after an NVMe reconnect
+	DataPlane   string           `json:"dataPlane"`
+	Target      dataplane.Target `json:"target"`
+	Block       bool             `json:"block"`
+	StagingPath string           `json:"stagingPath"`
+	Device      string           `json:"device"` // at staging time; may change after an NVMe reconnect
 	// ReadOnly: staged with the "ro" mount flag, so a read-only mount is
 	// what was asked for, not the aftermath of an I/O error.
 	ReadOnly bool `json:"readOnly,omitempty"`
@@ -276,14 +276,14 @@ func (n *NodeServer) loadState(id string) (stagedVolume, bool, error) {
 }
 
 // target builds the data plane target from the publish and volume contexts.
-func target(id string, pc, vc map[string]string) (node.Target, error) {
+func target(id string, pc, vc map[string]string) (dataplane.Target, error) {
 	get := func(k string) string {
 		if v, ok := pc[k]; ok && v != "" {
 			return v
 		}
 		return vc[k]
 	}
-	t := node.Target{
+	t := dataplane.Target{
 		VolumeID: id, NQN: get(paramNQN), Address: get(paramNVMeAddress), FilePath: get(paramFilePath),
 		CtrlLossTmo: get(paramCtrlLossTmo), ReconnectDelay: get(paramReconnectDelay), KeepAliveTmo: get(paramKeepAliveTmo),
 		FastIOFailTmo: get(paramFastIOFailTmo),
@@ -292,7 +292,7 @@ func target(id string, pc, vc map[string]string) (node.Target, error) {
 		// nvme-cli's own default (600 s) deletes the controller of a volume
 		// that is still mounted when RDS is away longer than ten minutes; the
 		// pod then sees I/O errors until someone remounts it by hand.
-		t.CtrlLossTmo = node.DefaultCtrlLossTmo
+		t.CtrlLossTmo = dataplane.DefaultCtrlLossTmo
 	}
 	if p := get(paramNVMePort); p != "" {
 		port, err := strconv.Atoi(p)
@@ -307,7 +307,7 @@ func target(id string, pc, vc map[string]string) (node.Target, error) {
 	return t, nil
 }
 
-func (n *NodeServer) plane(name string) (node.DataPlane, error) {
+func (n *NodeServer) plane(name string) (dataplane.Plane, error) {
 	if name == "" {
 		name = n.opts.DefaultDataPlane
 	}
@@ -882,13 +882,13 @@ func (n *NodeServer) checkNotPublished(staging string) error {
 func dataPlaneStatus(op string, err error) error {
 	code := codes.Internal
 	switch {
-	case errors.Is(err, node.ErrInUse):
+	case errors.Is(err, dataplane.ErrInUse):
 		code = codes.FailedPrecondition
 	case errors.Is(err, os.ErrNotExist):
 		code = codes.NotFound
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, node.ErrNotAttached):
+	case errors.Is(err, dataplane.ErrNotAttached):
 		code = codes.FailedPrecondition
 	}
 	return status.Errorf(code, "%s: %v", op, err)

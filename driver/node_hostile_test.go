@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"k8s.io/mount-utils"
 
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
 )
 
 // needRoot skips without the privileges real mounts need; CI runs as root.
@@ -89,7 +89,7 @@ func TestNodeTouchesNothingOutsideKubeletDir(t *testing.T) {
 	if err := os.WriteFile(dev, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]dataplane.Plane{"file": &filePlane{device: dev}},
 		StateDir: stateDir, KubeletDir: kubelet, Mounter: mount.New("")})
 	if err != nil {
 		t.Fatal(err)

@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
 	"github.com/rds-csi/rds-csi/driver/health"
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/loop"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
@@ -50,7 +50,7 @@ func newLoopRig(t *testing.T) *loopRig {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ns, err := NewNodeServer(NodeOptions{NodeID: name, DataPlanes: map[string]node.DataPlane{"loop": lp},
+		ns, err := NewNodeServer(NodeOptions{NodeID: name, DataPlanes: map[string]dataplane.Plane{"loop": lp},
 			DefaultDataPlane: "loop", StateDir: filepath.Join(r.dir, name, "state"), KubeletDir: r.dir})
 		if err != nil {
 			t.Fatal(err)
@@ -343,7 +343,7 @@ func TestPluginRestartConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	restarted, err := NewNodeServer(NodeOptions{NodeID: "node-a", DataPlanes: map[string]node.DataPlane{"loop": lp},
+	restarted, err := NewNodeServer(NodeOptions{NodeID: "node-a", DataPlanes: map[string]dataplane.Plane{"loop": lp},
 		DefaultDataPlane: "loop", StateDir: r.nodes["node-a"].opts.StateDir, KubeletDir: r.dir})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 	testingexec "k8s.io/utils/exec/testing"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // filePlane is a data plane whose "device" is a plain file, so the formatting
@@ -28,17 +28,17 @@ type filePlane struct {
 }
 
 func (f *filePlane) Name() string { return "file" }
-func (f *filePlane) Attach(context.Context, node.Target) (string, error) {
+func (f *filePlane) Attach(context.Context, dataplane.Target) (string, error) {
 	return f.device, nil
 }
-func (f *filePlane) Device(context.Context, node.Target) (string, error) { return f.device, nil }
-func (f *filePlane) Detach(context.Context, node.Target) error {
+func (f *filePlane) Device(context.Context, dataplane.Target) (string, error) { return f.device, nil }
+func (f *filePlane) Detach(context.Context, dataplane.Target) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.detached++
 	return nil
 }
-func (f *filePlane) Rescan(context.Context, node.Target) (int64, error) { return 0, nil }
+func (f *filePlane) Rescan(context.Context, dataplane.Target) (int64, error) { return 0, nil }
 
 // scriptedExec answers every command through respond and records the calls.
 func scriptedExec(respond func(cmd string, args []string) ([]byte, error)) (*testingexec.FakeExec, *[]string) {
@@ -105,7 +105,7 @@ func TestNeverFormatsWhenUnsure(t *testing.T) {
 				}
 			})
 			mounter := mount.NewFakeMounter(nil)
-			ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
+			ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]dataplane.Plane{"file": &filePlane{device: dev}},
 				StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
 			if err != nil {
 				t.Fatal(err)
@@ -148,7 +148,7 @@ func TestStageIdempotentAndWrongDevice(t *testing.T) {
 	fe, calls := scriptedExec(func(cmd string, args []string) ([]byte, error) { return []byte("TYPE=ext4\n"), nil })
 	mounter := mount.NewFakeMounter(nil)
 	plane := &filePlane{device: dev}
-	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": plane},
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]dataplane.Plane{"file": plane},
 		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestSELinuxContextReachesBothMounts(t *testing.T) {
 	os.WriteFile(dev, make([]byte, 1<<20), 0o600)
 	fe, _ := scriptedExec(func(cmd string, args []string) ([]byte, error) { return []byte("TYPE=ext4\n"), nil })
 	mounter := mount.NewFakeMounter(nil)
-	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{device: dev}},
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]dataplane.Plane{"file": &filePlane{device: dev}},
 		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mounter, Exec: fe})
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestTargetConnectOptions(t *testing.T) {
 // NOT_FOUND, "not staged", about a volume that was being staged.
 func TestNodeExpandWaitsForTheVolumesLock(t *testing.T) {
 	dir := t.TempDir()
-	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]node.DataPlane{"file": &filePlane{}},
+	ns, err := NewNodeServer(NodeOptions{NodeID: "n1", DataPlanes: map[string]dataplane.Plane{"file": &filePlane{}},
 		StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func TestNodeExpandWaitsForTheVolumesLock(t *testing.T) {
 // each start).
 func TestDefaultDataPlaneIsExplicit(t *testing.T) {
 	opts := func(def string, names ...string) NodeOptions {
-		planes := map[string]node.DataPlane{}
+		planes := map[string]dataplane.Plane{}
 		for _, n := range names {
 			planes[n] = &filePlane{}
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/onsi/gomega"
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/loop"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 	sanitylane "github.com/rds-csi/rds-csi/sanity"
@@ -162,7 +162,7 @@ func TestSanity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ns, err = NewNodeServer(NodeOptions{NodeID: nodeID, DataPlanes: map[string]node.DataPlane{"loop": lp},
+		ns, err = NewNodeServer(NodeOptions{NodeID: nodeID, DataPlanes: map[string]dataplane.Plane{"loop": lp},
 			DefaultDataPlane: "loop", StateDir: filepath.Join(shortTempDir(t), "node-state"), KubeletDir: dir,
 			MaxVolumesPerNode: sanityVolumeLimit})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/ownership"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
@@ -244,7 +244,7 @@ func (d *Driver) parseParams(params map[string]string) (volumeParams, error) {
 func checkNodeParam(key, v string) (string, error) {
 	switch key {
 	case paramNVMeAddress:
-		if err := node.ValidateAddress(v); err != nil {
+		if err := dataplane.ValidateAddress(v); err != nil {
 			return "", err
 		}
 		return v, nil
@@ -255,13 +255,13 @@ func checkNodeParam(key, v string) (string, error) {
 		}
 		return v, nil
 	case paramCtrlLossTmo:
-		return node.Seconds("ctrlLossTmo", v, node.MinCtrlLossTmo)
+		return dataplane.Seconds("ctrlLossTmo", v, dataplane.MinCtrlLossTmo)
 	case paramReconnectDelay:
-		return node.Seconds("reconnectDelay", v, node.MinReconnectDelay)
+		return dataplane.Seconds("reconnectDelay", v, dataplane.MinReconnectDelay)
 	case paramKeepAliveTmo:
-		return node.Seconds("keepAliveTmo", v, node.MinKeepAliveTmo)
+		return dataplane.Seconds("keepAliveTmo", v, dataplane.MinKeepAliveTmo)
 	case paramFastIOFailTmo:
-		return node.Seconds("fastIoFailTmo", v, node.MinFastIOFailTmo)
+		return dataplane.Seconds("fastIoFailTmo", v, dataplane.MinFastIOFailTmo)
 	case paramDataPlane:
 		if v != "nvme" && v != "loop" {
 			return "", errors.New("want nvme or loop")

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/health"
-	"github.com/rds-csi/rds-csi/driver/node"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -153,7 +153,7 @@ func (n *NodeServer) observe(ctx context.Context, st stagedVolume, publish strin
 		return v, nil
 	}
 	v.Device, v.DeviceErr = plane.Device(ctx, st.Target)
-	if cs, ok := plane.(node.ControllerStater); ok && v.Device != "" {
+	if cs, ok := plane.(dataplane.ControllerStater); ok && v.Device != "" {
 		if state, err := cs.ControllerState(ctx, st.Target); err == nil {
 			v.ControllerState = state
 		}

@@ -24,9 +24,9 @@ import (
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/controlplane"
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/loop"
-	"github.com/rds-csi/rds-csi/driver/node/nvme"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
+	"github.com/rds-csi/rds-csi/driver/dataplane/nvme"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
@@ -248,7 +248,7 @@ func nodeServer(c config) (*driver.NodeServer, error) {
 	if c.nodeID == "" {
 		return nil, errors.New("--node-id is required in node and all modes")
 	}
-	planes := map[string]node.DataPlane{"nvme": nvme.New(nvme.Options{})}
+	planes := map[string]dataplane.Plane{"nvme": nvme.New(nvme.Options{})}
 	if c.loopBackingDir != "" {
 		lp, err := loop.New(loop.Options{BackingDir: c.loopBackingDir})
 		if err != nil {

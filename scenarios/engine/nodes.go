@@ -16,7 +16,7 @@ import (
 	testingexec "k8s.io/utils/exec/testing"
 
 	"github.com/rds-csi/rds-csi/driver"
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // simNode is one Kubernetes node's CSI node plugin: the real NodeServer on
@@ -34,7 +34,7 @@ func (w *World) addNodePlugin(name string) error {
 	if err := os.MkdirAll(plane.dir, 0o700); err != nil {
 		return err
 	}
-	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]node.DataPlane{"nvme": plane},
+	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]dataplane.Plane{"nvme": plane},
 		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil),
 		Exec: simExec{fab: plane.fab}, Clock: w.vc.view(nil)})
 	if err != nil {
@@ -117,9 +117,9 @@ type simPlane struct {
 // the controller's volumes ask for by default.
 func (p *simPlane) Name() string { return "nvme" }
 
-func (p *simPlane) device(t node.Target) string { return filepath.Join(p.dir, t.VolumeID) }
+func (p *simPlane) device(t dataplane.Target) string { return filepath.Join(p.dir, t.VolumeID) }
 
-func (p *simPlane) Attach(_ context.Context, t node.Target) (string, error) {
+func (p *simPlane) Attach(_ context.Context, t dataplane.Target) (string, error) {
 	dev := p.device(t)
 	p.fab.mu.Lock()
 	path := p.fab.paths[pathKey(t.VolumeID, p.node)]
@@ -157,7 +157,7 @@ func (p *simPlane) Attach(_ context.Context, t node.Target) (string, error) {
 }
 
 // Device finds the volume's device; a deleted controller took it away.
-func (p *simPlane) Device(_ context.Context, t node.Target) (string, error) {
+func (p *simPlane) Device(_ context.Context, t dataplane.Target) (string, error) {
 	p.fab.mu.Lock()
 	defer p.fab.mu.Unlock()
 	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; p.fab.connected[t.VolumeID][p.node] && path != nil && path.state != pathDeleted {
@@ -167,7 +167,7 @@ func (p *simPlane) Device(_ context.Context, t node.Target) (string, error) {
 }
 
 // ControllerState is what volume health reads from sysfs.
-func (p *simPlane) ControllerState(_ context.Context, t node.Target) (string, error) {
+func (p *simPlane) ControllerState(_ context.Context, t dataplane.Target) (string, error) {
 	p.fab.mu.Lock()
 	defer p.fab.mu.Unlock()
 	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; path != nil && path.state != pathDeleted {
@@ -177,7 +177,7 @@ func (p *simPlane) ControllerState(_ context.Context, t node.Target) (string, er
 }
 
 // Detach is nvme disconnect: it works whatever the controller's state.
-func (p *simPlane) Detach(_ context.Context, t node.Target) error {
+func (p *simPlane) Detach(_ context.Context, t dataplane.Target) error {
 	p.fab.mu.Lock()
 	delete(p.fab.connected[t.VolumeID], p.node)
 	delete(p.fab.paths, pathKey(t.VolumeID, p.node))
@@ -185,8 +185,8 @@ func (p *simPlane) Detach(_ context.Context, t node.Target) error {
 	return nil
 }
 
-func (p *simPlane) Rescan(context.Context, node.Target) (int64, error) {
-	return 0, fmt.Errorf("sim data plane: %w", node.ErrNotAttached)
+func (p *simPlane) Rescan(context.Context, dataplane.Target) (int64, error) {
+	return 0, fmt.Errorf("sim data plane: %w", dataplane.ErrNotAttached)
 }
 
 // simExec answers the commands mount-utils runs: blkid from the fabric's

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
@@ -63,14 +63,14 @@ type rdsBox interface {
 
 // newPath reads the connect options the node plugin passed, with the
 // kernel's defaults for what it left out.
-func newPath(t node.Target, nodeName string, crashes uint64) (*nvmePath, error) {
+func newPath(t dataplane.Target, nodeName string, crashes uint64) (*nvmePath, error) {
 	secs := func(name, v string, def time.Duration) (time.Duration, error) {
 		if v == "" {
 			return def, nil
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return 0, fmt.Errorf("sim data plane: %s %q: %w", name, v, node.ErrInvalidParameter)
+			return 0, fmt.Errorf("sim data plane: %s %q: %w", name, v, dataplane.ErrInvalidParameter)
 		}
 		return time.Duration(n) * time.Second, nil
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 type fakeBox struct {
@@ -25,21 +25,21 @@ func TestNVMePathReconnectTiming(t *testing.T) {
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	for _, tc := range []struct {
 		name     string
-		target   node.Target
+		target   dataplane.Target
 		backAt   time.Duration // RDS serves again; 0: never
 		until    time.Duration
 		want     []string // "state@offset"
 		deadline bool
 	}{
-		{name: "kernel defaults give up after ten minutes", target: node.Target{}, until: time.Hour,
+		{name: "kernel defaults give up after ten minutes", target: dataplane.Target{}, until: time.Hour,
 			want: []string{"connecting@0s", "deleted@10m0s"}},
-		{name: "reconnect forever", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "5"}, backAt: 3 * time.Hour, until: 4 * time.Hour,
+		{name: "reconnect forever", target: dataplane.Target{CtrlLossTmo: "-1", ReconnectDelay: "5"}, backAt: 3 * time.Hour, until: 4 * time.Hour,
 			want: []string{"connecting@0s", "live@3h0m0s"}},
-		{name: "back between tries waits for the next", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "10"}, backAt: 61 * time.Second,
+		{name: "back between tries waits for the next", target: dataplane.Target{CtrlLossTmo: "-1", ReconnectDelay: "10"}, backAt: 61 * time.Second,
 			until: time.Hour, want: []string{"connecting@0s", "live@1m10s"}},
-		{name: "rounding up the tries", target: node.Target{CtrlLossTmo: "25", ReconnectDelay: "10"}, until: time.Hour,
+		{name: "rounding up the tries", target: dataplane.Target{CtrlLossTmo: "25", ReconnectDelay: "10"}, until: time.Hour,
 			want: []string{"connecting@0s", "deleted@30s"}},
-		{name: "fail fast, then live", target: node.Target{CtrlLossTmo: "-1", ReconnectDelay: "10", FastIOFailTmo: "15"}, backAt: 40 * time.Second,
+		{name: "fail fast, then live", target: dataplane.Target{CtrlLossTmo: "-1", ReconnectDelay: "10", FastIOFailTmo: "15"}, backAt: 40 * time.Second,
 			until: time.Hour, want: []string{"connecting@0s", "fail-fast@15s", "live@40s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,7 +79,7 @@ func TestNVMePathReconnectTiming(t *testing.T) {
 }
 
 func TestNVMePathRejectsBadOptions(t *testing.T) {
-	_, err := newPath(node.Target{CtrlLossTmo: "ten"}, "n", 0)
+	_, err := newPath(dataplane.Target{CtrlLossTmo: "ten"}, "n", 0)
 	if err == nil || !strings.Contains(err.Error(), "ctrl-loss-tmo") {
 		t.Fatalf("bad ctrl-loss-tmo: %v", err)
 	}

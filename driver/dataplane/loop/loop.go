@@ -13,16 +13,16 @@ import (
 	"github.com/benbjohnson/clock"
 	"k8s.io/klog/v2"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
 var (
 	// ErrInUse is node.ErrInUse: Detach refuses while the device is mounted,
 	// bind-mounted, held by another block device, or open elsewhere.
-	ErrInUse = node.ErrInUse
+	ErrInUse = dataplane.ErrInUse
 	// ErrNotAttached is node.ErrNotAttached: Rescan found no device for the file.
-	ErrNotAttached = node.ErrNotAttached
+	ErrNotAttached = dataplane.ErrNotAttached
 	// ErrInvalidPath: the target's file path is malformed or leads outside
 	// <BackingDir>/files. Nothing is attached or detached.
 	ErrInvalidPath = errors.New("loop: invalid backing file path")
@@ -63,7 +63,7 @@ type Loop struct {
 	testHookBeforeBind func(name string)
 }
 
-var _ node.DataPlane = (*Loop)(nil)
+var _ dataplane.Plane = (*Loop)(nil)
 
 // New returns a Loop for the emulator state directory o.BackingDir. The
 // directory need not exist yet: the emulator may start after the plugin.
@@ -94,12 +94,12 @@ func New(o Options) (*Loop, error) {
 	return l, nil
 }
 
-// Name implements node.DataPlane.
+// Name implements dataplane.Plane.
 func (l *Loop) Name() string { return "loop" }
 
-// Attach implements node.DataPlane: it returns the loop device already backed
+// Attach implements dataplane.Plane: it returns the loop device already backed
 // by the target's file, or binds a free one to it.
-func (l *Loop) Attach(ctx context.Context, t node.Target) (string, error) {
+func (l *Loop) Attach(ctx context.Context, t dataplane.Target) (string, error) {
 	b, err := l.resolve(t.FilePath)
 	if err != nil {
 		return "", err
@@ -165,9 +165,9 @@ func (l *Loop) Attach(ctx context.Context, t node.Target) (string, error) {
 	return dev, nil
 }
 
-// Device implements node.DataPlane: the loop device backed by the target's
+// Device implements dataplane.Plane: the loop device backed by the target's
 // file (or by its deleted remains), "" if there is none.
-func (l *Loop) Device(ctx context.Context, t node.Target) (string, error) {
+func (l *Loop) Device(ctx context.Context, t dataplane.Target) (string, error) {
 	b, err := l.resolve(t.FilePath)
 	if err != nil {
 		return "", err
@@ -179,10 +179,10 @@ func (l *Loop) Device(ctx context.Context, t node.Target) (string, error) {
 	return l.devPath(devs[0].name), nil
 }
 
-// Detach implements node.DataPlane. It releases every loop device backed by
+// Detach implements dataplane.Plane. It releases every loop device backed by
 // the target's file, including one whose file has been deleted, and refuses
 // with ErrInUse while any of them is used.
-func (l *Loop) Detach(ctx context.Context, t node.Target) error {
+func (l *Loop) Detach(ctx context.Context, t dataplane.Target) error {
 	b, err := l.resolve(t.FilePath)
 	if err != nil {
 		return err
@@ -217,9 +217,9 @@ func (l *Loop) Detach(ctx context.Context, t node.Target) error {
 	return errors.Join(errs...)
 }
 
-// Rescan implements node.DataPlane: after the backing file grew, it makes the
+// Rescan implements dataplane.Plane: after the backing file grew, it makes the
 // loop device take the new size and returns it in bytes.
-func (l *Loop) Rescan(ctx context.Context, t node.Target) (int64, error) {
+func (l *Loop) Rescan(ctx context.Context, t dataplane.Target) (int64, error) {
 	b, err := l.resolve(t.FilePath)
 	if err != nil {
 		return 0, err

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 const mib = 1 << 20
@@ -114,7 +114,7 @@ func TestConcurrentAttachOfOneFileYieldsOneDevice(t *testing.T) {
 func TestConcurrentAttachOfManyFilesYieldsDistinctDevices(t *testing.T) {
 	e := newEnv(t)
 	const n = 8
-	tgs := make([]node.Target, n)
+	tgs := make([]dataplane.Target, n)
 	for i := range n {
 		tgs[i] = e.file(t, "/storage-pool/k8s/pvc-"+strconv.Itoa(i)+".img", mib)
 		cleanupDetach(t, e.l, tgs[i])
@@ -351,9 +351,9 @@ func TestDetachIsIdempotent(t *testing.T) {
 
 // assertInUse checks that err is an ErrInUse refusal and the device is still
 // attached, usable and not marked for release.
-func assertInUse(t *testing.T, e *env, tg node.Target, dev string, err error, why string) {
+func assertInUse(t *testing.T, e *env, tg dataplane.Target, dev string, err error, why string) {
 	t.Helper()
-	if !errors.Is(err, ErrInUse) || !errors.Is(err, node.ErrInUse) {
+	if !errors.Is(err, ErrInUse) || !errors.Is(err, dataplane.ErrInUse) {
 		t.Fatalf("Detach of a device that is %s: %v, want ErrInUse", why, err)
 	}
 	if !strings.Contains(err.Error(), dev) {
@@ -603,7 +603,7 @@ func TestRescanReportsNewSize(t *testing.T) {
 func TestRescanOfUnattachedOrMissingFile(t *testing.T) {
 	e := newEnv(t)
 	tg := e.file(t, "/storage-pool/k8s/pvc-1.img", mib)
-	if _, err := e.l.Rescan(ctxT(t), tg); !errors.Is(err, ErrNotAttached) || !errors.Is(err, node.ErrNotAttached) {
+	if _, err := e.l.Rescan(ctxT(t), tg); !errors.Is(err, ErrNotAttached) || !errors.Is(err, dataplane.ErrNotAttached) {
 		t.Fatalf("Rescan of an unattached file: %v, want ErrNotAttached", err)
 	}
 	if _, err := e.l.Rescan(ctxT(t), target("/storage-pool/k8s/missing.img")); !errors.Is(err, os.ErrNotExist) {

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
+	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
 )
 
 // loopDev is a bound loop device as sysfs shows it.

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rds-csi/rds-csi/driver/node"
-	"github.com/rds-csi/rds-csi/driver/node/mountinfo"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
 )
 
 // blockDev is a block device or partition to check before disconnecting.
@@ -50,7 +50,7 @@ func (n *NVMe) checkNotInUse(devs []string) error {
 			for j, h := range holders {
 				names[j] = h.Name()
 			}
-			return fmt.Errorf("%w: /dev/%s is held by %s", node.ErrInUse, d.name, strings.Join(names, ", "))
+			return fmt.Errorf("%w: /dev/%s is held by %s", dataplane.ErrInUse, d.name, strings.Join(names, ", "))
 		}
 		if d.majMin, err = readAttr(filepath.Join(d.dir, "dev")); err != nil && !gone(err) {
 			return fmt.Errorf("nvme: read %s dev: %w", d.name, err)
@@ -72,7 +72,7 @@ func (n *NVMe) checkNotMounted(devs []blockDev) error {
 			if (d.majMin != "" && m.MajorMinor == d.majMin) ||
 				m.Source == "/dev/"+d.name || m.Source == filepath.Join(n.devRoot, d.name) ||
 				(m.FSType == "devtmpfs" && m.Root == "/"+d.name) {
-				return fmt.Errorf("%w: /dev/%s is mounted on %s", node.ErrInUse, d.name, m.MountPoint)
+				return fmt.Errorf("%w: /dev/%s is mounted on %s", dataplane.ErrInUse, d.name, m.MountPoint)
 			}
 		}
 	}

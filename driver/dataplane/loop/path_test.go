@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // TestPathEscapesAreRejected: every path below would reach an existing file,
@@ -64,7 +64,7 @@ func TestPathEscapesAreRejected(t *testing.T) {
 		"/storage-pool/k8s", // a directory
 	}
 	for _, p := range bad {
-		tg := node.Target{VolumeID: "v", FilePath: p}
+		tg := dataplane.Target{VolumeID: "v", FilePath: p}
 		ctx := ctxT(t)
 		if dev, err := e.l.Attach(ctx, tg); !errors.Is(err, ErrInvalidPath) {
 			t.Errorf("Attach(%q) = %q, %v; want ErrInvalidPath", p, dev, err)

@@ -1,4 +1,4 @@
-package node
+package dataplane
 
 import (
 	"context"
@@ -21,8 +21,8 @@ type Target struct {
 	FilePath string
 }
 
-// DataPlane makes volumes local block devices.
-type DataPlane interface {
+// Plane makes volumes local block devices.
+type Plane interface {
 	// Name is "nvme" or "loop" (or "fake").
 	Name() string
 	// Attach connects the volume and returns its block device path. It is

@@ -12,7 +12,7 @@ import (
 
 	"github.com/benbjohnson/clock"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 const (
@@ -27,8 +27,8 @@ const (
 	waitLimit = 10 * time.Second // real time any call may take before the test fails
 )
 
-func target(nqn string) node.Target {
-	return node.Target{VolumeID: "pvc-x", NQN: nqn, Address: rdsAddr, Port: rdsPort}
+func target(nqn string) dataplane.Target {
+	return dataplane.Target{VolumeID: "pvc-x", NQN: nqn, Address: rdsAddr, Port: rdsPort}
 }
 
 // timerClock is a mock clock that reports every Timer it creates, so a test
@@ -96,12 +96,12 @@ func within[T any](t *testing.T, fn func() (T, error)) (T, error) {
 	}
 }
 
-func (f *fixture) attach(n *NVMe, tg node.Target) (string, error) {
+func (f *fixture) attach(n *NVMe, tg dataplane.Target) (string, error) {
 	f.t.Helper()
 	return within(f.t, func() (string, error) { return n.Attach(context.Background(), tg) })
 }
 
-func (f *fixture) device(n *NVMe, tg node.Target) string {
+func (f *fixture) device(n *NVMe, tg dataplane.Target) string {
 	f.t.Helper()
 	dev, err := n.Device(context.Background(), tg)
 	if err != nil {
@@ -110,7 +110,7 @@ func (f *fixture) device(n *NVMe, tg node.Target) string {
 	return dev
 }
 
-func (f *fixture) detach(n *NVMe, tg node.Target) error {
+func (f *fixture) detach(n *NVMe, tg dataplane.Target) error {
 	f.t.Helper()
 	_, err := within(f.t, func() (struct{}, error) { return struct{}{}, n.Detach(context.Background(), tg) })
 	return err
@@ -132,13 +132,13 @@ func TestAttachConnectArgv(t *testing.T) {
 	base := []string{"connect", "-t", "tcp", "-a", rdsAddr, "-s", "4420", "-n", nqn1}
 	for _, tc := range []struct {
 		name     string
-		target   func(*node.Target)
+		target   func(*dataplane.Target)
 		optsHost string
 		want     []string
 	}{
 		{
 			name: "all options from the target",
-			target: func(t *node.Target) {
+			target: func(t *dataplane.Target) {
 				t.CtrlLossTmo, t.ReconnectDelay, t.KeepAliveTmo, t.FastIOFailTmo, t.HostNQN = "-1", "5", "15", "30", hostNQN
 			},
 			optsHost: optsHost,
@@ -147,18 +147,18 @@ func TestAttachConnectArgv(t *testing.T) {
 		},
 		{
 			name:     "host NQN from the options",
-			target:   func(t *node.Target) { t.CtrlLossTmo = "600" },
+			target:   func(t *dataplane.Target) { t.CtrlLossTmo = "600" },
 			optsHost: optsHost,
 			want:     append(base[:len(base):len(base)], "--ctrl-loss-tmo=600", "--hostnqn="+optsHost),
 		},
 		{
 			name:   "nvme-cli defaults",
-			target: func(*node.Target) {},
+			target: func(*dataplane.Target) {},
 			want:   base,
 		},
 		{
 			name:   "IPv6 address, keep-alive off",
-			target: func(t *node.Target) { t.Address, t.KeepAliveTmo = "fd00::5", "0" },
+			target: func(t *dataplane.Target) { t.Address, t.KeepAliveTmo = "fd00::5", "0" },
 			want:   []string{"connect", "-t", "tcp", "-a", "fd00::5", "-s", "4420", "-n", nqn1, "--keep-alive-tmo=0"},
 		},
 	} {
@@ -495,7 +495,7 @@ func TestDetachRefusesWhileInUse(t *testing.T) {
 			n := f.nvme(clock.NewMock())
 
 			err := f.detach(n, target(nqn1))
-			if !errors.Is(err, node.ErrInUse) {
+			if !errors.Is(err, dataplane.ErrInUse) {
 				t.Fatalf("Detach = %v, want ErrInUse", err)
 			}
 			if calls := f.argv(); len(calls) != 0 {
@@ -677,7 +677,7 @@ func TestRescan(t *testing.T) {
 		f := newFixture(t)
 		f.add(conn{NQN: nqn10, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 		_, err := within(t, func() (int64, error) { return f.nvme(clock.NewMock()).Rescan(context.Background(), target(nqn1)) })
-		if !errors.Is(err, node.ErrNotAttached) {
+		if !errors.Is(err, dataplane.ErrNotAttached) {
 			t.Errorf("Rescan = %v, want ErrNotAttached", err)
 		}
 		if calls := f.argv(); len(calls) != 0 {
@@ -818,30 +818,30 @@ func TestContextBoundsEveryWait(t *testing.T) {
 func TestInjectionRejectedBeforeExec(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		mutate func(*node.Target)
+		mutate func(*dataplane.Target)
 		opts   string // Options.HostNQN
 	}{
-		{name: "NQN with a space and an option", mutate: func(t *node.Target) { t.NQN = nqn1 + " --hostnqn=x" }},
-		{name: "NQN is an option", mutate: func(t *node.Target) { t.NQN = "--duplicate-connect" }},
-		{name: "NQN with a shell metacharacter", mutate: func(t *node.Target) { t.NQN = nqn1 + ";reboot" }},
-		{name: "NQN with a newline", mutate: func(t *node.Target) { t.NQN = nqn1 + "\nx" }},
-		{name: "empty NQN", mutate: func(t *node.Target) { t.NQN = "" }},
-		{name: "address is an option", mutate: func(t *node.Target) { t.Address = "-d" }},
-		{name: "address with an option", mutate: func(t *node.Target) { t.Address = "10.0.0.5 --duplicate-connect" }},
-		{name: "address with a port", mutate: func(t *node.Target) { t.Address = "10.0.0.5:4420" }},
-		{name: "empty address", mutate: func(t *node.Target) { t.Address = "" }},
-		{name: "bad IPv6 zone", mutate: func(t *node.Target) { t.Address = "fe80::1%eth0 -x" }},
-		{name: "port 0", mutate: func(t *node.Target) { t.Port = 0 }},
-		{name: "port too big", mutate: func(t *node.Target) { t.Port = 65536 }},
-		{name: "timeout with an option", mutate: func(t *node.Target) { t.CtrlLossTmo = "5 --duplicate-connect" }},
-		{name: "timeout not decimal", mutate: func(t *node.Target) { t.KeepAliveTmo = "1e3" }},
-		{name: "timeout with a sign", mutate: func(t *node.Target) { t.KeepAliveTmo = "+5" }},
-		{name: "negative keep-alive", mutate: func(t *node.Target) { t.KeepAliveTmo = "-1" }},
-		{name: "ctrl-loss below -1", mutate: func(t *node.Target) { t.CtrlLossTmo = "-2" }},
-		{name: "reconnect-delay 0", mutate: func(t *node.Target) { t.ReconnectDelay = "0" }},
-		{name: "huge timeout", mutate: func(t *node.Target) { t.ReconnectDelay = "99999999999999999999" }},
-		{name: "host NQN with an option", mutate: func(t *node.Target) { t.HostNQN = hostNQN + " -n x" }},
-		{name: "bad default host NQN", mutate: func(*node.Target) {}, opts: "nqn.2014-08.org.nvmexpress:uuid:x --hostid=y"},
+		{name: "NQN with a space and an option", mutate: func(t *dataplane.Target) { t.NQN = nqn1 + " --hostnqn=x" }},
+		{name: "NQN is an option", mutate: func(t *dataplane.Target) { t.NQN = "--duplicate-connect" }},
+		{name: "NQN with a shell metacharacter", mutate: func(t *dataplane.Target) { t.NQN = nqn1 + ";reboot" }},
+		{name: "NQN with a newline", mutate: func(t *dataplane.Target) { t.NQN = nqn1 + "\nx" }},
+		{name: "empty NQN", mutate: func(t *dataplane.Target) { t.NQN = "" }},
+		{name: "address is an option", mutate: func(t *dataplane.Target) { t.Address = "-d" }},
+		{name: "address with an option", mutate: func(t *dataplane.Target) { t.Address = "10.0.0.5 --duplicate-connect" }},
+		{name: "address with a port", mutate: func(t *dataplane.Target) { t.Address = "10.0.0.5:4420" }},
+		{name: "empty address", mutate: func(t *dataplane.Target) { t.Address = "" }},
+		{name: "bad IPv6 zone", mutate: func(t *dataplane.Target) { t.Address = "fe80::1%eth0 -x" }},
+		{name: "port 0", mutate: func(t *dataplane.Target) { t.Port = 0 }},
+		{name: "port too big", mutate: func(t *dataplane.Target) { t.Port = 65536 }},
+		{name: "timeout with an option", mutate: func(t *dataplane.Target) { t.CtrlLossTmo = "5 --duplicate-connect" }},
+		{name: "timeout not decimal", mutate: func(t *dataplane.Target) { t.KeepAliveTmo = "1e3" }},
+		{name: "timeout with a sign", mutate: func(t *dataplane.Target) { t.KeepAliveTmo = "+5" }},
+		{name: "negative keep-alive", mutate: func(t *dataplane.Target) { t.KeepAliveTmo = "-1" }},
+		{name: "ctrl-loss below -1", mutate: func(t *dataplane.Target) { t.CtrlLossTmo = "-2" }},
+		{name: "reconnect-delay 0", mutate: func(t *dataplane.Target) { t.ReconnectDelay = "0" }},
+		{name: "huge timeout", mutate: func(t *dataplane.Target) { t.ReconnectDelay = "99999999999999999999" }},
+		{name: "host NQN with an option", mutate: func(t *dataplane.Target) { t.HostNQN = hostNQN + " -n x" }},
+		{name: "bad default host NQN", mutate: func(*dataplane.Target) {}, opts: "nqn.2014-08.org.nvmexpress:uuid:x --hostid=y"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)

@@ -1,4 +1,4 @@
-// Package node is the node plugin's data plane seam: "make this volume a local
+// Package dataplane is the node plugin's data plane seam: "make this volume a local
 // block device" and "release it", behind one small interface with two real
 // implementations.
 //
@@ -7,4 +7,4 @@
 // (package loop), a real block device that gets a real filesystem and real mounts,
 // so CI exercises the same formatting and mounting code as production. The
 // scenario runner plugs in an in-memory fake.
-package node
+package dataplane

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -24,17 +24,17 @@ func validateNQN(field, nqn string) error {
 	return nil
 }
 
-// validateAddress and seconds are the shared rules of driver/node, reported
+// validateAddress and seconds are the shared rules of driver/dataplane, reported
 // as ErrInvalidTarget.
 func validateAddress(a string) error {
-	if err := node.ValidateAddress(a); err != nil {
+	if err := dataplane.ValidateAddress(a); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidTarget, err)
 	}
 	return nil
 }
 
 func seconds(name, v string, min int) (string, error) {
-	s, err := node.Seconds(name, v, min)
+	s, err := dataplane.Seconds(name, v, min)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInvalidTarget, err)
 	}
@@ -44,7 +44,7 @@ func seconds(name, v string, min int) (string, error) {
 // connectArgs validates everything nvme connect will see and returns its
 // argv (without the program name). defaultHostNQN applies when the Target
 // has none.
-func connectArgs(t node.Target, defaultHostNQN string) ([]string, error) {
+func connectArgs(t dataplane.Target, defaultHostNQN string) ([]string, error) {
 	if err := validateNQN("NQN", t.NQN); err != nil {
 		return nil, err
 	}
@@ -59,11 +59,11 @@ func connectArgs(t node.Target, defaultHostNQN string) ([]string, error) {
 		flag, value string
 		min         int
 	}{
-		{"--ctrl-loss-tmo", t.CtrlLossTmo, node.MinCtrlLossTmo},
-		{"--reconnect-delay", t.ReconnectDelay, node.MinReconnectDelay},
-		{"--keep-alive-tmo", t.KeepAliveTmo, node.MinKeepAliveTmo},
+		{"--ctrl-loss-tmo", t.CtrlLossTmo, dataplane.MinCtrlLossTmo},
+		{"--reconnect-delay", t.ReconnectDelay, dataplane.MinReconnectDelay},
+		{"--keep-alive-tmo", t.KeepAliveTmo, dataplane.MinKeepAliveTmo},
 		// nvme-cli spells this one option with underscores.
-		{"--fast_io_fail_tmo", t.FastIOFailTmo, node.MinFastIOFailTmo},
+		{"--fast_io_fail_tmo", t.FastIOFailTmo, dataplane.MinFastIOFailTmo},
 	} {
 		v, err := seconds(o.flag, o.value, o.min)
 		if err != nil {

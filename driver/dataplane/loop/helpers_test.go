@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // testRoot holds every test's backing directory, so that TestMain can check
@@ -145,7 +145,7 @@ func (e *env) host(p string) string {
 }
 
 // file creates a sparse backing file for RDS path p and returns its target.
-func (e *env) file(t *testing.T, p string, size int64) node.Target {
+func (e *env) file(t *testing.T, p string, size int64) dataplane.Target {
 	t.Helper()
 	h := e.host(p)
 	if err := os.MkdirAll(filepath.Dir(h), 0o755); err != nil {
@@ -160,8 +160,8 @@ func (e *env) file(t *testing.T, p string, size int64) node.Target {
 	return target(p)
 }
 
-func target(p string) node.Target {
-	return node.Target{VolumeID: strings.TrimSuffix(filepath.Base(p), ".img"), FilePath: p}
+func target(p string) dataplane.Target {
+	return dataplane.Target{VolumeID: strings.TrimSuffix(filepath.Base(p), ".img"), FilePath: p}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -173,7 +173,7 @@ func ctxT(t *testing.T) context.Context {
 var devRE = regexp.MustCompile(`^/dev/loop[0-9]+$`)
 
 // attach attaches tg with l and registers its detach.
-func attach(t *testing.T, l *Loop, tg node.Target) string {
+func attach(t *testing.T, l *Loop, tg dataplane.Target) string {
 	t.Helper()
 	dev, err := l.Attach(ctxT(t), tg)
 	if err != nil {
@@ -186,7 +186,7 @@ func attach(t *testing.T, l *Loop, tg node.Target) string {
 	return dev
 }
 
-func cleanupDetach(t *testing.T, l *Loop, tg node.Target) {
+func cleanupDetach(t *testing.T, l *Loop, tg dataplane.Target) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

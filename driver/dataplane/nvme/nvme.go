@@ -13,7 +13,7 @@ import (
 	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // ErrTimeout: the volume's block device did not appear in time after connect.
@@ -62,7 +62,7 @@ type Options struct {
 	HostNQN string
 }
 
-// NVMe is the node.DataPlane for hardware: NVMe/TCP through nvme-cli, device
+// NVMe is the dataplane.Plane for hardware: NVMe/TCP through nvme-cli, device
 // discovery through sysfs. It keeps no state and is safe for concurrent use.
 type NVMe struct {
 	exec         utilexec.Interface
@@ -77,7 +77,7 @@ type NVMe struct {
 	hostNQN      string
 }
 
-var _ node.DataPlane = (*NVMe)(nil)
+var _ dataplane.Plane = (*NVMe)(nil)
 
 // New returns an NVMe data plane. Invalid values (a bad HostNQN) are reported
 // by the operation that uses them.
@@ -117,12 +117,12 @@ func New(o Options) *NVMe {
 	return n
 }
 
-// Name implements node.DataPlane.
+// Name implements dataplane.Plane.
 func (n *NVMe) Name() string { return "nvme" }
 
 // Attach connects t's subsystem unless a controller to t's address already
 // exists, then waits for namespace 1's block device and returns its path.
-func (n *NVMe) Attach(ctx context.Context, t node.Target) (string, error) {
+func (n *NVMe) Attach(ctx context.Context, t dataplane.Target) (string, error) {
 	args, err := connectArgs(t, n.hostNQN)
 	if err != nil {
 		return "", err
@@ -150,7 +150,7 @@ func (n *NVMe) Attach(ctx context.Context, t node.Target) (string, error) {
 }
 
 // connected returns an active controller of subs connected to t's endpoint.
-func connected(subs []subsystem, t node.Target) (controller, bool) {
+func connected(subs []subsystem, t dataplane.Target) (controller, bool) {
 	for _, s := range subs {
 		for _, c := range s.ctrls {
 			if c.active() && c.serves(t) {
@@ -173,7 +173,7 @@ func alreadyConnected(out []byte, err error) bool {
 	return strings.Contains(s, "already connected") || strings.Contains(s, "operation already in progress")
 }
 
-func (n *NVMe) waitDevice(ctx context.Context, t node.Target) (string, error) {
+func (n *NVMe) waitDevice(ctx context.Context, t dataplane.Target) (string, error) {
 	var last string
 	var dev string
 	err := n.poll(ctx, n.waitTimeout, func() (bool, error) {
@@ -225,9 +225,9 @@ func describe(subs []subsystem) string {
 	return strings.TrimSuffix(b.String(), "; ")
 }
 
-// Device implements node.DataPlane: namespace 1 of t's subsystem, found from
+// Device implements dataplane.Plane: namespace 1 of t's subsystem, found from
 // the NQN alone, or "" when the volume is not attached.
-func (n *NVMe) Device(ctx context.Context, t node.Target) (string, error) {
+func (n *NVMe) Device(ctx context.Context, t dataplane.Target) (string, error) {
 	ns, _, ok, err := n.find(t)
 	if err != nil || !ok {
 		return "", err
@@ -237,7 +237,7 @@ func (n *NVMe) Device(ctx context.Context, t node.Target) (string, error) {
 
 // find reads sysfs for t's subsystems and picks its device; ok is false
 // when t is not connected.
-func (n *NVMe) find(t node.Target) (namespace, subsystem, bool, error) {
+func (n *NVMe) find(t dataplane.Target) (namespace, subsystem, bool, error) {
 	if err := validateNQN("NQN", t.NQN); err != nil {
 		return namespace{}, subsystem{}, false, err
 	}
@@ -252,7 +252,7 @@ func (n *NVMe) find(t node.Target) (namespace, subsystem, bool, error) {
 // ControllerState reports the state of the controller behind t's device: the
 // one the namespace hangs off or, for a multipath head, the best of its
 // paths (live if any path is).
-func (n *NVMe) ControllerState(ctx context.Context, t node.Target) (string, error) {
+func (n *NVMe) ControllerState(ctx context.Context, t dataplane.Target) (string, error) {
 	ns, sub, ok, err := n.find(t)
 	if err != nil || !ok {
 		return "", err
@@ -274,7 +274,7 @@ func (n *NVMe) ControllerState(ctx context.Context, t node.Target) (string, erro
 
 // Detach disconnects t's subsystem, and only it, when no block device of it
 // is held or mounted. A subsystem that is not connected is a success.
-func (n *NVMe) Detach(ctx context.Context, t node.Target) error {
+func (n *NVMe) Detach(ctx context.Context, t dataplane.Target) error {
 	if err := validateNQN("NQN", t.NQN); err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (n *NVMe) Detach(ctx context.Context, t node.Target) error {
 // Rescan asks every live controller of t's subsystem to rescan its
 // namespaces and returns namespace 1's size in bytes once it changed, or as
 // it is after RescanWait.
-func (n *NVMe) Rescan(ctx context.Context, t node.Target) (int64, error) {
+func (n *NVMe) Rescan(ctx context.Context, t dataplane.Target) (int64, error) {
 	if err := validateNQN("NQN", t.NQN); err != nil {
 		return 0, err
 	}
@@ -326,7 +326,7 @@ func (n *NVMe) Rescan(ctx context.Context, t node.Target) (int64, error) {
 	}
 	ns, s, ok := pick(subs, t)
 	if !ok {
-		return 0, fmt.Errorf("nvme: rescan %s: %w", t.NQN, node.ErrNotAttached)
+		return 0, fmt.Errorf("nvme: rescan %s: %w", t.NQN, dataplane.ErrNotAttached)
 	}
 	before, err := n.blockSize(ns.dev)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rds-csi/rds-csi/driver/node"
+	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
 
 // The names the kernel gives NVMe devices (drivers/nvme/host):
@@ -61,7 +61,7 @@ func (c controller) active() bool {
 
 // serves reports whether the controller is an NVMe/TCP connection to t's
 // address and port.
-func (c controller) serves(t node.Target) bool {
+func (c controller) serves(t dataplane.Target) bool {
 	return c.transport == "tcp" && c.trsvcid == strconv.Itoa(t.Port) && sameHost(c.traddr, t.Address)
 }
 
@@ -265,7 +265,7 @@ func (n *NVMe) readNamespace(entry, ctrl string) (namespace, bool, error) {
 // pick chooses the device of t's volume among subs: namespace 1, on a
 // multipath head or else on an active controller, preferring a controller
 // connected to t's address. ok is false when there is none.
-func pick(subs []subsystem, t node.Target) (ns namespace, s subsystem, ok bool) {
+func pick(subs []subsystem, t dataplane.Target) (ns namespace, s subsystem, ok bool) {
 	best := 3
 	for _, sub := range subs {
 		anyActive := false
