@@ -109,7 +109,7 @@ var outsideParts = []string{"cmd/", "scenarios/", "chaos/", "e2e/", "sanity/"}
 // wiringAllowed are the functions besides the assembly that build two or
 // more parts together, each with its reason.
 var wiringAllowed = map[string]string{
-	"driver/sanity_test.go startDriverOpts": "the CSI service's in-package rig for the in-process csi-sanity run and its unit tests: one manager, no Kubernetes; the binary lane (sanity/) runs the assembled controller",
+	"driver/sanity_test.go startDriverOpts":    "the CSI service's in-package rig for the in-process csi-sanity run and its unit tests: one manager, no Kubernetes; the binary lane (sanity/) runs the assembled controller",
 	"driver/reconciler/harness_test.go newEnv": "the reconciler's unit tests drive attachment rules of their own on a fake clientset",
 }
 
