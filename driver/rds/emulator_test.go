@@ -345,10 +345,19 @@ func TestEmulatorCreateAfterDrop(t *testing.T) {
 }
 
 // TestEmulatorReconnect: Crash and Restart on a mock clock; attempts back
-// off while the emulator is down and the client reconnects within one
-// attempt after it returns.
+// off while the emulator is down, probing it every ProbeInterval once an
+// attempt found it unreachable, and the client reconnects at the first
+// probe after it returns.
+//
+// The clock moves one armed timer at a time (see armClock). While the
+// manager probes, each failed probe arms the next probe's timer, and after
+// a successful one it dials, shakes hands and runs a health check, all
+// under deadlines on this clock: one Add of the whole backoff would pass by
+// the timers armed during it, or expire those deadlines while the I/O is in
+// flight, and leave the manager waiting for a time that never comes.
 func TestEmulatorReconnect(t *testing.T) {
-	clk := clock.NewMock()
+	const probeEvery = time.Second // ProbeInterval's default
+	clk := newArmClock()
 	s := startEmu(t, emulatortest.Options{InMemory: true}, clk, func(_ *SSHConfig, m *ManagerConfig) {
 		m.Rand = fixedRand(0.5) // no jitter in effect: exact delays
 	})
@@ -362,18 +371,33 @@ func TestEmulatorReconnect(t *testing.T) {
 	if _, err := s.c.Identity(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("while down: %v", err)
 	}
+	// Only waitToRetry arms timers shorter than the 10 s of Start's wait
+	// and the health interval: every 1 s timer is a retry or a probe.
+	mark := 0
 	for _, want := range []time.Duration{1, 2, 4, 8, 16, 16} {
 		if ev.RetryIn != want*time.Second {
 			t.Fatalf("retry in %v, want %v", ev.RetryIn, want*time.Second)
 		}
-		clk.Add(ev.RetryIn)
+		for left := ev.RetryIn; left > 0; left -= probeEvery {
+			clk.step(t, &mark, min(left, probeEvery))
+		}
 		ev = next(t, ch, StateDisconnected)
+	}
+	// A probe each second of the backoffs after the first refused attempt,
+	// but not at their ends, where an attempt is due.
+	reg := s.m.cfg.Registerer.(*prometheus.Registry)
+	if got := counter(t, reg, "rds_csi_rds_reachability_probes_total", map[string]string{"status": "failure"}); got != 1+3+7+15+15 {
+		t.Errorf("failed probes = %v, want %d", got, 1+3+7+15+15)
 	}
 	if err := s.emu.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(ev.RetryIn)
+	start := clk.Now()
+	clk.step(t, &mark, probeEvery) // the next probe finds it
 	next(t, ch, StateConnected)
+	if got := clk.Now().Sub(start); got != probeEvery {
+		t.Errorf("reconnected %v after the restart, want %v (the next probe)", got, probeEvery)
+	}
 	if _, err := s.c.Identity(ctx); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
@@ -385,12 +409,12 @@ func TestEmulatorReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev = next(t, ch, StateDisconnected)
-	clk.Add(ev.RetryIn)
+	clk.step(t, &mark, ev.RetryIn)
 	if ev = next(t, ch, StateDisconnected); ev.RetryIn != 2*time.Second || ev.Err == nil {
 		t.Fatalf("rejected attempt: %+v", ev)
 	}
 	s.emu.Faults().RejectConnections(false)
-	clk.Add(ev.RetryIn)
+	clk.step(t, &mark, ev.RetryIn)
 	next(t, ch, StateConnected)
 }
 

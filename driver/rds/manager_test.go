@@ -3,6 +3,7 @@ package rds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -234,25 +235,67 @@ func TestManagerJitterDeterministic(t *testing.T) {
 	}
 }
 
-// intervalUntil adds health intervals (10s) to clk until cond holds. The
-// manager arms its next health timer only after the previous check (or
-// Start) returned, so an Add can come before the timer exists; then the
-// interval is added again.
-func intervalUntil(t *testing.T, clk *clock.Mock, cond func() bool) {
+// armClock is a mock clock that logs every Timer armed on it. The manager
+// arms one Timer at a time (Start's wait aside) and re-arms it only after
+// the work the previous one set off: a probe, a health check, an attempt.
+// clock.Mock.Add fires only the timers that exist when it passes their
+// time, so a test must not advance the clock before the timer it means to
+// fire is armed, and must not advance it past one the manager arms
+// meanwhile: that timer would be skipped and the wait behind it would never
+// end. A test waits for the timer with waitArmed and then adds exactly its
+// duration.
+type armClock struct {
+	*clock.Mock
+	mu    sync.Mutex
+	armed []time.Duration
+}
+
+func newArmClock() *armClock { return &armClock{Mock: clock.NewMock()} }
+
+func (c *armClock) Timer(d time.Duration) *clock.Timer {
+	tm := c.Mock.Timer(d)
+	c.mu.Lock()
+	c.armed = append(c.armed, d)
+	c.mu.Unlock()
+	return tm
+}
+
+// mark is the number of Timers armed so far.
+func (c *armClock) mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.armed)
+}
+
+// waitArmed waits until a Timer of duration d is armed after mark, and
+// returns the mark just after it.
+func (c *armClock) waitArmed(t testing.TB, mark int, d time.Duration) int {
 	t.Helper()
-	for i := 0; !cond(); i++ {
-		if i == 3 {
-			t.Fatal("no health check after three intervals")
+	next := -1
+	waitFor(t, fmt.Sprintf("a %v timer", d), func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i := mark; i < len(c.armed); i++ {
+			if c.armed[i] == d {
+				next = i + 1
+				return true
+			}
 		}
-		clk.Add(10 * time.Second)
-		for end := time.Now().Add(500 * time.Millisecond); !cond() && time.Now().Before(end); {
-			time.Sleep(time.Millisecond)
-		}
-	}
+		return false
+	})
+	return next
+}
+
+// step waits for the next Timer of duration d after *mark, advances the
+// clock by d so that it fires, and moves *mark past it.
+func (c *armClock) step(t testing.TB, mark *int, d time.Duration) {
+	t.Helper()
+	*mark = c.waitArmed(t, *mark, d)
+	c.Add(d)
 }
 
 func TestManagerHealthCheck(t *testing.T) {
-	clk := clock.NewMock()
+	clk := newArmClock()
 	fc := &fakeConnector{clk: clk}
 	fc.up.Store(true)
 	var inFlight, maxInFlight, checks atomic.Int32
@@ -277,17 +320,23 @@ func TestManagerHealthCheck(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.HealthInterval = 10 * time.Second; c.HealthTimeout = 5 * time.Second })
+	const interval = 10 * time.Second
+	m := newTestManager(t, fc, clk, func(c *ManagerConfig) {
+		c.HealthInterval, c.HealthTimeout = interval, 5*time.Second
+		c.InitialConnectTimeout = time.Minute // Start's timer is not a health timer
+	})
 	ch := events(m)
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	armed.Store(true)
 	// First check after one interval; while it hangs, time passes but no
-	// second check starts. The loop arms its health timer just after
-	// Start returns, so the interval is added again if the first Add came
-	// before the timer existed.
-	intervalUntil(t, clk, func() bool { return checks.Load() == 1 })
+	// second check starts. The loop arms its health timer only after the
+	// Connected event that Start waits for: the interval is added once
+	// that timer exists.
+	mark := 0
+	clk.step(t, &mark, interval)
+	waitFor(t, "the first check", func() bool { return checks.Load() == 1 })
 	for i := 0; i < 4; i++ {
 		clk.Add(time.Second) // stay below the 5 s health timeout
 	}
@@ -295,9 +344,10 @@ func TestManagerHealthCheck(t *testing.T) {
 		t.Fatalf("checks=%d inflight=%d state=%s", checks.Load(), maxInFlight.Load(), m.State())
 	}
 	gate <- struct{}{} // first check succeeds
-	waitFor(t, "check done", func() bool { return inFlight.Load() == 0 })
-	// A check that hangs past its timeout tears the connection down.
-	intervalUntil(t, clk, func() bool { return checks.Load() == 2 })
+	// A check that hangs past its timeout tears the connection down. The
+	// next interval starts when the manager arms its timer after the check.
+	clk.step(t, &mark, interval)
+	waitFor(t, "the second check", func() bool { return checks.Load() == 2 })
 	clk.Add(5 * time.Second)
 	ev := next(t, ch, StateDisconnected)
 	if !errors.Is(ev.Err, context.DeadlineExceeded) || ev.RetryIn < 900*time.Millisecond || ev.RetryIn > 1100*time.Millisecond {
@@ -320,7 +370,8 @@ func TestManagerHealthCheck(t *testing.T) {
 
 	// A failing check also reconnects.
 	fail.Store(true)
-	intervalUntil(t, clk, func() bool { return checks.Load() == 4 })
+	clk.step(t, &mark, interval)
+	waitFor(t, "the failing check", func() bool { return checks.Load() == 4 })
 	ev = next(t, ch, StateDisconnected)
 	if ev.Err == nil || maxInFlight.Load() != 1 {
 		t.Fatalf("event %+v, max in flight %d", ev, maxInFlight.Load())
@@ -331,7 +382,9 @@ func TestManagerCommandTimeoutAndClose(t *testing.T) {
 	clk := clock.NewMock()
 	fc := &fakeConnector{clk: clk}
 	fc.up.Store(true)
+	running := make(chan struct{})
 	fc.run = func(ctx context.Context, cmd string) (string, error) {
+		close(running)
 		<-ctx.Done() // a hung command
 		return "", unavailablef("abandoned: %w", ctx.Err())
 	}
@@ -344,19 +397,27 @@ func TestManagerCommandTimeoutAndClose(t *testing.T) {
 		_, err := m.Run(context.Background(), "hang")
 		errc <- err
 	}()
-	// The command's own deadline runs on the mock clock.
-	waitFor(t, "command timer", func() bool {
-		clk.Add(time.Second)
-		select {
-		case err := <-errc:
-			errc <- err
-			return true
-		default:
-			return false
+	// The command's own deadline runs on the mock clock. Its timer exists
+	// once the command runs; an earlier Add would pass it by.
+	select {
+	case <-running:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command never ran")
+	}
+	clk.Add(30*time.Second - time.Millisecond)
+	select {
+	case err := <-errc:
+		t.Fatalf("hung command ended before its timeout: %v", err)
+	default:
+	}
+	clk.Add(time.Millisecond)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("hung command = %v at %v", err, clk.Now())
 		}
-	})
-	if err := <-errc; !errors.Is(err, context.DeadlineExceeded) || clk.Now().Sub(time.Unix(0, 0)) < 30*time.Second {
-		t.Fatalf("hung command = %v at %v", err, clk.Now())
+	case <-time.After(10 * time.Second):
+		t.Fatal("hung command not abandoned at its timeout")
 	}
 	m.Close()
 	if m.State() != StateDisconnected {
@@ -376,12 +437,15 @@ func TestManagerCommandTimeoutAndClose(t *testing.T) {
 // TestManagerBoundedStart: Start gives up after InitialConnectTimeout while
 // the manager keeps trying, and connects once the server appears.
 func TestManagerBoundedStart(t *testing.T) {
-	clk := clock.NewMock()
+	clk := newArmClock()
 	fc := &fakeConnector{clk: clk}
 	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.InitialConnectTimeout = 3 * time.Second; c.Jitter = -1 })
 	ch := events(m)
 	errc := startAsync(m)
 	next(t, ch, StateDisconnected) // attempt 1 failed, retry in 1 s
+	// Start arms its 3 s timer after it started the loop: the first
+	// attempt can fail before it does.
+	clk.waitArmed(t, 0, 3*time.Second)
 	clk.Add(time.Second)
 	next(t, ch, StateDisconnected) // attempt 2 failed, retry in 2 s
 	clk.Add(2 * time.Second)       // Start's 3 s pass
@@ -422,8 +486,8 @@ func (p *probeConnector) Probe(ctx context.Context) error {
 	return unavailablef("%w: connection refused", ErrUnreachable)
 }
 
-func newProbeManager(t *testing.T, hung bool) (*Manager, *clock.Mock, *probeConnector, chan Event) {
-	clk := clock.NewMock()
+func newProbeManager(t *testing.T, hung bool) (*Manager, *armClock, *probeConnector, chan Event) {
+	clk := newArmClock()
 	pc := &probeConnector{fakeConnector: &fakeConnector{clk: clk}}
 	pc.hung.Store(hung)
 	m := newTestManager(t, pc, clk, func(c *ManagerConfig) {
@@ -441,15 +505,18 @@ func newProbeManager(t *testing.T, hung bool) (*Manager, *clock.Mock, *probeConn
 func TestManagerProbeEndsBackoff(t *testing.T) {
 	m, clk, pc, ch := newProbeManager(t, false)
 	start := clk.Now()
+	// Each failed probe arms the timer of the next: wait for it before the
+	// clock passes its time.
+	mark := 0
 	for i := int32(1); i <= 2; i++ {
-		clk.Add(4 * time.Second)
+		clk.step(t, &mark, 4*time.Second)
 		waitFor(t, "a probe", func() bool { return pc.probes.Load() == i })
 	}
 	if n := len(pc.attemptTimes()); n != 1 {
 		t.Fatalf("%d handshake attempts during probing, want only the first", n)
 	}
 	pc.up.Store(true)
-	clk.Add(4 * time.Second)
+	clk.step(t, &mark, 4*time.Second)
 	next(t, ch, StateConnected)
 	if got := clk.Now().Sub(start); got != 12*time.Second {
 		t.Errorf("connected %v after the failure, want 12s (the third probe), not the 16s backoff", got)
@@ -495,10 +562,14 @@ func TestManagerHungRDSIsNotProbed(t *testing.T) {
 // asks for a probe at once, at most once per ProbeInterval.
 func TestManagerFailedRunWakesProbe(t *testing.T) {
 	m, clk, pc, ch := newProbeManager(t, false)
+	mark := clk.mark() // the first probe timer is armed before the event
 	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Run = %v", err)
 	}
 	waitFor(t, "the woken probe", func() bool { return pc.probes.Load() == 1 && !m.HandlingWake() })
+	// The woken probe failed; the next one is due ProbeInterval after it
+	// once the manager has armed its timer.
+	clk.waitArmed(t, mark, 4*time.Second)
 	pc.up.Store(true)
 	clk.Add(time.Second)
 	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
