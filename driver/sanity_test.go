@@ -124,12 +124,12 @@ func shortTempDir(t testing.TB) string {
 //     claimed; nothing about an RDS disk is mutable besides its size.
 //   - "GroupController ...": volume group snapshots are not implemented (RouterOS
 //     has no atomic multi-disk copy).
-//   - "... more volumes than the node max attach limit": needs a node that reports
-//     max_volumes_per_node (node issue).
 //   - "... already published but is incompatible": needs PUBLISH_READONLY, which
 //     is not claimed (read-only is enforced by the node's mount).
 //
-// The one pending spec is marked pending in csi-sanity itself.
+// The attach-limit spec runs: the node reports, and the controller enforces,
+// sanityVolumeLimit. The one pending spec is marked pending in csi-sanity
+// itself.
 //
 // The number of specs that pass today, with and without the node specs.
 const (
