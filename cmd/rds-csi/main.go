@@ -167,8 +167,8 @@ func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.R
 }
 
 // controller assembles the controller from the flags: the SSH connector to
-// RDS, the Kubernetes client (none: standalone) and, with more than one
-// replica, the Lease elector.
+// RDS, the Kubernetes client (none: standalone) and, in a cluster with
+// --leader-election in controller mode, the Lease elector.
 func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane, error) {
 	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
 		return nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
