@@ -39,7 +39,7 @@ func (k *kubeSim) launch(va *vaState, op string) {
 			err = w.unpublish(ctx, c, v.ID, va.key.node)
 		default:
 			var r *csi.ControllerPublishVolumeResponse
-			r, err = c.drv.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: v.ID, NodeId: va.key.node,
+			r, err = c.cp.Driver.ControllerPublishVolume(ctx, &csi.ControllerPublishVolumeRequest{VolumeId: v.ID, NodeId: va.key.node,
 				VolumeCapability: v.capability(), VolumeContext: v.volCtx})
 			pctx = r.GetPublishContext()
 		}

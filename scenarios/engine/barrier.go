@@ -65,14 +65,14 @@ func (w *World) snap() snapshot {
 		// Connected but the link to RDS is gone: the manager has yet to notice.
 		// A crashed RDS has no live connection either, whatever the network
 		// has yet to notice.
-		s.connLost = c.rds.State() == rds.StateConnected && (ns.Conns == 0 || !w.Emulator.Serving())
+		s.connLost = c.cp.RDS.State() == rds.StateConnected && (ns.Conns == 0 || !w.Emulator.Serving())
 		if want > 0 {
 			s.runsBehind = c.reconcileRuns() < want
 		}
 		s.recLag = w.recWrites.Load() - c.recBase - c.recSeen.Load()
-		s.recPending = c.rec.Pending()
-		s.unreported = c.rds.State() != reported
-		s.woken = c.rds.HandlingWake()
+		s.recPending = c.cp.Reconciler.Pending()
+		s.unreported = c.cp.RDS.State() != reported
+		s.woken = c.cp.RDS.HandlingWake()
 	}
 	return s
 }

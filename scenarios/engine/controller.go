@@ -34,11 +34,6 @@ type controller struct {
 	cancel  context.CancelFunc
 	reg     *prometheus.Registry
 	cp      *controlplane.ControlPlane
-	// cp's parts, as the rest of the engine reads them
-	rds *rds.Manager
-	att *attachment.Manager
-	rec *reconciler.Reconciler
-	drv *driver.Driver
 
 	// model of the RDS manager's goroutine, see doc.go
 	mu          sync.Mutex
@@ -100,7 +95,6 @@ func (w *World) startController(r *replica) error {
 	if err != nil {
 		return err
 	}
-	c.rds, c.att, c.rec, c.drv = c.cp.RDS, c.cp.Attachments, c.cp.Reconciler, c.cp.Driver
 	w.ctrl = c
 	w.record(trace.KindController, map[string]any{trace.FieldReplica: r.name, trace.FieldState: "leader"})
 	// Start without waiting for the first connection: the loop connects in
@@ -152,18 +146,18 @@ func (w *World) ctrlCall(ctx context.Context, fn func(ctx context.Context, d *dr
 	if c == nil {
 		return status.Error(codes.Unavailable, "no controller serves the CSI socket")
 	}
-	return fn(ctx, c.drv)
+	return fn(ctx, c.cp.Driver)
 }
 
 // unpublish is ControllerUnpublishVolume as the serving controller answers
 // it, or as the planted UnpublishNeedsRDS bug would.
 func (w *World) unpublish(ctx context.Context, c *controller, vol, node string) error {
 	if w.opts.Bugs.UnpublishNeedsRDS {
-		if _, err := c.rds.Run(ctx, "/disk print detail where slot="+vol); err != nil {
+		if _, err := c.cp.RDS.Run(ctx, "/disk print detail where slot="+vol); err != nil {
 			return status.Errorf(codes.Unavailable, "look up volume: %v", err)
 		}
 	}
-	_, err := c.drv.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: node})
+	_, err := c.cp.Driver.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: node})
 	return err
 }
 
@@ -194,7 +188,7 @@ func (r *recorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ,
 	r.Eventf(obj, typ, reason, format, args...)
 }
 
-func (c *controller) reconcileRuns() float64 { return float64(c.rec.Runs()) }
+func (c *controller) reconcileRuns() float64 { return float64(c.cp.Reconciler.Runs()) }
 
 // traceMetrics records every metric sample of the controller that changed
 // since the last instant. Histograms are left out: their buckets would only

@@ -216,7 +216,7 @@ func (iv *invariants) check() {
 		live := map[vaKey]bool{}
 		for _, name := range k.order {
 			v := k.vols[name]
-			for _, cl := range c.att.Holders(v.ID) {
+			for _, cl := range c.cp.Attachments.Holders(v.ID) {
 				key := vaKey{name, cl.Node}
 				va, hasVA := k.vas[key]
 				stale := view(cl.Node).gone() || !hasVA || va.detaching

@@ -163,7 +163,7 @@ func (c *controller) onRDSEvent(ev rds.Event, deliver func()) {
 	}
 	w.record(trace.KindRDSState, f)
 	if ev.Connected() || ev.Lost() {
-		if ev.Connected() && c.rdsReported && c.rec.Ready() {
+		if ev.Connected() && c.rdsReported && c.cp.Reconciler.Ready() {
 			c.expectRun() // a reconnect (not the first report) triggers a run
 		}
 		c.rdsReported = true

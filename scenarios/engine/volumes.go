@@ -157,7 +157,7 @@ func (w *World) Claims(volume string) []string {
 		return nil
 	}
 	var out []string
-	for _, c := range w.ctrl.att.Holders(v.ID) {
+	for _, c := range w.ctrl.cp.Attachments.Holders(v.ID) {
 		out = append(out, c.Node)
 	}
 	sort.Strings(out)

@@ -266,7 +266,7 @@ func (w *World) RDSState() rds.State {
 	if w.ctrl == nil {
 		return rds.StateDisconnected
 	}
-	return w.ctrl.rds.State()
+	return w.ctrl.cp.RDS.State()
 }
 
 // Probe is what the CSI Probe of the serving controller answers; false
@@ -275,7 +275,7 @@ func (w *World) Probe() bool {
 	if w.ctrl == nil {
 		return false
 	}
-	r, err := w.ctrl.drv.Probe(w.ctx, nil)
+	r, err := w.ctrl.cp.Driver.Probe(w.ctx, nil)
 	return err == nil && r.GetReady().GetValue()
 }
 
