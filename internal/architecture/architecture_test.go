@@ -1,6 +1,7 @@
 package architecture
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -24,25 +26,27 @@ type file struct {
 	fset *token.FileSet
 }
 
-func moduleRoot(t *testing.T) string {
-	t.Helper()
+// moduleRoot is the module's directory, two up from this package.
+func moduleRoot() (string, error) {
 	dir, err := filepath.Abs("../..")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err != nil || !strings.Contains(string(b), "module "+module+"\n") {
-		t.Fatalf("%s is not the module root (%v)", dir, err)
+		return "", fmt.Errorf("%s is not the module root (%v)", dir, err)
 	}
-	return dir
+	return dir, nil
 }
 
-// parseModule parses every Go file of the module (testdata and hidden
-// directories excepted).
-func parseModule(t *testing.T) []file {
-	t.Helper()
-	root := moduleRoot(t)
+// moduleFiles parses every Go file of the module (testdata and hidden
+// directories excepted), once for all the tests of this package.
+var moduleFiles = sync.OnceValues(func() ([]file, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
 	var files []file
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -67,11 +71,18 @@ func parseModule(t *testing.T) []file {
 			ast: f, fset: fset})
 		return nil
 	})
+	if err == nil && len(files) < 100 {
+		err = fmt.Errorf("parsed only %d files: wrong root?", len(files))
+	}
+	return files, err
+})
+
+// parseModule is moduleFiles, or the test's failure.
+func parseModule(t *testing.T) []file {
+	t.Helper()
+	files, err := moduleFiles()
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(files) < 100 {
-		t.Fatalf("parsed only %d files: wrong root?", len(files))
 	}
 	return files
 }
