@@ -25,6 +25,7 @@ import (
 	"github.com/rds-csi/rds-csi/emulator/routeros"
 	"github.com/rds-csi/rds-csi/emulator/sshd"
 	"github.com/rds-csi/rds-csi/emulator/store"
+	"github.com/rds-csi/rds-csi/internal/memconn"
 )
 
 // Config describes one emulated RDS.
@@ -237,35 +238,19 @@ func (e *Emulator) HandleConn(c net.Conn) {
 	e.server.HandleConn(c)
 }
 
-// DialInMemory returns a connection to the emulator over a kernel socket pair: no
-// TCP port, no listener. A crashed emulator refuses it, as a crashed RDS's
-// stopped listener does (ECONNREFUSED). Closing it ends the SSH connection.
+// DialInMemory returns a connection to the emulator over a buffered
+// in-memory pipe (internal/memconn): no TCP port, no listener, no file
+// descriptor, so a reader waiting on it waits on a condition variable, which
+// the scenario engine's synctest bubble sees as blocked (a socket's reader
+// is in a system call, which it cannot tell from work). A crashed emulator refuses it, as a crashed RDS's stopped
+// listener does (ECONNREFUSED). Closing it ends the SSH connection.
 func (e *Emulator) DialInMemory() (net.Conn, error) {
 	if e.server.Stopped() {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Err: syscall.ECONNREFUSED}
+		return nil, &net.OpError{Op: "dial", Net: "pipe", Err: syscall.ECONNREFUSED}
 	}
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
-	}
-	conns := make([]net.Conn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "rds-emulator-socketpair")
-		c, err := net.FileConn(f)
-		_ = f.Close() // FileConn dups the descriptor
-		if err != nil {
-			for _, c := range conns[:i] {
-				_ = c.Close()
-			}
-			if i == 0 {
-				_ = syscall.Close(fds[1])
-			}
-			return nil, fmt.Errorf("socketpair: %w", err)
-		}
-		conns[i] = c
-	}
-	go e.HandleConn(conns[1])
-	return conns[0], nil
+	client, server := memconn.Pipe()
+	go e.HandleConn(server)
+	return client, nil
 }
 
 // Close stops the server and closes the state.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-csi/rds-csi/internal/bubble"
+
 	"github.com/rds-csi/rds-csi/internal/quietlog"
 
 	"github.com/rds-csi/rds-csi/scenarios/engine"
@@ -57,6 +59,7 @@ func shipped(t *testing.T) []string {
 
 func run(t *testing.T, file string, o runner.Options) *runner.Result {
 	t.Helper()
+	bubble.Host(t)
 	res, err := runner.Check(file, o)
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
@@ -238,6 +241,7 @@ func TestSwarm(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d does not parse: %v\n%s", seed, err, swarm.Generate(seed))
 		}
+		bubble.Host(t)
 		res, err := runner.Run(sc, runner.Options{TolerateActionErrors: true})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)

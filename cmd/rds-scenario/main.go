@@ -15,10 +15,13 @@ import (
 	"os"
 
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/bubble"
 )
 
+// main hosts the bubbles every World runs in (see internal/bubble).
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	bubble.Main(func() int { return run(os.Args[1:], os.Stdout, os.Stderr) })
 }
 
 // errFailed: a scenario failed; its details were printed already.

@@ -9,11 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rds-csi/rds-csi/internal/bubble"
+
 	"github.com/rds-csi/rds-csi/scenarios/report"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	bubble.Host(t)
 	var out, errb bytes.Buffer
 	code := run(args, &out, &errb)
 	return code, out.String(), errb.String()

@@ -23,12 +23,10 @@ func (k *kubeSim) launch(va *vaState, op string) {
 	va.inflight = true
 	k.seq++
 	seq := k.seq
-	w.rpcs.Add(1)
 	c := w.ctrl
-	ctx, cancel := w.vc.view(nil).WithTimeout(w.ctx, w.opts.RPCTimeout)
+	ctx, cancel := w.vc.view().WithTimeout(w.ctx, w.opts.RPCTimeout)
 	started := w.Now()
 	go func() {
-		defer w.rpcs.Add(-1)
 		defer cancel()
 		var pctx map[string]string
 		var err error

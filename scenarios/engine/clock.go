@@ -30,14 +30,10 @@ import (
 // not supported (the driver never calls it). Tickers cannot be probed that
 // way; they stay armed until their view is closed (a controller crash).
 type vclock struct {
-	mu   sync.Mutex
-	now  time.Time
-	seq  uint64
-	q    entryQueue
-	fire []func() // callbacks to run outside mu, in order
-
-	armed      atomic.Int64 // generation: deadlines ever armed
-	afterFuncs atomic.Int64 // AfterFunc callbacks running
+	mu  sync.Mutex
+	now time.Time
+	seq uint64
+	q   entryQueue
 }
 
 const never = 100 * 365 * 24 * time.Hour
@@ -96,7 +92,6 @@ func (v *vclock) add(e *entry) {
 	e.seq = v.seq
 	heap.Push(&v.q, e)
 	v.mu.Unlock()
-	v.armed.Add(1)
 }
 
 func (v *vclock) remove(e *entry) {
@@ -137,7 +132,7 @@ func (v *vclock) next() (time.Time, bool) {
 // order), each at its own instant.
 func (v *vclock) set(t time.Time) {
 	for {
-		e := v.popDue(t)
+		e := v.popDue(t, func(int) int { return 0 })
 		if e == nil {
 			break
 		}
@@ -149,15 +144,30 @@ func (v *vclock) set(t time.Time) {
 	v.advance(t)
 }
 
-// popDue removes the earliest entry due at or before t and moves now to its
-// deadline; nil when none is due.
-func (v *vclock) popDue(t time.Time) *entry {
+// popDue removes an entry due at or before t and moves now to its deadline;
+// nil when none is due. Of the entries due at the earliest such instant,
+// pick(n) chooses which (0 is the first armed).
+func (v *vclock) popDue(t time.Time, pick func(n int) int) *entry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.q) == 0 || v.q[0].at.After(t) {
 		return nil
 	}
-	e := heap.Pop(&v.q).(*entry)
+	first := heap.Pop(&v.q).(*entry)
+	same := []*entry{first}
+	for len(v.q) > 0 && v.q[0].at.Equal(first.at) {
+		same = append(same, heap.Pop(&v.q).(*entry))
+	}
+	i := 0
+	if len(same) > 1 {
+		i = pick(len(same))
+	}
+	e := same[i]
+	for j, o := range same {
+		if j != i {
+			heap.Push(&v.q, o) // keeps its arming order
+		}
+	}
 	if e.at.After(v.now) {
 		v.now = e.at
 	}
@@ -192,24 +202,14 @@ func (v *vclock) advance(t time.Time) {
 	v.mu.Unlock()
 }
 
-// view returns a clock.Clock on v. onTimer, if set, is told of every Timer
-// the holder of the view arms (the RDS manager's model uses it).
-func (v *vclock) view(onTimer func(d time.Duration, at time.Time)) *clockView {
-	return &clockView{v: v, onTimer: onTimer, tickerArmed: make(chan struct{})}
-}
+// view returns a clock.Clock on v.
+func (v *vclock) view() *clockView { return &clockView{v: v} }
 
 // clockView is one component's clock. Closing it (the component crashed)
 // silences every timer and ticker armed through it.
 type clockView struct {
-	v       *vclock
-	onTimer func(time.Duration, time.Time)
-	closed  atomic.Bool
-	// tickerArmed is closed when the first Ticker is armed. The reconciler
-	// arms its periodic ticker from its own goroutine; the ticks are
-	// anchored at that instant, so the engine must not move the clock
-	// before it happens.
-	tickerArmed chan struct{}
-	tickerOnce  sync.Once
+	v      *vclock
+	closed atomic.Bool
 }
 
 var _ clock.Clock = (*clockView)(nil)
@@ -228,28 +228,18 @@ func (c *clockView) Timer(d time.Duration) *clock.Timer {
 	ch := make(chan time.Time, 1)
 	t := clock.New().AfterFunc(never, func() {})
 	t.C = ch
-	at := c.v.Now().Add(d)
-	c.v.add(&entry{at: at, guard: t, view: c, kind: timerChannel, fire: func(now time.Time) {
+	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerChannel, fire: func(now time.Time) {
 		select {
 		case ch <- now:
 		default:
 		}
 	}})
-	if c.onTimer != nil {
-		c.onTimer(d, at)
-	}
 	return t
 }
 
 func (c *clockView) AfterFunc(d time.Duration, f func()) *clock.Timer {
 	t := clock.New().AfterFunc(never, func() {})
-	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerFunc, fire: func(time.Time) {
-		c.v.afterFuncs.Add(1)
-		go func() {
-			defer c.v.afterFuncs.Add(-1)
-			f()
-		}()
-	}})
+	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerFunc, fire: func(time.Time) { go f() }})
 	return t
 }
 
@@ -263,7 +253,6 @@ func (c *clockView) Ticker(d time.Duration) *clock.Ticker {
 		default:
 		}
 	}})
-	c.tickerOnce.Do(func() { close(c.tickerArmed) })
 	return t
 }
 

@@ -11,7 +11,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestVClockFiresInOrderAtTheirInstants(t *testing.T) {
 	v := newVClock(t0)
-	c := v.view(nil)
+	c := v.view()
 	var fired []string
 	a := c.Timer(2 * time.Second)
 	b := c.Timer(time.Second)
@@ -38,7 +38,7 @@ func TestVClockFiresInOrderAtTheirInstants(t *testing.T) {
 
 func TestVClockStoppedTimersNeverFireAndLeaveNoDeadline(t *testing.T) {
 	v := newVClock(t0)
-	c := v.view(nil)
+	c := v.view()
 	tm := c.Timer(time.Second)
 	called := false
 	f := c.AfterFunc(time.Second, func() { called = true })
@@ -54,7 +54,7 @@ func TestVClockStoppedTimersNeverFireAndLeaveNoDeadline(t *testing.T) {
 		t.Fatal("a stopped timer fired")
 	default:
 	}
-	if called || v.afterFuncs.Load() != 0 {
+	if called {
 		t.Fatal("a stopped AfterFunc ran")
 	}
 	// After firing, Stop reports false, as for a real timer.
@@ -67,7 +67,7 @@ func TestVClockStoppedTimersNeverFireAndLeaveNoDeadline(t *testing.T) {
 
 func TestVClockTickerAndClosedView(t *testing.T) {
 	v := newVClock(t0)
-	c := v.view(nil)
+	c := v.view()
 	tk := c.Ticker(10 * time.Second)
 	v.set(t0.Add(10 * time.Second))
 	if got := <-tk.C; !got.Equal(t0.Add(10 * time.Second)) {
@@ -91,7 +91,7 @@ func TestVClockTickerAndClosedView(t *testing.T) {
 
 func TestVClockContextDeadline(t *testing.T) {
 	v := newVClock(t0)
-	c := v.view(nil)
+	c := v.view()
 	ctx, cancel := c.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if d, ok := ctx.Deadline(); !ok || !d.Equal(t0.Add(5*time.Second)) {

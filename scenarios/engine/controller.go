@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -35,20 +34,10 @@ type controller struct {
 	reg     *prometheus.Registry
 	cp      *controlplane.ControlPlane
 
-	// model of the RDS manager's goroutine, see doc.go
-	mu          sync.Mutex
-	dead        bool
-	mgrWait     mgrWait
-	mgrTimerAt  time.Time
-	mgrTimerHC  bool
-	mgrConn     rds.Conn
-	rdsReported bool         // the reconciler has been told a state
-	reported    rds.State    // the last state whose event has been handled in full
-	recBase     int64        // World.recWrites when the reconciler's caches synced
-	recSeen     atomic.Int64 // watch events its handlers finished
-	runsWant    float64
-	metrics     map[string]float64 // last traced value of each sample
-	metricsGen  int64              // trace generation at the last gather
+	mu         sync.Mutex
+	dead       bool               // crashed: its late RDS events are not traced
+	metrics    map[string]float64 // last traced value of each sample
+	metricsGen int64              // trace generation at the last gather
 }
 
 // startController starts a controller for replica r through the binary's
@@ -57,9 +46,8 @@ type controller struct {
 // plane runs with the default elector (always leader) for as long as the
 // World lets this replica lead.
 func (w *World) startController(r *replica) error {
-	// The manager's loop is about to connect: busy until its first event.
-	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry(), mgrWait: mgrEvent}
-	c.view = w.vc.view(c.mgrTimerArmed)
+	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry()}
+	c.view = w.vc.view()
 	c.ctx, c.cancel = context.WithCancel(w.ctx)
 	ssh, err := rds.NewSSHConnector(w.Network.Dial, rds.SSHConfig{Address: "rds.sim:22", Signer: w.signer,
 		KnownHostsLine: w.hostLine})
@@ -76,11 +64,10 @@ func (w *World) startController(r *replica) error {
 		Registerer: c.reg, Recorder: &recorder{w: w},
 	}, controlplane.Options{
 		Driver:          driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420, GracePeriod: grace},
-		RDS:             rds.ManagerConfig{HealthInterval: w.opts.HealthInterval, InitialConnectTimeout: initialConnectTimeout},
+		RDS:             rds.ManagerConfig{HealthInterval: w.opts.HealthInterval},
 		MigrationWindow: w.opts.MigrationWindow,
 		Reconciler: reconciler.Options{Interval: w.opts.ReconcileInterval,
-			Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name},
-			Observed: func() { c.recSeen.Add(1) }},
+			Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: r.name}},
 		Hooks: controlplane.Hooks{
 			RDSEvent: c.onRDSEvent,
 			AttachmentEvent: func(e attachment.Event) {
@@ -88,8 +75,6 @@ func (w *World) startController(r *replica) error {
 					trace.FieldOther: e.OtherNode, trace.FieldMsg: e.Message})
 			},
 			WrapRDS: func(next driver.RDSConnection) driver.RDSConnection { return &transport{c: c, next: next} },
-			// Writes from now on reach the reconciler as watch events.
-			Started: func() { c.recBase = w.recWrites.Load() },
 		},
 	})
 	if err != nil {
@@ -98,8 +83,7 @@ func (w *World) startController(r *replica) error {
 	w.ctrl = c
 	w.record(trace.KindController, map[string]any{trace.FieldReplica: r.name, trace.FieldState: "leader"})
 	// Start without waiting for the first connection: the loop connects in
-	// the background (modelled by the barrier), as it does after the binary's
-	// --rds-connect-timeout.
+	// the background, as it does after the binary's --rds-connect-timeout.
 	nowait, stop := context.WithCancel(c.ctx)
 	stop()
 	_ = c.cp.Start(nowait)
@@ -107,23 +91,21 @@ func (w *World) startController(r *replica) error {
 	ran := make(chan error, 1)
 	go func() {
 		ran <- c.cp.Run(c.ctx, func(ctx context.Context) error {
-			// The reconciler's Run arms its periodic ticker, anchored at the
-			// instant it does: the clock waits for it, or a loaded machine
-			// shifts every later tick.
-			select {
-			case <-c.view.tickerArmed:
-			case <-ctx.Done():
-			}
 			close(serving)
 			<-ctx.Done()
 			return nil
 		})
 	}()
+	// Only the engine's goroutine may block outside the barrier: once the
+	// World is quiescent the control plane serves, or has failed.
+	w.settle()
 	select {
 	case <-serving:
 		return nil
 	case err := <-ran:
 		return fmt.Errorf("engine: controller %s ended before it served: %w", r.name, err)
+	default:
+		return fmt.Errorf("engine: controller %s neither serves nor failed at a standstill", r.name)
 	}
 }
 
@@ -188,8 +170,6 @@ func (r *recorder) AnnotatedEventf(obj runtime.Object, _ map[string]string, typ,
 	r.Eventf(obj, typ, reason, format, args...)
 }
 
-func (c *controller) reconcileRuns() float64 { return float64(c.cp.Reconciler.Runs()) }
-
 // traceMetrics records every metric sample of the controller that changed
 // since the last instant. Histograms are left out: their buckets would only
 // repeat the RPC and command lines.
@@ -228,14 +208,4 @@ func (c *controller) traceMetrics() {
 			}
 		}
 	}
-}
-
-// expectRun notes that a reconcile run is due (a tick passed, RDS came back).
-func (c *controller) expectRun() {
-	n := c.reconcileRuns() + 1
-	c.mu.Lock()
-	if n > c.runsWant {
-		c.runsWant = n
-	}
-	c.mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/rds"
@@ -57,17 +58,23 @@ func crashScenario(t *testing.T, seed uint64, bugs Bugs) (*World, error) {
 }
 
 func TestRDSCrashThreeHours(t *testing.T) {
-	begin := time.Now()
-	w, err := crashScenario(t, 1, Bugs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := w.Violations(); len(v) > 0 {
-		t.Fatalf("invariants broken: %v", v)
-	}
+	begin := time.Now() // wall time, outside the bubble
+	var virtual time.Duration
+	var steps int64
+	var lines int
+	synctest.Test(t, func(t *testing.T) {
+		w, err := crashScenario(t, 1, Bugs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := w.Violations(); len(v) > 0 {
+			t.Fatalf("invariants broken: %v", v)
+		}
+		virtual, steps, lines = w.Now(), w.VirtualSteps(), len(w.Trace().Events())
+	})
 	wall := time.Since(begin)
 	t.Logf("virtual %v, wall %v, compression %.0fx, %d clock steps, %d trace lines",
-		w.Now(), wall, w.Now().Seconds()/wall.Seconds(), w.VirtualSteps(), len(w.Trace().Events()))
+		virtual, wall, virtual.Seconds()/wall.Seconds(), steps, lines)
 }
 
 // TestPlantedUnpublishBug: a controller whose Unpublish needs RDS leaves the
@@ -75,45 +82,49 @@ func TestRDSCrashThreeHours(t *testing.T) {
 // that expectation, traced as failed: any other error (a settle timeout, a
 // step that could not run) is not the bug being caught.
 func TestPlantedUnpublishBug(t *testing.T) {
-	const broken = "db-1 detached from node-1 while RDS is down"
-	w, err := crashScenario(t, 1, Bugs{UnpublishNeedsRDS: true})
-	if err == nil {
-		t.Fatal("the outage scenario passed with Unpublish depending on RDS")
-	}
-	if !strings.Contains(err.Error(), fmt.Sprintf("expectation %q failed", broken)) {
-		t.Fatalf("the run failed, but not on the expectation %q: %v", broken, err)
-	}
-	var traced []bool
-	for _, e := range w.Trace().Events() {
-		if e.Kind == trace.KindExpect && e.Text(trace.FieldName) == broken {
-			ok, _ := e.Flag(trace.FieldOk)
-			traced = append(traced, ok)
+	synctest.Test(t, func(t *testing.T) {
+		const broken = "db-1 detached from node-1 while RDS is down"
+		w, err := crashScenario(t, 1, Bugs{UnpublishNeedsRDS: true})
+		if err == nil {
+			t.Fatal("the outage scenario passed with Unpublish depending on RDS")
 		}
-	}
-	if !slices.Equal(traced, []bool{false}) {
-		t.Fatalf("expectation %q traced with ok=%v, want one ok=false", broken, traced)
-	}
+		if !strings.Contains(err.Error(), fmt.Sprintf("expectation %q failed", broken)) {
+			t.Fatalf("the run failed, but not on the expectation %q: %v", broken, err)
+		}
+		var traced []bool
+		for _, e := range w.Trace().Events() {
+			if e.Kind == trace.KindExpect && e.Text(trace.FieldName) == broken {
+				ok, _ := e.Flag(trace.FieldOk)
+				traced = append(traced, ok)
+			}
+		}
+		if !slices.Equal(traced, []bool{false}) {
+			t.Fatalf("expectation %q traced with ok=%v, want one ok=false", broken, traced)
+		}
+	})
 }
 
 func TestDeterminism(t *testing.T) {
-	hashes := map[string]int{}
-	for i := 0; i < 5; i++ {
-		w, err := crashScenario(t, 7, Bugs{})
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		hashes := map[string]int{}
+		for i := 0; i < 5; i++ {
+			w, err := crashScenario(t, 7, Bugs{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashes[w.TraceHash()]++
+			w.Close()
 		}
-		hashes[w.TraceHash()]++
-		w.Close()
-	}
-	if len(hashes) != 1 {
-		t.Fatalf("5 runs gave %d different traces: %v", len(hashes), hashes)
-	}
-	a, _ := crashScenario(t, 7, Bugs{})
-	b, _ := crashScenario(t, 8, Bugs{})
-	ja, jb := retryIns(a), retryIns(b)
-	if len(ja) == 0 || fmt.Sprint(ja) == fmt.Sprint(jb) {
-		t.Fatalf("seed 7 and 8 give the same jitter: %v", ja[:min(5, len(ja))])
-	}
+		if len(hashes) != 1 {
+			t.Fatalf("5 runs gave %d different traces: %v", len(hashes), hashes)
+		}
+		a, _ := crashScenario(t, 7, Bugs{})
+		b, _ := crashScenario(t, 8, Bugs{})
+		ja, jb := retryIns(a), retryIns(b)
+		if len(ja) == 0 || fmt.Sprint(ja) == fmt.Sprint(jb) {
+			t.Fatalf("seed 7 and 8 give the same jitter: %v", ja[:min(5, len(ja))])
+		}
+	})
 }
 
 func retryIns(w *World) []int64 {
@@ -129,30 +140,32 @@ func retryIns(w *World) []int64 {
 // TestBackoffIntervals reads the reconnect attempts of the outage from the
 // trace: the gaps between Connecting events are 1, 2, 4, 8, 16, 16... s ±10%.
 func TestBackoffIntervals(t *testing.T) {
-	w, err := crashScenario(t, 3, Bugs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var attempts []time.Duration
-	for _, e := range w.Trace().Events() {
-		if e.Kind == "rds.state" && e.Fields["state"] == "connecting" && e.T > 10*time.Minute {
-			attempts = append(attempts, e.T)
+	synctest.Test(t, func(t *testing.T) {
+		w, err := crashScenario(t, 3, Bugs{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(attempts) < 10 {
-		t.Fatalf("only %d reconnect attempts", len(attempts))
-	}
-	// The connection is lost at 10m (counted as the first failure).
-	prev := 10 * time.Minute
-	for i, at := range attempts[:len(attempts)-1] {
-		want := 16 * time.Second
-		if i < 4 {
-			want = time.Second << i
+		var attempts []time.Duration
+		for _, e := range w.Trace().Events() {
+			if e.Kind == "rds.state" && e.Fields["state"] == "connecting" && e.T > 10*time.Minute {
+				attempts = append(attempts, e.T)
+			}
 		}
-		gap := at - prev
-		if gap < want*9/10 || gap > want*11/10 {
-			t.Errorf("attempt %d at %v: gap %v, want %v ±10%%", i+1, at, gap, want)
+		if len(attempts) < 10 {
+			t.Fatalf("only %d reconnect attempts", len(attempts))
 		}
-		prev = at
-	}
+		// The connection is lost at 10m (counted as the first failure).
+		prev := 10 * time.Minute
+		for i, at := range attempts[:len(attempts)-1] {
+			want := 16 * time.Second
+			if i < 4 {
+				want = time.Second << i
+			}
+			gap := at - prev
+			if gap < want*9/10 || gap > want*11/10 {
+				t.Errorf("attempt %d at %v: gap %v, want %v ±10%%", i+1, at, gap, want)
+			}
+			prev = at
+		}
+	})
 }

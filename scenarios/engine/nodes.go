@@ -36,7 +36,7 @@ func (w *World) addNodePlugin(name string) error {
 	}
 	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]dataplane.Plane{"nvme": plane},
 		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil),
-		Exec: simExec{fab: plane.fab}, Clock: w.vc.view(nil)})
+		Exec: simExec{fab: plane.fab}, Clock: w.vc.view()})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
@@ -89,53 +90,57 @@ func TestNVMePathRejectsBadOptions(t *testing.T) {
 // driver's defaults; with ctrlLossTmo 600 (nvme-cli's default) the kernel
 // drops it and survivors-keep-volumes names the volume and node.
 func TestSurvivorsKeepVolumes(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		params map[string]string
-		broken bool
-	}{
-		{"driver default", nil, false},
-		{"ctrl-loss-tmo 600", map[string]string{"ctrlLossTmo": "600"}, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w, err := NewWorld(Options{Seed: 7})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Close)
-			if err := w.CreateVolume(Volume{Name: "web", Size: 1 << 30, Params: tc.params}, "node-1"); err != nil {
-				t.Fatal(err)
-			}
-			err = w.Run([]Step{Fault(time.Minute, "rds.crash", nil), End(time.Minute+30*time.Minute, "rds.crash"),
-				{At: 40 * time.Minute, Name: "end", Do: func(*World) error { return nil }}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var kept []Violation
-			for _, v := range w.Violations() {
-				if v.Invariant == InvSurvivorsKeep {
-					kept = append(kept, v)
-				}
-			}
-			if tc.broken != (len(kept) == 1) || len(kept) > 1 {
-				t.Fatalf("violations %v, want broken=%v", kept, tc.broken)
-			}
-			if tc.broken && !strings.Contains(kept[0].Msg, "volume web") || tc.broken && !strings.Contains(kept[0].Msg, "node-1") {
-				t.Fatalf("violation does not name the volume and node: %v", kept[0])
-			}
-			var states []string
-			for _, e := range w.Trace().Events() {
-				if e.Kind == "nvme" {
-					states = append(states, e.Fields["state"].(string))
-				}
-			}
-			want := []string{"connecting", "live"}
-			if tc.broken {
-				want = []string{"connecting", "deleted"}
-			}
-			if !slices.Equal(states, want) {
-				t.Fatalf("path states %v, want %v", states, want)
-			}
-		})
+	{
+		for _, tc := range []struct {
+			name   string
+			params map[string]string
+			broken bool
+		}{
+			{"driver default", nil, false},
+			{"ctrl-loss-tmo 600", map[string]string{"ctrlLossTmo": "600"}, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					w, err := NewWorld(Options{Seed: 7})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(w.Close)
+					if err := w.CreateVolume(Volume{Name: "web", Size: 1 << 30, Params: tc.params}, "node-1"); err != nil {
+						t.Fatal(err)
+					}
+					err = w.Run([]Step{Fault(time.Minute, "rds.crash", nil), End(time.Minute+30*time.Minute, "rds.crash"),
+						{At: 40 * time.Minute, Name: "end", Do: func(*World) error { return nil }}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var kept []Violation
+					for _, v := range w.Violations() {
+						if v.Invariant == InvSurvivorsKeep {
+							kept = append(kept, v)
+						}
+					}
+					if tc.broken != (len(kept) == 1) || len(kept) > 1 {
+						t.Fatalf("violations %v, want broken=%v", kept, tc.broken)
+					}
+					if tc.broken && !strings.Contains(kept[0].Msg, "volume web") || tc.broken && !strings.Contains(kept[0].Msg, "node-1") {
+						t.Fatalf("violation does not name the volume and node: %v", kept[0])
+					}
+					var states []string
+					for _, e := range w.Trace().Events() {
+						if e.Kind == "nvme" {
+							states = append(states, e.Fields["state"].(string))
+						}
+					}
+					want := []string{"connecting", "live"}
+					if tc.broken {
+						want = []string{"connecting", "deleted"}
+					}
+					if !slices.Equal(states, want) {
+						t.Fatalf("path states %v, want %v", states, want)
+					}
+				})
+			})
+		}
 	}
 }

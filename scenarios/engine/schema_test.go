@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rds-csi/rds-csi/scenarios/trace"
@@ -37,49 +38,51 @@ func checkSchema(t *testing.T, w *World) map[trace.Kind]bool {
 // those others write (the runner's refused actions) or that stand for a
 // failure to encode; each event carries only its kind's fields.
 func TestTraceSchema(t *testing.T) {
-	w, err := crashScenario(t, 1, Bugs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := checkSchema(t, w)
-
-	w, err = NewWorld(Options{Seed: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	if err := w.CreateVolume(Volume{Name: "vm", Size: 1 << 30, RWX: true, Block: true}, "node-1"); err != nil {
-		t.Fatal(err)
-	}
-	// The kernel gives up on this one's path within a short outage: an invariant breaks.
-	if err := w.CreateVolume(Volume{Name: "web", Size: 1 << 30, Params: map[string]string{"ctrlLossTmo": "20"}}, "node-3"); err != nil {
-		t.Fatal(err)
-	}
-	story := []Step{
-		{At: time.Minute, Name: "node added", Do: func(w *World) error { return w.Apply("node.create", map[string]string{"node": "node-4"}) }},
-		{At: 2 * time.Minute, Name: "migration", Do: func(w *World) error { return w.Migrate("vm", "node-4", "attach-first", 30*time.Second) }},
-		{At: 5 * time.Minute, Name: "bad fault", Do: func(w *World) error {
-			if err := w.Apply("node.not-ready", map[string]string{"node": "node-9"}); err == nil {
-				t.Error("node.not-ready applied to a node that does not exist")
-			}
-			return nil
-		}},
-		Fault(6*time.Minute, "node.not-ready", map[string]string{"node": "node-2"}),
-		{At: 7 * time.Minute, Name: "node back", Do: func(w *World) error { return w.Apply("node.ready", map[string]string{"node": "node-2"}) }},
-		Fault(8*time.Minute, "rds.crash", nil),
-		End(10*time.Minute, "rds.crash"),
-	}
-	if err := w.Run(story); err != nil {
-		t.Fatal(err)
-	}
-	for k := range checkSchema(t, w) {
-		seen[k] = true
-	}
-	for _, k := range trace.Kinds() {
-		if !seen[k] && k != trace.KindActionRefused && k != trace.KindTraceError {
-			t.Errorf("kind %q of the schema was never written: a report lane for it would stay empty", k)
+	synctest.Test(t, func(t *testing.T) {
+		w, err := crashScenario(t, 1, Bugs{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		seen := checkSchema(t, w)
+
+		w, err = NewWorld(Options{Seed: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		if err := w.CreateVolume(Volume{Name: "vm", Size: 1 << 30, RWX: true, Block: true}, "node-1"); err != nil {
+			t.Fatal(err)
+		}
+		// The kernel gives up on this one's path within a short outage: an invariant breaks.
+		if err := w.CreateVolume(Volume{Name: "web", Size: 1 << 30, Params: map[string]string{"ctrlLossTmo": "20"}}, "node-3"); err != nil {
+			t.Fatal(err)
+		}
+		story := []Step{
+			{At: time.Minute, Name: "node added", Do: func(w *World) error { return w.Apply("node.create", map[string]string{"node": "node-4"}) }},
+			{At: 2 * time.Minute, Name: "migration", Do: func(w *World) error { return w.Migrate("vm", "node-4", "attach-first", 30*time.Second) }},
+			{At: 5 * time.Minute, Name: "bad fault", Do: func(w *World) error {
+				if err := w.Apply("node.not-ready", map[string]string{"node": "node-9"}); err == nil {
+					t.Error("node.not-ready applied to a node that does not exist")
+				}
+				return nil
+			}},
+			Fault(6*time.Minute, "node.not-ready", map[string]string{"node": "node-2"}),
+			{At: 7 * time.Minute, Name: "node back", Do: func(w *World) error { return w.Apply("node.ready", map[string]string{"node": "node-2"}) }},
+			Fault(8*time.Minute, "rds.crash", nil),
+			End(10*time.Minute, "rds.crash"),
+		}
+		if err := w.Run(story); err != nil {
+			t.Fatal(err)
+		}
+		for k := range checkSchema(t, w) {
+			seen[k] = true
+		}
+		for _, k := range trace.Kinds() {
+			if !seen[k] && k != trace.KindActionRefused && k != trace.KindTraceError {
+				t.Errorf("kind %q of the schema was never written: a report lane for it would stay empty", k)
+			}
+		}
+	})
 }
 
 // TestTraceNames: the engine names kinds and fields through the schema's

@@ -75,7 +75,7 @@ func (w *World) ApplyFault(name string, params map[string]string) error {
 		return err
 	}
 	undo, err := f.Apply(w.ctx, chaos.Targets{RDS: w.Emulator, Network: w.Network, Kube: w.Kube,
-		Clock: w.vc.view(nil), Seed: w.opts.Seed, Controller: w, KubeVirt: w})
+		Clock: w.vc.view(), Seed: w.opts.Seed, Controller: w, KubeVirt: w})
 	fields := withParams(map[string]any{trace.FieldFault: name}, params)
 	if err != nil {
 		fields[trace.FieldErr] = err.Error()

@@ -167,7 +167,7 @@ func (w *World) Claims(volume string) []string {
 // callSync runs one RPC on the engine's goroutine (set-up calls while RDS is
 // known to be up) and traces it.
 func (w *World) callSync(method, key string, fn func(ctx context.Context) error) error {
-	ctx, cancel := w.vc.view(nil).WithTimeout(w.ctx, w.opts.RPCTimeout)
+	ctx, cancel := w.vc.view().WithTimeout(w.ctx, w.opts.RPCTimeout)
 	defer cancel()
 	err := fn(ctx)
 	w.record(trace.KindRPC, map[string]any{trace.FieldMethod: method, trace.FieldKey: key, trace.FieldCode: status.Code(err).String()})

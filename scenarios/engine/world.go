@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/rds-csi/rds-csi/chaos"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator"
+	"github.com/rds-csi/rds-csi/internal/bubble"
 	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
@@ -47,10 +49,6 @@ type Options struct {
 	LeaseDuration time.Duration
 	// RPCTimeout is the sidecars' --timeout on every CSI call (60s).
 	RPCTimeout time.Duration
-	// SettleChecks is how many consecutive identical idle snapshots the
-	// barrier needs (3); SettleTimeout bounds it in real time (10s).
-	SettleChecks  int
-	SettleTimeout time.Duration
 	// Bugs plants known-bad behaviour, to prove that scenarios catch it.
 	Bugs Bugs
 }
@@ -94,17 +92,7 @@ func (o *Options) defaults() {
 	if o.RPCTimeout == 0 {
 		o.RPCTimeout = time.Minute
 	}
-	if o.SettleChecks == 0 {
-		o.SettleChecks = 3
-	}
-	if o.SettleTimeout == 0 {
-		o.SettleTimeout = 10 * time.Second
-	}
 }
-
-// initialConnectTimeout is distinct from every loop timer of the manager, so
-// the manager model can tell Start's wait from its loop (see mgrTimerArmed).
-const initialConnectTimeout = 97 * time.Second
 
 // fakeWatchBuffer is the capacity of every fake watch channel.
 const fakeWatchBuffer = 1 << 16
@@ -132,13 +120,8 @@ type World struct {
 	signer   gossh.Signer
 	hostLine string
 
-	// activity counters at the seams
-	cmds, connects, health atomic.Int64
-	apiWrites, apiSeen     atomic.Int64
-	recWrites              atomic.Int64 // writes the reconciler's handlers observe
-	rpcs                   atomic.Int64
-	steps                  atomic.Int64
-	waits                  waitSet // RouterOS calls in flight, by their contexts
+	steps atomic.Int64 // clock moves
+	order *rand.Rand   // the order of what one instant releases, from the seed
 
 	replicas []*replica
 	ctrl     *controller // the leader's running controller; nil while there is none
@@ -156,11 +139,19 @@ type World struct {
 
 // NewWorld builds and starts everything; it returns once the controller has
 // rebuilt its state and the system is quiescent.
+//
+// A World runs inside a synctest bubble (internal/bubble): every goroutine
+// it starts must be the bubble's for the barrier to know when all of them
+// are blocked, so NewWorld refuses to run outside one.
 func NewWorld(o Options) (*World, error) {
+	if !bubble.Inside() {
+		return nil, errors.New("engine: a World runs inside a synctest bubble (bubble.Run)")
+	}
 	o.defaults()
 	w := &World{opts: o, vc: newVClock(o.Start), start: o.Start, faults: map[string]chaos.Undo{},
 		nodes: map[string]*simNode{}, rdsUp: true}
-	w.Clock = w.vc.view(nil)
+	w.Clock = w.vc.view()
+	w.order = rand.New(rand.NewPCG(o.Seed, 0x0de7))
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -182,13 +173,13 @@ func NewWorld(o Options) (*World, error) {
 		return nil, err
 	}
 	w.Emulator, err = emulator.New(emulator.Config{AuthorizedKeys: []gossh.PublicKey{w.signer.PublicKey()},
-		Clock: w.vc.view(nil), PoolSize: o.PoolSize})
+		Clock: w.vc.view(), PoolSize: o.PoolSize})
 	if err != nil {
 		return nil, err
 	}
 	emu := w.Emulator
 	w.hostLine = strings.TrimSpace(string(gossh.MarshalAuthorizedKey(emu.HostKey())))
-	w.Network = chaos.NewNetwork(func(context.Context) (net.Conn, error) { return emu.DialInMemory() }, w.vc.view(nil))
+	w.Network = chaos.NewNetwork(func(context.Context) (net.Conn, error) { return emu.DialInMemory() }, w.vc.view())
 
 	// The fake API server's watch channels panic when full; thousands of
 	// writes in one instant (500 volumes attaching) are normal here.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rds-csi/rds-csi/internal/bubble"
 	"github.com/rds-csi/rds-csi/scenarios/trace"
 
 	"github.com/rds-csi/rds-csi/scenarios/engine"
@@ -36,15 +37,30 @@ type Result struct {
 	Trace []byte
 }
 
-// Run plays a parsed scenario on a fresh World and checks its expectations
-// and invariants. An error means the run could not be carried out (the
-// engine failed); a failed expectation is a Result with Pass false.
+// Run plays a parsed scenario on a fresh World, in a bubble of its own
+// (internal/bubble: the process must host bubbles), and checks its
+// expectations and invariants. An error means the run could not be carried
+// out (the engine failed); a failed expectation is a Result with Pass false.
+// Summary.Wall is real time, measured outside the bubble.
 func Run(sc *spec.Scenario, o Options) (*Result, error) {
+	begin := time.Now()
+	var res *Result
+	var err error
+	if berr := bubble.Run(func() { res, err = playOnce(sc, o) }); berr != nil {
+		return nil, berr
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Summary.Wall = time.Since(begin)
+	return res, nil
+}
+
+func playOnce(sc *spec.Scenario, o Options) (*Result, error) {
 	seed := sc.Seed
 	if o.Seed != nil {
 		seed = *o.Seed
 	}
-	begin := time.Now()
 	r := &run{sc: sc, tolerate: o.TolerateActionErrors}
 	w, err := engine.NewWorld(engine.Options{
 		Seed: uint64(seed), Nodes: sc.Topology.Nodes, Replicas: sc.Topology.Controller.Replicas,
@@ -73,7 +89,7 @@ func Run(sc *spec.Scenario, o Options) (*Result, error) {
 	reproduce := fmt.Sprintf("rds-scenario run %s --seed %d", orDefault(o.File, "<file>"), seed)
 	return &Result{
 		Summary: report.Summary{Scenario: sc.Name, File: o.File, Seed: seed, Pass: len(r.failures) == 0, Failures: r.failures,
-			Virtual: w.Now(), Wall: time.Since(begin), Steps: w.VirtualSteps(), TraceHash: w.TraceHash(),
+			Virtual: w.Now(), Steps: w.VirtualSteps(), TraceHash: w.TraceHash(),
 			Events: len(w.Trace().Events()), Reproduce: reproduce},
 		Trace: w.Trace().Bytes(),
 	}, nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-csi/rds-csi/internal/bubble"
+
 	"github.com/rds-csi/rds-csi/internal/quietlog"
 	"github.com/rds-csi/rds-csi/scenarios/report"
 	"github.com/rds-csi/rds-csi/scenarios/spec"
@@ -40,6 +42,7 @@ func parse(t *testing.T, timeline string) *spec.Scenario {
 
 func play(t *testing.T, sc *spec.Scenario, o Options) *Result {
 	t.Helper()
+	bubble.Host(t)
 	res, err := Run(sc, o)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +196,7 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cluster+"  - at: 1m\n    expect: {probe: ready}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	bubble.Host(t)
 	res, err := Check(path, Options{})
 	if err != nil {
 		t.Fatal(err)
