@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -121,7 +120,7 @@ func TestDeterminism(t *testing.T) {
 				if first == nil {
 					first = res.Trace
 				} else if res.Summary.TraceHash != hashOf(first) {
-					t.Errorf("run %d differs from run 1 first at:\n%s", i+1, firstDiff(first, res.Trace))
+					t.Errorf("run %d differs from run 1: %s", i+1, trace.FirstDivergence(first, res.Trace))
 				}
 				hashes[res.Summary.TraceHash]++
 			}
@@ -204,16 +203,6 @@ func hashOf(b []byte) string {
 }
 
 // firstDiff shows the first lines where two traces part.
-func firstDiff(a, b []byte) string {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := 0; i < len(la) && i < len(lb); i++ {
-		if la[i] != lb[i] {
-			return fmt.Sprintf("line %d\n- %s\n+ %s", i+1, la[i], lb[i])
-		}
-	}
-	return fmt.Sprintf("lengths %d and %d", len(la), len(lb))
-}
-
 func number(t *testing.T, v any) int64 {
 	t.Helper()
 	n, ok := v.(json.Number)
@@ -294,7 +283,71 @@ func TestHungRDSKeepsProbeNotReady(t *testing.T) {
 		if first == nil {
 			first = res.Trace
 		} else if res.Summary.TraceHash != hashOf(first) {
-			t.Errorf("run %d differs from run 1 first at:\n%s", i+1, firstDiff(first, res.Trace))
+			t.Errorf("run %d differs from run 1: %s", i+1, trace.FirstDivergence(first, res.Trace))
 		}
 	}
+}
+
+// TestSwarmFindsPlantedBugs: the swarm's default mix finds a defect that
+// only a hung RDS exposes and one that only an ordering of one instant
+// exposes, each within 500 seeds. The seed that finds the first passes
+// without the hang; the one that finds the second passes with the order
+// fixed. Both pass without the defect.
+func TestSwarmFindsPlantedBugs(t *testing.T) {
+	bubble.Host(t)
+	for _, c := range []struct {
+		name string
+		bugs engine.Bugs
+		// without is the same scenario without what exposes the defect.
+		without func(sc *spec.Scenario) (*spec.Scenario, runner.Options)
+	}{
+		{"health check without deadline", engine.Bugs{HealthCheckWithoutDeadline: true},
+			func(sc *spec.Scenario) (*spec.Scenario, runner.Options) {
+				return withoutFault(sc, "rds.hang"), runner.Options{}
+			}},
+		{"replies by position", engine.Bugs{RepliesByPosition: true},
+			func(sc *spec.Scenario) (*spec.Scenario, runner.Options) { return sc, runner.Options{FixedOrder: true} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for seed := int64(1); seed <= 500; seed++ {
+				sc, err := spec.Parse([]byte(swarm.Generate(seed)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := runner.Run(sc, runner.Options{TolerateActionErrors: true, Bugs: c.bugs})
+				if err != nil {
+					t.Fatalf("seed %d: %v", seed, err)
+				}
+				if res.Summary.Pass {
+					continue
+				}
+				t.Logf("found by seed %d: %v", seed, res.Summary.Failures)
+				clean, err := runner.Run(sc, runner.Options{TolerateActionErrors: true})
+				if err != nil || !clean.Summary.Pass {
+					t.Fatalf("seed %d fails without the defect too: %v %v", seed, err, clean.Summary.Failures)
+				}
+				alt, o := c.without(sc)
+				o.TolerateActionErrors, o.Bugs = true, c.bugs
+				other, err := runner.Run(alt, o)
+				if err != nil || !other.Summary.Pass {
+					t.Fatalf("seed %d still fails without what should expose the defect: %v %v", seed, err, other.Summary.Failures)
+				}
+				return
+			}
+			t.Fatal("500 seeds did not find the planted defect")
+		})
+	}
+}
+
+// withoutFault is sc without the steps that apply the named fault (and
+// the expectations those steps carry).
+func withoutFault(sc *spec.Scenario, fault string) *spec.Scenario {
+	out := *sc
+	out.Timeline = nil
+	for _, st := range sc.Timeline {
+		if st.Do == nil || st.Do.Name != fault {
+			out.Timeline = append(out.Timeline, st)
+		}
+	}
+	return &out
 }

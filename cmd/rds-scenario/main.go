@@ -3,7 +3,7 @@
 // controller, node plugins and a simulated Kubernetes.
 //
 //	rds-scenario run FILE... [--seed N] [--report out.html] [--trace out.jsonl] [--summary out.json] [--check-determinism]
-//	rds-scenario swarm --seeds A..B [--keep DIR]
+//	rds-scenario swarm --seeds A..B [--keep DIR] [--check-determinism]
 //	rds-scenario list [DIR]
 package main
 
@@ -64,7 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   rds-scenario run FILE... [--seed N] [--report out.html] [--trace out.jsonl] [--summary out.json] [--check-determinism]
-  rds-scenario swarm --seeds A..B [--keep DIR]
+  rds-scenario swarm --seeds A..B [--keep DIR] [--check-determinism]
   rds-scenario list [DIR]
 `)
 }

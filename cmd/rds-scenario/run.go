@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rds-csi/rds-csi/scenarios/trace"
+
 	"github.com/rds-csi/rds-csi/scenarios/report"
 	"github.com/rds-csi/rds-csi/scenarios/runner"
 	"github.com/rds-csi/rds-csi/scenarios/spec"
@@ -103,8 +105,8 @@ func runOne(file string, f runFlags, many bool, stdout io.Writer) (bool, error) 
 		}
 		if again.Summary.TraceHash != sum.TraceHash {
 			sum.Pass = false
-			sum.Failures = append(sum.Failures, fmt.Sprintf("determinism: two runs with seed %d gave traces %.16s and %.16s",
-				sum.Seed, sum.TraceHash, again.Summary.TraceHash))
+			sum.Failures = append(sum.Failures, fmt.Sprintf("determinism: two runs with seed %d gave traces %.16s and %.16s; %s",
+				sum.Seed, sum.TraceHash, again.Summary.TraceHash, trace.FirstDivergence(res.Trace, again.Trace)))
 		} else {
 			fmt.Fprintf(stdout, "determinism: two runs, one trace hash %.16s\n", sum.TraceHash)
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rds-csi/rds-csi/scenarios/trace"
+
 	"github.com/rds-csi/rds-csi/scenarios/runner"
 	"github.com/rds-csi/rds-csi/scenarios/spec"
 	"github.com/rds-csi/rds-csi/scenarios/swarm"
@@ -19,6 +21,7 @@ func cmdSwarm(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	seeds := fs.String("seeds", "1..20", "inclusive range of seeds, A..B")
 	keep := fs.String("keep", "", "write each failing seed's scenario file into this directory")
+	twice := fs.Bool("check-determinism", false, "run every seed twice and fail a seed whose two traces differ, naming the first differing event")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,6 +38,16 @@ func cmdSwarm(args []string, stdout, stderr io.Writer) error {
 		res, err := runner.Run(sc, runner.Options{TolerateActionErrors: true})
 		if err != nil {
 			return fmt.Errorf("seed %d: %w", seed, err)
+		}
+		if *twice {
+			again, err := runner.Run(sc, runner.Options{TolerateActionErrors: true})
+			if err != nil {
+				return fmt.Errorf("seed %d, second run: %w", seed, err)
+			}
+			if d := trace.FirstDivergence(res.Trace, again.Trace); d != "" {
+				res.Summary.Pass = false
+				res.Summary.Failures = append(res.Summary.Failures, "determinism: two runs differ; "+d)
+			}
 		}
 		if res.Summary.Pass {
 			fmt.Fprintln(stdout, res.Summary.Line())

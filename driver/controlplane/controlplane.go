@@ -58,7 +58,7 @@ type Options struct {
 	// volume (attachment.DefaultMigrationWindow when zero).
 	MigrationWindow time.Duration
 	// Reconciler configures the reconciler (interval, not-ready timeout,
-	// identity, Observed); unused when standalone.
+	// identity); unused when standalone.
 	Reconciler reconciler.Options
 	// StandaloneNodes, without Kube, are the node IDs that exist besides
 	// Driver.NodeID.

@@ -202,7 +202,7 @@ type Manager struct {
 	// wakeMu guards probing (the loop waits out a backoff after RDS was
 	// unreachable, with probes), lastWake (when a failed Run last asked
 	// for a probe, to rate-limit them) and wakes (requests sent on wake
-	// and not yet fully handled, see HandlingWake).
+	// and not yet fully handled, see handlingWake).
 	wakeMu   sync.Mutex
 	probing  bool
 	lastWake time.Time
@@ -387,10 +387,9 @@ func (m *Manager) requestProbe() {
 	m.wake <- struct{}{} // never blocks: wakes > 0 while one is buffered
 }
 
-// HandlingWake reports whether a probe request from a failed Run is pending
-// or being handled. The scenario runner's quiescence barrier reads it: the
-// request wakes the loop without any timer firing.
-func (m *Manager) HandlingWake() bool {
+// handlingWake reports whether a probe request from a failed Run is pending
+// or being handled (the tests of the wake-up read it).
+func (m *Manager) handlingWake() bool {
 	m.wakeMu.Lock()
 	defer m.wakeMu.Unlock()
 	return m.wakes > 0

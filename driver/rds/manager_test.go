@@ -543,7 +543,7 @@ func TestManagerHungRDSIsNotProbed(t *testing.T) {
 		if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Run = %v", err)
 		}
-		if m.HandlingWake() {
+		if m.handlingWake() {
 			t.Fatal("a failed Run woke the manager of a hung RDS")
 		}
 	}
@@ -566,7 +566,7 @@ func TestManagerFailedRunWakesProbe(t *testing.T) {
 	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Run = %v", err)
 	}
-	waitFor(t, "the woken probe", func() bool { return pc.probes.Load() == 1 && !m.HandlingWake() })
+	waitFor(t, "the woken probe", func() bool { return pc.probes.Load() == 1 && !m.handlingWake() })
 	// The woken probe failed; the next one is due ProbeInterval after it
 	// once the manager has armed its timer.
 	clk.waitArmed(t, mark, 4*time.Second)
@@ -575,7 +575,7 @@ func TestManagerFailedRunWakesProbe(t *testing.T) {
 	if _, err := m.Run(context.Background(), "x"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Run = %v", err)
 	}
-	if m.HandlingWake() {
+	if m.handlingWake() {
 		t.Fatal("a second Run within ProbeInterval woke another probe")
 	}
 	clk.Add(3 * time.Second) // ProbeInterval since the woken probe: its timer fires
@@ -588,8 +588,8 @@ func TestManagerFailedRunWakesProbe(t *testing.T) {
 	pc.up.Store(false)
 	pc.last().Close()
 	next(t, ch, StateDisconnected)
-	if _, err := m.Run(context.Background(), "x"); err == nil || m.HandlingWake() {
-		t.Fatalf("Run after the loss = %v, woke a probe: %v", err, m.HandlingWake())
+	if _, err := m.Run(context.Background(), "x"); err == nil || m.handlingWake() {
+		t.Fatalf("Run after the loss = %v, woke a probe: %v", err, m.handlingWake())
 	}
 	clk.Add(16 * time.Second)
 	next(t, ch, StateConnecting)

@@ -82,7 +82,6 @@ func (r *Reconciler) ReconcileOnce(ctx context.Context) Result {
 	}
 	r.metrics.duration.WithLabelValues(op).Observe(r.clk.Since(start).Seconds())
 	r.metrics.reconcile.WithLabelValues(actionRun).Inc()
-	r.runs.Add(1)
 	if res.Err != nil {
 		r.metrics.reconcileErrors.WithLabelValues(op).Inc()
 	}

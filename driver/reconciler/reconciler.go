@@ -71,14 +71,6 @@ type Options struct {
 	// events that are about the controller rather than a volume. Nil logs
 	// them only.
 	Identity *corev1.ObjectReference
-	// Observed, if set, is called after the reconciler has handled each
-	// watch event it subscribes to (Node add/update/delete outside the
-	// initial list, VolumeAttachment add/update/delete outside it) and after its PV cache has taken
-	// in each PV change outside the initial list (events name the PVC through
-	// it, so a publish must not outrun it). The scenario runner counts
-	// these to know that a write has reached the reconciler before it moves
-	// virtual time.
-	Observed func()
 }
 
 // Reconciler rebuilds, watches and reconciles the attachment state. Create
@@ -109,10 +101,6 @@ type Reconciler struct {
 	startOnce sync.Once
 	synced    chan struct{} // closed once every cache has synced
 	ready     atomic.Bool
-	// requested: a Trigger has not yet been taken up by Run; running: a
-	// run of Run is in progress (Pending).
-	requested, running atomic.Bool
-	runs               atomic.Int64 // finished runs, as rds_csi_attachment_reconcile_total{action="run"} counts them
 
 	// runMu makes rebuilds and reconcile runs one at a time. RPCs never
 	// take it: they meet the reconciler only in the manager's per-volume
@@ -209,33 +197,12 @@ func New(o Options) (*Reconciler, error) {
 	if err := r.pvInf.AddIndexers(cache.Indexers{pvHandleIndex: r.indexPVByHandle}); err != nil {
 		return nil, fmt.Errorf("reconciler: PV index: %w", err)
 	}
-	observed := func() {
-		if o.Observed != nil {
-			o.Observed()
-		}
-	}
 	if _, err := r.nodeInf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc: func(obj any, initial bool) {
-			r.onNodeAdd(obj, initial)
-			if !initial {
-				observed()
-			}
-		},
-		UpdateFunc: func(o, n any) { r.onNodeUpdate(o, n); observed() },
-		DeleteFunc: func(any) { r.Trigger("node-deleted"); observed() },
+		AddFunc:    r.onNodeAdd,
+		UpdateFunc: r.onNodeUpdate,
+		DeleteFunc: func(any) { r.Trigger("node-deleted") },
 	}); err != nil {
 		return nil, fmt.Errorf("reconciler: node handler: %w", err)
-	}
-	if _, err := r.pvInf.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
-		AddFunc: func(_ any, initial bool) {
-			if !initial {
-				observed()
-			}
-		},
-		UpdateFunc: func(any, any) { observed() },
-		DeleteFunc: func(any) { observed() },
-	}); err != nil {
-		return nil, fmt.Errorf("reconciler: PV handler: %w", err)
 	}
 	r.recovery, err = recovery.New(recovery.Options{DriverName: o.DriverName, Client: o.Client, VolumeAttachments: r.vas,
 		VolumeOf: func(va *storagev1.VolumeAttachment) string { v, _ := r.toVA(va); return v.volume },
@@ -247,14 +214,12 @@ func New(o Options) (*Reconciler, error) {
 		AddFunc: func(_ any, initial bool) {
 			if !initial {
 				r.recovery.Check()
-				observed()
 			}
 		},
-		UpdateFunc: func(any, any) { r.recovery.Check(); observed() },
+		UpdateFunc: func(any, any) { r.recovery.Check() },
 		DeleteFunc: func(obj any) {
 			r.onVADelete(obj)
 			r.recovery.Check()
-			observed()
 		}}); err != nil {
 		return nil, fmt.Errorf("reconciler: VolumeAttachment handler: %w", err)
 	}
@@ -362,7 +327,6 @@ func (r *Reconciler) Trigger(reason string) {
 	r.reasonsMu.Lock()
 	r.reasons[reason] = struct{}{}
 	r.reasonsMu.Unlock()
-	r.requested.Store(true)
 	select {
 	case r.trigger <- struct{}{}:
 	default:
@@ -409,24 +373,14 @@ func (r *Reconciler) Run(ctx context.Context) {
 		}
 		// Drain a trigger that raced with the tick so it does not cause
 		// an extra, empty run.
-		r.running.Store(true)
-		r.requested.Store(false)
 		select {
 		case <-r.trigger:
 		default:
 		}
 		r.ReconcileOnce(ctx)
-		r.running.Store(false)
 	}
 }
 
-// Runs is the number of finished runs (rebuilds and reconciles). The
-// scenario runner's barrier reads it many times per virtual instant, where
-// gathering the metrics registry would dominate the replay's cost.
-func (r *Reconciler) Runs() int64 { return r.runs.Load() }
-
-// Pending reports whether a run has been asked for and has not finished.
-func (r *Reconciler) Pending() bool { return r.running.Load() || r.requested.Load() }
 
 // onNodeAdd triggers for nodes that matter on arrival: a re-created node we
 // reported gone, or one that already carries the out-of-service taint. The

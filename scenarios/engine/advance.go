@@ -65,7 +65,7 @@ func (q *taskQueue) next() (time.Time, bool) {
 func (w *World) stepTo(t time.Time) {
 	w.steps.Add(1)
 	for {
-		e := w.vc.popDue(t, w.order.IntN)
+		e := w.vc.popDue(t, w.order.pick)
 		if e == nil {
 			break
 		}

@@ -16,7 +16,10 @@ import (
 )
 
 // launch runs the attacher's call in the background, bounded by its
-// --timeout; complete() takes the result on the engine's goroutine.
+// --timeout; complete() takes the result on the engine's goroutine. The
+// call runs until it returns or blocks (on a hung RDS, a held lock's
+// channel) before launch returns, so the calls of one instant run in the
+// order they are launched, not in the scheduler's.
 func (k *kubeSim) launch(va *vaState, op string) {
 	w := k.w
 	v := k.vols[va.key.vol]
@@ -46,6 +49,7 @@ func (k *kubeSim) launch(va *vaState, op string) {
 		k.done = append(k.done, opResult{seq: seq, key: va.key, op: op, err: err, pctx: pctx})
 		k.mu.Unlock()
 	}()
+	w.settle()
 }
 
 func (k *kubeSim) complete(r opResult) error {

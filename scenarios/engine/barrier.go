@@ -11,7 +11,19 @@ import (
 // World is durably blocked, i.e. waits for something only the World can
 // release (the clock, a fault's end, an RPC the engine has yet to make).
 // The Go runtime answers that question itself (synctest.Wait, see doc.go).
-func (w *World) settle() { bubble.Wait() }
+// What the release traced is then written in canonical order (Trace.Flush):
+// one release can wake two goroutines at once (a crash ends every session).
+// Then the watch events the release wrote go out one at a time, each
+// followed by another standstill (watchGate).
+func (w *World) settle() {
+	for {
+		bubble.Wait()
+		w.trace.Flush()
+		if !w.watches.releaseOne(w.order) {
+			return
+		}
+	}
+}
 
 // quiesce settles the system and does the engine's own work for the current
 // instant until nothing more happens at it: due tasks, the Kubernetes loop,
@@ -34,6 +46,8 @@ func (w *World) quiesce() error {
 			if err := t.do(); err != nil {
 				return fmt.Errorf("engine: %s at %v: %w", t.name, w.Now(), err)
 			}
+			w.settle() // what the task set going stops before the next task
+
 		}
 		if err := w.ensureNodePlugins(); err != nil {
 			return err

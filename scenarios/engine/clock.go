@@ -145,18 +145,26 @@ func (v *vclock) set(t time.Time) {
 }
 
 // popDue removes an entry due at or before t and moves now to its deadline;
-// nil when none is due. Of the entries due at the earliest such instant,
-// pick(n) chooses which (0 is the first armed).
+// nil when none is due. Of the live entries due at the earliest such
+// instant, pick(n) chooses which (0 is the first armed). Entries whose
+// holder stopped them are dropped first: whether a timer armed and stopped
+// at once still waits in the queue depends on scheduling, and it must not
+// change what pick is asked.
 func (v *vclock) popDue(t time.Time, pick func(n int) int) *entry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	for len(v.q) > 0 && !v.q[0].at.After(t) && !v.alive(v.q[0]) {
+		heap.Pop(&v.q)
+	}
 	if len(v.q) == 0 || v.q[0].at.After(t) {
 		return nil
 	}
 	first := heap.Pop(&v.q).(*entry)
 	same := []*entry{first}
 	for len(v.q) > 0 && v.q[0].at.Equal(first.at) {
-		same = append(same, heap.Pop(&v.q).(*entry))
+		if e := heap.Pop(&v.q).(*entry); v.alive(e) {
+			same = append(same, e)
+		}
 	}
 	i := 0
 	if len(same) > 1 {

@@ -87,6 +87,7 @@ func (w *World) startController(r *replica) error {
 	nowait, stop := context.WithCancel(c.ctx)
 	stop()
 	_ = c.cp.Start(nowait)
+	w.settle() // the loop's first steps and the engine's next ones must not interleave
 	serving := make(chan struct{})
 	ran := make(chan error, 1)
 	go func() {

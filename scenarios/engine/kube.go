@@ -139,7 +139,10 @@ func (v nodeView) alive() bool { return v.exists && v.ready && !v.outOfService }
 
 // sync runs the Kubernetes side for the current instant: completed calls
 // first, then rescheduling, then every attachment that needs work. It runs
-// on the engine's goroutine, in a fixed order, so it is deterministic.
+// on the engine's goroutine. The order in which it takes the replies of one
+// instant and launches its calls is drawn from the seed: the attacher's
+// workers take work in no order the driver may rely on, and the swarm
+// explores those orders.
 func (k *kubeSim) sync() error {
 	w := k.w
 	k.mu.Lock()
@@ -147,6 +150,15 @@ func (k *kubeSim) sync() error {
 	k.done = nil
 	k.mu.Unlock()
 	sort.Slice(done, func(i, j int) bool { return done[i].seq < done[j].seq })
+	byLaunch := slices.Clone(done)
+	w.order.shuffle(len(done), func(i, j int) { done[i], done[j] = done[j], done[i] })
+	if w.opts.Bugs.RepliesByPosition {
+		// The planted defect: the i-th reply taken is credited to the i-th
+		// call launched.
+		for i := range done {
+			done[i].seq, done[i].key, done[i].op = byLaunch[i].seq, byLaunch[i].key, byLaunch[i].op
+		}
+	}
 	for _, r := range done {
 		if err := k.complete(r); err != nil {
 			return err
@@ -182,6 +194,7 @@ func (k *kubeSim) sync() error {
 		}
 		return keys[i].node < keys[j].node
 	})
+	w.order.shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 	for _, key := range keys {
 		va := k.vas[key]
 		if va.inflight {

@@ -55,6 +55,9 @@ type tracedConn struct {
 }
 
 func (tc *tracedConn) HealthCheck(ctx context.Context) error {
+	if tc.c.w.opts.Bugs.HealthCheckWithoutDeadline {
+		ctx = context.WithoutCancel(ctx)
+	}
 	err := tc.Conn.HealthCheck(ctx)
 	tc.c.w.record(trace.KindRDSHealth, map[string]any{trace.FieldErr: errKind(err)})
 	return err

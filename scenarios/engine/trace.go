@@ -14,10 +14,11 @@ import (
 
 // Trace collects events (trace.Event: the schema lives in scenarios/trace);
 // encoding/json writes map keys sorted, so a line's bytes depend only on its
-// content. Events of one virtual instant are buffered and, when
-// the engine leaves the instant (Flush), sorted by their encoded bytes and
-// only then written, so goroutine scheduling cannot reorder events that
-// happen at the same virtual time.
+// content. The events of one release (what one timer, one call or one fault
+// set going, up to the next standstill) are buffered and, at the standstill
+// (Flush), sorted by their encoded bytes and only then written: goroutines a
+// release wakes together cannot reorder its lines, while the order of the
+// releases of one instant, which the seed draws, stays in the trace.
 type Trace struct {
 	mu      sync.Mutex
 	pending [][]byte

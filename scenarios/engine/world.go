@@ -49,6 +49,11 @@ type Options struct {
 	LeaseDuration time.Duration
 	// RPCTimeout is the sidecars' --timeout on every CSI call (60s).
 	RPCTimeout time.Duration
+	// FixedOrder releases what one instant holds in a fixed order (timers in
+	// arming order, calls and replies in key order, watches in creation
+	// order) instead of one drawn from the seed: a failure that goes away
+	// with it needed a particular ordering.
+	FixedOrder bool
 	// Bugs plants known-bad behaviour, to prove that scenarios catch it.
 	Bugs Bugs
 }
@@ -62,6 +67,16 @@ type Bugs struct {
 	// first and fail while RDS is unreachable: the defect behind the
 	// outage this driver exists for.
 	UnpublishNeedsRDS bool
+	// HealthCheckWithoutDeadline runs the RDS manager's health check
+	// without its deadline: a crashed or refused RDS still fails it at
+	// once, a hung one holds it, and the manager keeps saying Connected.
+	// Only a hang exposes it.
+	HealthCheckWithoutDeadline bool
+	// RepliesByPosition makes the attacher match the replies of one
+	// instant to its calls by position (the order it launched them), not by
+	// the call each reply answers. Replies that come back in launch order
+	// hide it; only another ordering exposes it.
+	RepliesByPosition bool
 }
 
 func (o *Options) defaults() {
@@ -120,8 +135,9 @@ type World struct {
 	signer   gossh.Signer
 	hostLine string
 
-	steps atomic.Int64 // clock moves
-	order *rand.Rand   // the order of what one instant releases, from the seed
+	steps   atomic.Int64  // clock moves
+	order   *releaseOrder // the order of what one instant releases, from the seed
+	watches watchGate     // the fake API server\'s watch events, released one at a time
 
 	replicas []*replica
 	ctrl     *controller // the leader's running controller; nil while there is none
@@ -151,7 +167,7 @@ func NewWorld(o Options) (*World, error) {
 	w := &World{opts: o, vc: newVClock(o.Start), start: o.Start, faults: map[string]chaos.Undo{},
 		nodes: map[string]*simNode{}, rdsUp: true}
 	w.Clock = w.vc.view()
-	w.order = rand.New(rand.NewPCG(o.Seed, 0x0de7))
+	w.order = &releaseOrder{r: rand.New(rand.NewPCG(o.Seed, 0x0de7)), fixed: o.FixedOrder}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -191,6 +207,7 @@ func NewWorld(o Options) (*World, error) {
 		nodes = append(nodes, readyNode(n, w.Clock.Now()))
 	}
 	w.Kube = fake.NewSimpleClientset(nodes...)
+	w.watches.install(&w.Kube.Fake, w.Kube.Tracker())
 	if err := w.watchAPI(); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	File string
 	// Bugs plants defects (tests only).
 	Bugs engine.Bugs
+	// FixedOrder releases what one instant holds in canonical order instead
+	// of one drawn from the seed (engine.Options.FixedOrder).
+	FixedOrder bool
 	// TolerateActionErrors traces an action the world refuses (a migration
 	// of a VM that is not on one node) instead of failing the run: generated
 	// schedules may ask for such things.
@@ -65,7 +68,7 @@ func playOnce(sc *spec.Scenario, o Options) (*Result, error) {
 	w, err := engine.NewWorld(engine.Options{
 		Seed: uint64(seed), Nodes: sc.Topology.Nodes, Replicas: sc.Topology.Controller.Replicas,
 		GracePeriod: sc.Topology.Controller.GracePeriod, ReconcileInterval: sc.Topology.Controller.ReconcileInterval,
-		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs,
+		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs, FixedOrder: o.FixedOrder,
 	})
 	if err != nil {
 		return nil, err
