@@ -460,11 +460,27 @@ func zeroEnds(device string) (bool, error) {
 		if err != nil && !(errors.Is(err, io.EOF) && int64(n) == min(probeBytes, size-off)) {
 			return false, err
 		}
-		if !bytes.Equal(buf[:n], make([]byte, n)) {
+		if !allZero(buf[:n]) {
 			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// zeroChunk is what allZero compares with, a chunk at a time: bytes.Equal
+// is vectorised, and no buffer of zeros the size of the probe is allocated
+// per call.
+var zeroChunk [4096]byte
+
+func allZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroChunk))
+		if !bytes.Equal(b[:n], zeroChunk[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // mountedDevice returns the device mounted at path, or "" if none.

@@ -119,6 +119,7 @@ func (k *kubeSim) createVA(key vaKey) error {
 		return err
 	}
 	k.vas[key] = &vaState{key: key, name: obj.Name, nextTry: k.w.Clock.Now()}
+	k.vaOrder = nil
 	k.w.record(trace.KindVA, map[string]any{trace.FieldVolume: key.vol, trace.FieldNode: key.node, trace.FieldOp: "create"})
 	return nil
 }

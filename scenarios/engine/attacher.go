@@ -99,6 +99,7 @@ func (k *kubeSim) complete(r opResult) error {
 			return err
 		}
 		delete(k.vas, r.key)
+		k.vaOrder = nil
 		w.record(trace.KindVA, map[string]any{trace.FieldVolume: r.key.vol, trace.FieldNode: r.key.node, trace.FieldOp: "deleted"})
 	}
 	return nil

@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
@@ -32,6 +36,7 @@ type controller struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	reg     *prometheus.Registry
+	traced  *tracedMetrics // the part of reg traceMetrics reads (tracedRegisterer)
 	cp      *controlplane.ControlPlane
 
 	mu         sync.Mutex
@@ -46,7 +51,7 @@ type controller struct {
 // plane runs with the default elector (always leader) for as long as the
 // World lets this replica lead.
 func (w *World) startController(r *replica) error {
-	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry()}
+	c := &controller{w: w, replica: r, reg: prometheus.NewRegistry(), traced: &tracedMetrics{}}
 	c.view = w.vc.view()
 	c.ctx, c.cancel = context.WithCancel(w.ctx)
 	ssh, err := rds.NewSSHConnector(w.Network.Dial, rds.SSHConfig{Address: "rds.sim:22", Signer: w.signer,
@@ -61,7 +66,7 @@ func (w *World) startController(r *replica) error {
 	c.cp, err = controlplane.New(controlplane.Seams{
 		Clock: c.view, Kube: w.Kube, Connector: &connector{c: c, ssh: ssh},
 		Rand:       rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
-		Registerer: c.reg, Recorder: &recorder{w: w},
+		Registerer: tracedRegisterer{all: c.reg, traced: c.traced}, Recorder: &recorder{w: w},
 	}, controlplane.Options{
 		Driver:          driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420, GracePeriod: grace},
 		RDS:             rds.ManagerConfig{HealthInterval: w.opts.HealthInterval},
@@ -181,32 +186,141 @@ func (c *controller) traceMetrics() {
 		return
 	}
 	defer func() { c.metricsGen = c.w.trace.generation() }()
-	mfs, err := c.reg.Gather()
-	if err != nil {
+	samples, ok := c.traced.read()
+	if !ok {
 		return
 	}
 	if c.metrics == nil {
 		c.metrics = map[string]float64{}
 	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
-			default:
-				continue
-			}
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += "," + l.GetName() + "=" + l.GetValue()
-			}
-			if old, ok := c.metrics[key]; !ok || old != v {
-				c.metrics[key] = v
-				c.w.record(trace.KindMetric, map[string]any{trace.FieldName: key, trace.FieldValue: v})
-			}
+	for _, s := range samples {
+		if old, ok := c.metrics[s.key]; !ok || old != s.value {
+			c.metrics[s.key] = s.value
+			c.w.record(trace.KindMetric, map[string]any{trace.FieldName: s.key, trace.FieldValue: s.value})
 		}
 	}
+}
+
+// tracedRegisterer is the controller's Registerer: every collector goes to
+// all, as to the binary's registry (registration succeeds and fails as
+// there), and those traceMetrics reads also to traced. Histograms (and
+// summaries: whatever observes) stay out of traced: traceMetrics skips them.
+type tracedRegisterer struct {
+	all    *prometheus.Registry
+	traced *tracedMetrics
+}
+
+func (r tracedRegisterer) Register(c prometheus.Collector) error {
+	if err := r.all.Register(c); err != nil {
+		return err
+	}
+	switch c.(type) {
+	case prometheus.Observer, prometheus.ObserverVec:
+	default:
+		r.traced.add(c)
+	}
+	return nil
+}
+
+func (r tracedRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r tracedRegisterer) Unregister(c prometheus.Collector) bool {
+	r.traced.remove(c)
+	return r.all.Unregister(c)
+}
+
+// tracedMetrics reads the counters and gauges traceMetrics traces. A
+// Registry's Gather would do, but it runs at every instant that traced
+// something, and for that it costs too much: it allocates two channels of
+// a thousand metrics, sorts and checks every family each time. The
+// registry (all) has checked the collectors once, at registration; reading
+// them is then Collect and Write.
+type tracedMetrics struct {
+	mu         sync.Mutex
+	collectors []prometheus.Collector
+	names      map[*prometheus.Desc]string // a metric's name, by its Desc
+}
+
+type sample struct {
+	key   string // name,label=value,... with the labels sorted by name
+	value float64
+}
+
+func (t *tracedMetrics) add(c prometheus.Collector) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.collectors = append(t.collectors, c)
+}
+
+func (t *tracedMetrics) remove(c prometheus.Collector) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.collectors = slices.DeleteFunc(t.collectors, func(x prometheus.Collector) bool { return x == c })
+}
+
+// read returns every counter and gauge sample; ok is false if a metric
+// failed to write itself out, as Gather would have failed.
+func (t *tracedMetrics) read() (out []sample, ok bool) {
+	t.mu.Lock()
+	cols := slices.Clone(t.collectors)
+	t.mu.Unlock()
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		defer close(ch)
+		for _, c := range cols {
+			c.Collect(ch)
+		}
+	}()
+	ok = true
+	var m dto.Metric
+	for metric := range ch {
+		if !ok {
+			continue // drain: the collecting goroutine must finish
+		}
+		m.Reset()
+		if err := metric.Write(&m); err != nil {
+			ok = false
+			continue
+		}
+		var v float64
+		switch {
+		case m.GetCounter() != nil:
+			v = m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			v = m.GetGauge().GetValue()
+		default:
+			continue
+		}
+		// Write gives the labels sorted by name, as Gather does.
+		key := t.name(metric.Desc())
+		for _, l := range m.GetLabel() {
+			key += "," + l.GetName() + "=" + l.GetValue()
+		}
+		out = append(out, sample{key, v})
+	}
+	return out, ok
+}
+
+// name is the metric name of a Desc. Desc keeps it unexported; its String
+// form begins with it, quoted, and is read once per Desc.
+func (t *tracedMetrics) name(d *prometheus.Desc) string {
+	if n, ok := t.names[d]; ok {
+		return n
+	}
+	s := strings.TrimPrefix(d.String(), "Desc{fqName: ")
+	n := s
+	if q, err := strconv.QuotedPrefix(s); err == nil {
+		n, _ = strconv.Unquote(q)
+	}
+	if t.names == nil {
+		t.names = map[*prometheus.Desc]string{}
+	}
+	t.names[d] = n
+	return n
 }

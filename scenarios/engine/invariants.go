@@ -53,11 +53,17 @@ type invariants struct {
 	leaders    int
 	seen       map[string]bool
 	violations []Violation
+
+	// Scratch of check, kept between instants: check runs after every
+	// instant and would otherwise allocate them each time.
+	attached  map[string][]string // volume → nodes its VolumeAttachments say attached to
+	connected []string
+	live      []string
 }
 
 func newInvariants(w *World) *invariants {
 	return &invariants{w: w, events: map[string]int{}, eventsOn: map[string]int{}, dualSince: map[string]dual{},
-		claimSince: map[vaKey]time.Time{}, seen: map[string]bool{}}
+		claimSince: map[vaKey]time.Time{}, seen: map[string]bool{}, attached: map[string][]string{}}
 }
 
 // Violations lists every invariant violation so far.
@@ -151,16 +157,19 @@ func (iv *invariants) check() {
 	}
 	k := w.kube
 	view := k.nodeViews()
-	// single-writer, as the API server records attachments.
-	attached := map[string][]string{}
-	for key, va := range k.vas {
+	// single-writer, as the API server records attachments. vaList is in
+	// volume, node order: each volume's nodes come out sorted.
+	attached := iv.attached
+	for vol, nodes := range attached {
+		attached[vol] = nodes[:0]
+	}
+	for _, va := range k.vaList() {
 		if va.attached {
-			attached[key.vol] = append(attached[key.vol], key.node)
+			attached[va.key.vol] = append(attached[va.key.vol], va.key.node)
 		}
 	}
 	for _, name := range k.order {
 		v, nodes := k.vols[name], attached[name]
-		sort.Strings(nodes)
 		switch {
 		case !v.RWX && len(nodes) > 1, len(nodes) > 2:
 			iv.violate(InvSingleWriter, name, fmt.Sprintf("volume %s attached to %v at once", name, nodes))
@@ -191,12 +200,14 @@ func (iv *invariants) check() {
 		}
 		// The data plane: a filesystem connected on two live nodes.
 		if !v.Block {
-			var live []string
-			for _, n := range w.fab.nodesOf(v.ID) {
+			iv.connected = w.fab.appendNodesOf(iv.connected[:0], v.ID)
+			live := iv.live[:0]
+			for _, n := range iv.connected {
 				if view(n).alive() {
 					live = append(live, n)
 				}
 			}
+			iv.live = live
 			if len(live) > 1 {
 				sort.Strings(live)
 				iv.violate(InvSingleWriter, name+"/dataplane", fmt.Sprintf("filesystem volume %s connected on live nodes %v", name, live))
@@ -213,7 +224,7 @@ func (iv *invariants) check() {
 	// no-stale-claim: a claim of a gone node, or one without its
 	// VolumeAttachment, lapses within grace + one reconcile interval.
 	if c := w.ctrl; c != nil {
-		live := map[vaKey]bool{}
+		var live map[vaKey]bool // made at the first stale claim: there rarely is one
 		for _, name := range k.order {
 			v := k.vols[name]
 			for _, cl := range c.cp.Attachments.Holders(v.ID) {
@@ -222,6 +233,9 @@ func (iv *invariants) check() {
 				stale := view(cl.Node).gone() || !hasVA || va.detaching
 				if !stale {
 					continue
+				}
+				if live == nil {
+					live = map[vaKey]bool{}
 				}
 				live[key] = true
 				since, ok := iv.claimSince[key]

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,6 +71,24 @@ type kubeSim struct {
 	vas       map[vaKey]*vaState
 	goneSince map[string]time.Time // deleted node → when first seen gone
 
+	// nodeWrites counts the writes to Node objects (watchAPI's reactor);
+	// nodeSnap is the picture of the nodes read after nodeSnapAt of them.
+	nodeWrites atomic.Uint64
+	nodeSnap   *nodeSnapshot
+	nodeSnapAt uint64
+	// vaWrites counts the writes to VolumeAttachments (watchAPI's
+	// reactor); attachedPV is what attachedByPV read after attachedPVAt.
+	vaWrites     atomic.Uint64
+	attachedPV   map[string][]string
+	attachedPVAt uint64
+	// plugins: the nodes with a plugin, sorted (pluginNames).
+	plugins []string
+	// vaOrder: the values of vas, sorted by volume then node; nil after
+	// vas gained or lost one (vaList).
+	vaOrder []*vaState
+	// orphanBuf is cleanOrphans' scratch.
+	orphanBuf []orphanMount
+
 	mu     sync.Mutex
 	done   []opResult
 	nudged []string // VolumeAttachments whose retry annotation changed, in watch order
@@ -104,6 +123,10 @@ func (k *kubeSim) node(name string) nodeView {
 	if err != nil {
 		return nodeView{}
 	}
+	return viewOf(n)
+}
+
+func viewOf(n *corev1.Node) nodeView {
 	v := nodeView{exists: n.DeletionTimestamp == nil}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
@@ -118,18 +141,56 @@ func (k *kubeSim) node(name string) nodeView {
 	return v
 }
 
-// nodeViews returns a lookup that reads each node from the API server once:
-// one pass of the loop or of the invariants sees one consistent picture.
-func (k *kubeSim) nodeViews() func(string) nodeView {
-	views := map[string]nodeView{}
-	return func(n string) nodeView {
-		v, ok := views[n]
-		if !ok {
-			v = k.node(n)
-			views[n] = v
-		}
-		return v
+// nodeSnapshot is what the API server says of every node at one moment.
+// It is never changed once built: a lookup handed out keeps its picture.
+type nodeSnapshot struct {
+	names []string // the Node objects, in the API server's List order
+	views map[string]nodeView
+}
+
+// nodes returns the Node objects as the API server has them now. The loop,
+// the kubelet and the invariants look at every node several times per
+// instant, and each read of the fake API server deep-copies the object;
+// Nodes change only through API writes, which the reactor of watchAPI
+// counts, so they are re-read only after one.
+func (k *kubeSim) nodes() (*nodeSnapshot, error) {
+	writes := k.nodeWrites.Load() // before the List: a write during it re-reads next time
+	if k.nodeSnap != nil && k.nodeSnapAt == writes {
+		return k.nodeSnap, nil
 	}
+	list, err := k.w.Kube.CoreV1().Nodes().List(k.w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	s := &nodeSnapshot{names: make([]string, 0, len(list.Items)), views: make(map[string]nodeView, len(list.Items))}
+	for i := range list.Items {
+		n := &list.Items[i]
+		s.names = append(s.names, n.Name)
+		s.views[n.Name] = viewOf(n)
+	}
+	k.nodeSnap, k.nodeSnapAt = s, writes
+	return s, nil
+}
+
+// nodeViews returns a lookup that sees one consistent picture of the
+// nodes: one pass of the loop or of the invariants decides on it. A node
+// the API server does not have reads as the zero view, as a failed Get did.
+func (k *kubeSim) nodeViews() func(string) nodeView {
+	s, err := k.nodes()
+	if err != nil {
+		// The API server failed the List: read node by node, each once,
+		// as a Get that fails reads as a node that does not exist.
+		views := map[string]nodeView{}
+		return func(n string) nodeView {
+			v, ok := views[n]
+			if !ok {
+				v = k.node(n)
+				views[n] = v
+			}
+			return v
+		}
+	}
+	return func(n string) nodeView { return s.views[n] }
 }
 
 // gone: the node will not come back for its pods (deleted, or declared
@@ -184,19 +245,10 @@ func (k *kubeSim) sync() error {
 			}
 		}
 	}
-	keys := make([]vaKey, 0, len(k.vas))
-	for key := range k.vas {
-		keys = append(keys, key)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].vol != keys[j].vol {
-			return keys[i].vol < keys[j].vol
-		}
-		return keys[i].node < keys[j].node
-	})
-	w.order.shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
-	for _, key := range keys {
-		va := k.vas[key]
+	vas := slices.Clone(k.vaList()) // the cached sorted list, shuffled here
+	w.order.shuffle(len(vas), func(i, j int) { vas[i], vas[j] = vas[j], vas[i] })
+	for _, va := range vas {
+		key := va.key
 		if va.inflight {
 			continue
 		}
@@ -228,6 +280,39 @@ func (k *kubeSim) sync() error {
 		}
 	}
 	return nil
+}
+
+// vaList returns the VolumeAttachments of vas sorted by volume, then
+// node: the order the loop and the invariants work in. Most instants
+// change no VolumeAttachment, so the order is kept and rebuilt only after
+// vas gained or lost one (createVA and complete clear it). Callers must not
+// modify it.
+func (k *kubeSim) vaList() []*vaState {
+	if k.vaOrder != nil {
+		return k.vaOrder
+	}
+	list := make([]*vaState, 0, len(k.vas)) // never nil: nil means "rebuild"
+	for _, va := range k.vas {
+		list = append(list, va)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].key.vol != list[j].key.vol {
+			return list[i].key.vol < list[j].key.vol
+		}
+		return list[i].key.node < list[j].key.node
+	})
+	k.vaOrder = list
+	return list
+}
+
+// pluginNames is w.nodeNames, kept between passes: node plugins are only
+// ever added (addNodePlugin), so a change in their number is a change in
+// the set. Callers must not modify it.
+func (k *kubeSim) pluginNames() []string {
+	if len(k.plugins) != len(k.w.nodes) {
+		k.plugins = k.w.nodeNames()
+	}
+	return k.plugins
 }
 
 // nextDue is the earliest instant the loop has work (a retry, a forced
@@ -262,27 +347,32 @@ func (k *kubeSim) nextDue(now time.Time) (time.Time, bool) {
 // pods.
 func (k *kubeSim) reschedule(view func(string) nodeView) {
 	now := k.w.Clock.Now()
-	evict := map[string]bool{}
-	for _, n := range k.w.nodeNames() {
+	var evict []string // the nodes whose pods go now; almost always none
+	for _, n := range k.pluginNames() {
 		v := view(n)
 		switch {
 		case v.outOfService:
-			evict[n] = true // the taint's point: evict and detach at once
+			evict = append(evict, n) // the taint's point: evict and detach at once
 		case !v.exists:
 			since, ok := k.goneSince[n]
 			if !ok {
 				since = now
 				k.goneSince[n] = now
 			}
-			evict[n] = !now.Before(since.Add(podGCQuarantine))
+			if !now.Before(since.Add(podGCQuarantine)) {
+				evict = append(evict, n)
+			}
 		default:
 			delete(k.goneSince, n)
 		}
 	}
+	if len(evict) == 0 {
+		return
+	}
 	for _, name := range k.order {
 		pl := k.placement[name]
 		for i, n := range pl {
-			if !evict[n] {
+			if !slices.Contains(evict, n) {
 				continue
 			}
 			target := k.pickNode(view, pl)
@@ -307,7 +397,7 @@ func (k *kubeSim) pickNode(view func(string) nodeView, exclude []string) string 
 		}
 	}
 	best, bestLoad := "", 0
-	for _, n := range k.w.nodeNames() {
+	for _, n := range k.pluginNames() {
 		if slices.Contains(exclude, n) || !view(n).alive() {
 			continue
 		}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"sort"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -13,24 +12,47 @@ import (
 // uses any more: after a restart, a partition or a reboot, volumes that
 // moved away while it was gone are still connected there.
 func (k *kubeSim) cleanOrphans(view func(string) nodeView) error {
-	for _, name := range k.order {
-		v := k.vols[name]
-		nodes := k.w.fab.nodesOf(v.ID)
-		sort.Strings(nodes)
-		for _, n := range nodes {
+	// Find the orphans of every volume under one lock of the fabric: this
+	// runs in every pass and almost never finds one. Unmounting one changes
+	// nothing the search of the others reads (its own device, nothing of
+	// the VolumeAttachments or the nodes), so searching first is the same
+	// as searching volume by volume.
+	orphans := k.orphanBuf[:0]
+	f := k.w.fab
+	f.mu.Lock()
+	for i, name := range k.order {
+		for _, n := range f.connected[k.vols[name].ID] { // sorted
 			if va, ok := k.vas[vaKey{name, n}]; (ok && va.staged) || !view(n).alive() {
 				continue
 			}
-			node := k.w.nodes[n]
-			if err := node.unstage(k.w, v); err != nil {
-				k.w.record(trace.KindKubelet, map[string]any{trace.FieldVolume: name, trace.FieldNode: n, trace.FieldOp: "orphan-unmount-failed",
-					trace.FieldCode: status.Code(err).String()})
-				continue
-			}
-			k.w.record(trace.KindKubelet, map[string]any{trace.FieldVolume: name, trace.FieldNode: n, trace.FieldOp: "orphan-unmounted"})
+			orphans = append(orphans, orphanMount{i, n})
 		}
 	}
+	f.mu.Unlock()
+	k.orphanBuf = orphans
+	if len(orphans) == 0 {
+		return nil
+	}
+	// In volume order, each volume's nodes sorted (fabric.connected is).
+	for _, o := range orphans {
+		name, n := k.order[o.vol], o.node
+		v := k.vols[name]
+		node := k.w.nodes[n]
+		if err := node.unstage(k.w, v); err != nil {
+			k.w.record(trace.KindKubelet, map[string]any{trace.FieldVolume: name, trace.FieldNode: n, trace.FieldOp: "orphan-unmount-failed",
+				trace.FieldCode: status.Code(err).String()})
+			continue
+		}
+		k.w.record(trace.KindKubelet, map[string]any{trace.FieldVolume: name, trace.FieldNode: n, trace.FieldOp: "orphan-unmounted"})
+	}
 	return nil
+}
+
+// orphanMount is a volume (its index in kubeSim.order) connected on a node
+// where no pod of it runs.
+type orphanMount struct {
+	vol  int
+	node string
 }
 
 // stage is the kubelet mounting the volume for its pod; a failure is

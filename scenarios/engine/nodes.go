@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/mount-utils"
 	utilexec "k8s.io/utils/exec"
 	testingexec "k8s.io/utils/exec/testing"
@@ -76,31 +76,33 @@ func (n *simNode) unstage(w *World, v *Volume) error {
 // reads them), shared by every node.
 type fabric struct {
 	mu        sync.Mutex
-	formatted map[string]string          // volume ID → filesystem
-	connected map[string]map[string]bool // volume ID → nodes
-	devices   map[string]string          // device path → volume ID
-	paths     map[string]*nvmePath       // volume ID@node → its NVMe/TCP controller
+	formatted map[string]string // volume ID → filesystem
+	// connected: volume ID → the nodes that have it connected, sorted. A
+	// set kept as a slice: the kubelet and the invariants walk it for every
+	// volume after every instant, and it changes only on connect and
+	// disconnect.
+	connected map[string][]string
+	devices   map[string]string    // device path → volume ID
+	paths     map[string]*nvmePath // volume ID@node → its NVMe/TCP controller
 }
 
 func pathKey(volumeID, node string) string { return volumeID + "@" + node }
 
 func (w *World) fabric() *fabric {
 	if w.fab == nil {
-		w.fab = &fabric{formatted: map[string]string{}, connected: map[string]map[string]bool{}, devices: map[string]string{},
+		w.fab = &fabric{formatted: map[string]string{}, connected: map[string][]string{}, devices: map[string]string{},
 			paths: map[string]*nvmePath{}}
 	}
 	return w.fab
 }
 
-// nodesOf lists the nodes that have the volume's device connected.
-func (f *fabric) nodesOf(volumeID string) []string {
+// appendNodesOf appends to buf the nodes that have the volume's device
+// connected, sorted: the kubelet and the invariants ask for
+// every volume after every instant, into a buffer they keep.
+func (f *fabric) appendNodesOf(buf []string, volumeID string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
-	for n := range f.connected[volumeID] {
-		out = append(out, n)
-	}
-	return out
+	return append(buf, f.connected[volumeID]...)
 }
 
 // simPlane is the in-memory data plane: "connecting" a volume creates a small
@@ -146,10 +148,10 @@ func (p *simPlane) Attach(_ context.Context, t dataplane.Target) (string, error)
 		return "", err
 	}
 	p.fab.mu.Lock()
-	if p.fab.connected[t.VolumeID] == nil {
-		p.fab.connected[t.VolumeID] = map[string]bool{}
+	if nodes := p.fab.connected[t.VolumeID]; !slices.Contains(nodes, p.node) {
+		i, _ := slices.BinarySearch(nodes, p.node)
+		p.fab.connected[t.VolumeID] = slices.Insert(slices.Clip(nodes), i, p.node)
 	}
-	p.fab.connected[t.VolumeID][p.node] = true
 	p.fab.devices[dev] = t.VolumeID
 	p.fab.paths[pathKey(t.VolumeID, p.node)] = path
 	p.fab.mu.Unlock()
@@ -160,7 +162,7 @@ func (p *simPlane) Attach(_ context.Context, t dataplane.Target) (string, error)
 func (p *simPlane) Device(_ context.Context, t dataplane.Target) (string, error) {
 	p.fab.mu.Lock()
 	defer p.fab.mu.Unlock()
-	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; p.fab.connected[t.VolumeID][p.node] && path != nil && path.state != pathDeleted {
+	if path := p.fab.paths[pathKey(t.VolumeID, p.node)]; slices.Contains(p.fab.connected[t.VolumeID], p.node) && path != nil && path.state != pathDeleted {
 		return p.device(t), nil
 	}
 	return "", nil
@@ -179,7 +181,9 @@ func (p *simPlane) ControllerState(_ context.Context, t dataplane.Target) (strin
 // Detach is nvme disconnect: it works whatever the controller's state.
 func (p *simPlane) Detach(_ context.Context, t dataplane.Target) error {
 	p.fab.mu.Lock()
-	delete(p.fab.connected[t.VolumeID], p.node)
+	if nodes := p.fab.connected[t.VolumeID]; slices.Contains(nodes, p.node) {
+		p.fab.connected[t.VolumeID] = slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == p.node })
+	}
 	delete(p.fab.paths, pathKey(t.VolumeID, p.node))
 	p.fab.mu.Unlock()
 	return nil
@@ -241,15 +245,17 @@ func (w *World) nodeNames() []string {
 	return names
 }
 
-// ensureNodePlugins gives every Node object a plugin (node.create).
+// ensureNodePlugins gives every Node object a plugin (node.create). It
+// reads the nodes through the engine's picture of them (kubeSim.nodes),
+// which lists them again only after a write.
 func (w *World) ensureNodePlugins() error {
-	list, err := w.Kube.CoreV1().Nodes().List(w.ctx, metav1.ListOptions{})
+	s, err := w.kube.nodes()
 	if err != nil {
 		return err
 	}
-	for _, n := range list.Items {
-		if _, ok := w.nodes[n.Name]; !ok {
-			if err := w.addNodePlugin(n.Name); err != nil {
+	for _, n := range s.names {
+		if _, ok := w.nodes[n]; !ok {
+			if err := w.addNodePlugin(n); err != nil {
 				return err
 			}
 		}

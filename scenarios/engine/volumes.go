@@ -135,18 +135,40 @@ func (w *World) AttachedTo(volume string) []string {
 	if !ok {
 		return nil
 	}
-	list, err := w.Kube.StorageV1().VolumeAttachments().List(w.ctx, metav1.ListOptions{})
+	attached, err := w.kube.attachedByPV()
 	if err != nil {
 		return nil
 	}
-	var out []string
+	return slices.Clone(attached["pv-"+v.Name])
+}
+
+// attachedByPV is, per PersistentVolume, the nodes whose VolumeAttachment
+// says attached, sorted, as the API server has them now. Expectations ask
+// after every instant, volume by volume, and each List of the fake API
+// server deep-copies every VolumeAttachment; they change only through API
+// writes, which the reactor of watchAPI counts, so they are listed again
+// only after one.
+func (k *kubeSim) attachedByPV() (map[string][]string, error) {
+	writes := k.vaWrites.Load() // before the List: a write during it lists again next time
+	if k.attachedPV != nil && k.attachedPVAt == writes {
+		return k.attachedPV, nil
+	}
+	list, err := k.w.Kube.StorageV1().VolumeAttachments().List(k.w.ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]string{}
 	for _, va := range list.Items {
-		if va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil && *va.Spec.Source.PersistentVolumeName == "pv-"+v.Name {
-			out = append(out, va.Spec.NodeName)
+		if va.Status.Attached && va.Spec.Source.PersistentVolumeName != nil {
+			pv := *va.Spec.Source.PersistentVolumeName
+			m[pv] = append(m[pv], va.Spec.NodeName)
 		}
 	}
-	sort.Strings(out)
-	return out
+	for _, nodes := range m {
+		sort.Strings(nodes)
+	}
+	k.attachedPV, k.attachedPVAt = m, writes
+	return m, nil
 }
 
 // Claims lists the nodes holding a claim on the volume in the serving
