@@ -272,7 +272,14 @@ func (l *link) read(dir direction, src io.Reader, out chan<- chunk) {
 	var (
 		jitter   *jitterStream
 		jitterOf *latencyToxic
-		buf      = make([]byte, chunkSize)
+		// The delay drawn for the last arrival instant: how the bytes
+		// written at one instant are split into reads depends on goroutine
+		// scheduling, so a draw per read would make the jitter stream (and
+		// the delays of everything after) differ between runs of one seed.
+		// One draw per instant with traffic does not.
+		drawnAt    time.Time
+		drawnDelay time.Duration
+		buf        = make([]byte, chunkSize)
 	)
 	stamp := func(c chunk) chunk {
 		c.at = l.n.clk.Now()
@@ -281,9 +288,12 @@ func (l *link) read(dir direction, src io.Reader, out chan<- chunk) {
 		l.n.mu.Unlock()
 		if lat != nil {
 			if jitterOf != lat {
-				jitter, jitterOf = lat.stream(l.id, dir), lat
+				jitter, jitterOf, drawnAt = lat.stream(l.id, dir), lat, time.Time{}
 			}
-			c.delay, c.lat = jitter.next(), lat
+			if drawnAt.IsZero() || !c.at.Equal(drawnAt) {
+				drawnAt, drawnDelay = c.at, jitter.next()
+			}
+			c.delay, c.lat = drawnDelay, lat
 		}
 		return c
 	}

@@ -35,8 +35,11 @@ func init() {
 //
 // Jitter is drawn, as toxiproxy draws it, uniformly from [Latency-Jitter,
 // Latency+Jitter), from one stream per connection and direction seeded with
-// (Seed, dial order, direction): the same scenario with the same seed delays
-// the same chunks by the same amounts, whatever the goroutine scheduling.
+// (Seed, dial order, direction), one draw per instant at which the direction
+// carries traffic (all that arrives at one clock instant shares its delay):
+// how bytes written at one instant split into chunks depends on goroutine
+// scheduling, the instants do not, so the same scenario with the same seed
+// delays the same bytes by the same amounts, whatever the scheduling.
 // Seed 0 means Targets.Seed. Undo releases held chunks at once, as removing
 // a toxiproxy toxic does.
 type NetworkLatency struct {

@@ -236,3 +236,57 @@ func equalDurations(a, b []time.Duration) bool {
 	}
 	return true
 }
+
+// TestJitterIsDrawnPerInstant: the bytes written at one instant share one
+// delay, however they are split into reads, so the jitter stream does not
+// depend on goroutine scheduling (the scenario engine replays a seed to one
+// trace; a draw per read made network.latency with jitter differ run to run).
+func TestJitterIsDrawnPerInstant(t *testing.T) {
+	clk := clock.NewMock()
+	n, fars := pipeNetwork(t, clk)
+	client, err := n.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	far := <-fars
+	apply(t, "network.latency", map[string]string{"latency": "100ms", "jitter": "50ms", "seed": "7"}, Targets{Network: n})
+	want := (&latencyToxic{latency: 100 * time.Millisecond, jitter: 50 * time.Millisecond, seed: 7}).stream(1, upstream)
+	first, second := want.next(), want.next()
+
+	got := readAsync(far)
+	if _, err := client.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first chunk to be held", func() bool { return n.Stats().Parked == 1 })
+	// A second read at the same instant: a separate chunk, the same delay.
+	if _, err := client.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	// net.Pipe's Write returned once the proxy read "b"; the reader stamps
+	// it right after. Give it that moment before the clock moves.
+	time.Sleep(20 * time.Millisecond)
+	clk.Add(first)
+	if s := awaitString(t, got); s != "a" {
+		t.Fatalf("got %q", s)
+	}
+	got = readAsync(far)
+	eventually(t, "the second chunk to be delivered", func() bool { return n.Stats().Parked == 0 })
+	if s := awaitString(t, got); s != "b" {
+		t.Fatalf("got %q", s)
+	}
+	// The next instant with traffic takes the stream's second draw.
+	clk.Add(time.Second)
+	got = readAsync(far)
+	if _, err := client.Write([]byte("c")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the third chunk to be held", func() bool { return n.Stats().Parked == 1 })
+	if d := n.Stats().NextRelease.Sub(clk.Now()); d != second {
+		t.Fatalf("a chunk at a new instant delayed %s, want the stream's second draw %s (first %s)", d, second, first)
+	}
+	clk.Add(second)
+	if s := awaitString(t, got); s != "c" {
+		t.Fatalf("got %q", s)
+	}
+}

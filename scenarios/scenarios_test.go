@@ -143,6 +143,10 @@ func TestPlantedBugs(t *testing.T) {
 			`{volumes: "{db,vm}-*", attachedTo: [], within: 1m0s}: not within 1m0s`},
 		{"grace period ignored", "node-deletion-grace.yaml", engine.Bugs{IgnoreGracePeriod: true},
 			`{claims: {volume: "db-*", nodes: [node-a]}, always: 29s}: broken at`},
+		{"unpublish needs RDS, RDS hung", "rds-hang-leader-failover.yaml", engine.Bugs{UnpublishNeedsRDS: true},
+			`{volumes: db-3, attachedTo: [], within: 10s}: not within 10s`},
+		{"unpublish needs RDS, link dark", "network-toxics.yaml", engine.Bugs{UnpublishNeedsRDS: true},
+			`{volumes: db-3, attachedTo: [], within: 10s}: not within 10s`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res := run(t, c.file, runner.Options{Bugs: c.bugs})

@@ -147,7 +147,7 @@ var faults = []Fault{
 			"Undo releases held chunks at once.",
 		Params: []Param{
 			{Name: "latency", Kind: Duration, Required: true, Doc: "one-way delay, e.g. 250ms"},
-			{Name: "jitter", Kind: Duration, Default: "0s", Doc: "each chunk's delay is drawn uniformly from [latency-jitter, latency+jitter)"},
+			{Name: "jitter", Kind: Duration, Default: "0s", Doc: "the delay of what arrives at one instant is drawn uniformly from [latency-jitter, latency+jitter)"},
 			{Name: "seed", Kind: Seed, Doc: "seed of the jitter streams; default: the scenario's seed"},
 		}},
 	{Name: NodeNotReady, Undoable: true,

@@ -164,7 +164,12 @@ func (iv *invariants) check() {
 		attached[vol] = nodes[:0]
 	}
 	for _, va := range k.vaList() {
-		if va.attached {
+		// A VolumeAttachment left on a gone node (deleted, or out of
+		// service: fenced by its administrator) is no writer: the driver
+		// frees such a claim after its grace on purpose, while the
+		// attacher may still be backing off its detach. The data-plane
+		// check below still catches a write from such a node.
+		if va.attached && !view(va.key.node).gone() {
 			attached[va.key.vol] = append(attached[va.key.vol], va.key.node)
 		}
 	}
@@ -230,7 +235,12 @@ func (iv *invariants) check() {
 			for _, cl := range c.cp.Attachments.Holders(v.ID) {
 				key := vaKey{name, cl.Node}
 				va, hasVA := k.vas[key]
-				stale := view(cl.Node).gone() || !hasVA || va.detaching
+				// A detaching attachment whose volume is still mounted on a node
+				// that is not gone waits for the kubelet's unmount, or for the
+				// attach-detach controller's maxWaitForUnmount: the claim is
+				// rightly held until the detach is asked of the driver.
+				unmounting := hasVA && va.detaching && va.staged && now.Before(va.detachAsked.Add(maxWaitForUnmount))
+				stale := view(cl.Node).gone() || !hasVA || (va.detaching && !unmounting)
 				if !stale {
 					continue
 				}

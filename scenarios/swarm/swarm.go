@@ -3,6 +3,7 @@ package swarm
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,7 +27,7 @@ const settleWithin = 20 * time.Second
 // applicable) and how its parameters and duration are drawn.
 type draw struct {
 	fault  string
-	target string // "rds", "node" (the drawn node) or "controller"
+	target string // "rds", "network", "node" (the drawn node) or "controller"
 	// params draws the parameters and how long the fault lasts (0: the step
 	// has no for:). node and lasts are drawn for every step, used or not, so
 	// that each entry consumes the random stream as the schedule always has.
@@ -35,17 +36,65 @@ type draw struct {
 
 const (
 	onRDS        = "rds"
+	onNetwork    = "network" // the link between the controller and RDS
 	onNode       = "node"
 	onController = "controller"
 )
 
 // mix is what a step draws from, each entry as likely as the others: rds.crash
-// is listed twice so that RDS outages, the case the driver exists for, make up
-// a fifth of the schedule.
+// is listed twice so that RDS outages, the case the driver exists for, stay
+// the most frequent fault. Every catalogued fault is in it but
+// controller.restart, which controller.crash's Undo performs.
+//
+// The parameters are chosen so that the settle step's expectations (RDS and
+// the Probe back within settleWithin of a quiet minute) and every invariant
+// hold for the driver's documented behaviour (driver/rds.ManagerConfig:
+// health check every 10s, 5s timeout, reconnect backoff 1s doubling to 16s
+// ±10%, 10s connect timeout):
+//
+//   - rds.hang, rds.latency and network.latency may exceed the health
+//     timeout; the Probe then goes not-ready, which probe-follows-rds allows
+//     (it only bounds how long the Probe may stay ready while RDS is
+//     unreachable), and everything is back one backoff step after the fault.
+//   - network.reset_peer resets at once (timeout 0): with a timeout the
+//     driver would connect, serve and be reset every timeout, ready in
+//     between, while the engine counts the whole toxic as an outage
+//     (probe-follows-rds would fail on a correct driver).
+//   - rds.slow-reconnect lasts no longer than its delay: the engine counts
+//     the fault as an outage until its Undo, so an RDS that accepted again
+//     before the Undo would make a correct driver's Probe "late".
 var mix = []draw{
 	{catalog.RDSCrash, onRDS, lasting},
 	{catalog.RDSCrash, onRDS, lasting},
 	{catalog.RDSRefuse, onRDS, lasting},
+	{catalog.RDSRestart, onRDS, event}, // a reboot: connections drop, it serves again at once
+	{catalog.RDSHang, onRDS, lasting},
+	{catalog.RDSLatency, onRDS, func(rng *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
+		return map[string]string{"latency": spec.FormatDuration(pick(rng, rdsLatencies))}, lasts
+	}},
+	{catalog.RDSSlowReconnect, onRDS, func(rng *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
+		// The delay is at least the fault's duration: either the Undo
+		// cuts the refusal short or both end at one instant.
+		delay := lasts + time.Duration(rng.IntN(120))*time.Second
+		return map[string]string{"delay": spec.FormatDuration(delay)}, lasts
+	}},
+	{catalog.NetworkLatency, onNetwork, func(rng *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
+		lat := pick(rng, networkLatencies)
+		jitter := time.Duration(rng.Int64N(int64(lat)/2 + 1)).Truncate(time.Millisecond)
+		return map[string]string{"latency": spec.FormatDuration(lat), "jitter": spec.FormatDuration(jitter)}, lasts
+	}},
+	{catalog.NetworkTimeout, onNetwork, func(rng *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
+		// Half the time a black hole that never gives up, half the time
+		// one that closes connections and fails dials after 1..60s.
+		timeout := time.Duration(0)
+		if rng.IntN(2) == 1 {
+			timeout = time.Duration(1+rng.IntN(60)) * time.Second
+		}
+		return map[string]string{"timeout": spec.FormatDuration(timeout)}, lasts
+	}},
+	{catalog.NetworkResetPeer, onNetwork, func(_ *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
+		return map[string]string{"timeout": "0s"}, lasts
+	}},
 	{catalog.RDSFailNext, onRDS, func(rng *rand.Rand, _ string, _ time.Duration) (map[string]string, time.Duration) {
 		return map[string]string{"count": strconv.Itoa(1 + rng.IntN(5))}, 0
 	}},
@@ -55,15 +104,27 @@ var mix = []draw{
 	{catalog.ControllerCrash, onController, func(rng *rand.Rand, _ string, _ time.Duration) (map[string]string, time.Duration) {
 		return nil, time.Duration(5+rng.IntN(60)) * time.Second
 	}},
-	{catalog.LeaderLoss, onController, func(*rand.Rand, string, time.Duration) (map[string]string, time.Duration) {
-		return nil, 0
-	}},
+	{catalog.LeaderLoss, onController, event},
 	{catalog.KubeVirtMigrate, onController, func(rng *rand.Rand, node string, _ time.Duration) (map[string]string, time.Duration) {
 		vm := "vm-" + strconv.Itoa(1+rng.IntN(2))
 		delay := time.Duration(rng.IntN(60)) * time.Second
 		return map[string]string{"vm": vm, "to": node, "delay": spec.FormatDuration(delay)}, 0
 	}},
 }
+
+// rdsLatencies: a busy box, from barely noticeable to past the health
+// timeout (5s), where the driver must call RDS unavailable.
+var rdsLatencies = []time.Duration{50 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second,
+	4 * time.Second, 6 * time.Second, 12 * time.Second}
+
+// networkLatencies: one-way delays, from a slow WAN to a link so slow that
+// an SSH handshake (several round trips) no longer fits the connect timeout.
+var networkLatencies = []time.Duration{20 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	time.Second, 3 * time.Second}
+
+func pick(rng *rand.Rand, from []time.Duration) time.Duration { return from[rng.IntN(len(from))] }
+
+func event(*rand.Rand, string, time.Duration) (map[string]string, time.Duration) { return nil, 0 }
 
 func lasting(_ *rand.Rand, _ string, lasts time.Duration) (map[string]string, time.Duration) {
 	return nil, lasts
@@ -96,6 +157,14 @@ func Scenario(seed int64) *spec.Scenario {
 		},
 	}
 	busy := map[string]time.Duration{} // until when a target suffers a fault
+	vmOn := map[string]string{}        // where each VM runs, as far as the schedule says
+	for _, set := range sc.Volumes {
+		for _, v := range set.Volumes {
+			if v.Mode == spec.Block {
+				vmOn[v.Name] = v.AttachedTo
+			}
+		}
+	}
 	at, lastEnd := time.Duration(0), time.Duration(0)
 	for at < Span {
 		at += time.Duration(10+rng.IntN(170)) * time.Second
@@ -113,6 +182,19 @@ func Scenario(seed int64) *spec.Scenario {
 			continue
 		}
 		params, lasts := d.params(rng, node, lasts)
+		if d.fault == catalog.KubeVirtMigrate {
+			// KubeVirt never migrates a VM to the node it runs on (the
+			// engine would read the hand-off as the VM leaving its only
+			// node): move it to the next node instead. Where the VM runs is
+			// where its last migration sent it; an aborted one leaves it on
+			// its source, which this cannot know, and that migration then
+			// fails to apply (TolerateActionErrors).
+			vm := params["vm"]
+			if params["to"] == vmOn[vm] {
+				params["to"] = nodes[(slices.Index(nodes, vmOn[vm])+1)%len(nodes)]
+			}
+			vmOn[vm] = params["to"]
+		}
 		sc.Timeline = append(sc.Timeline, spec.Step{At: at, Do: &spec.Action{Name: d.fault, Params: params}, For: lasts})
 		if lasts > 0 {
 			lastEnd = max(lastEnd, at+lasts)

@@ -53,11 +53,18 @@ func TestGeneratedScenariosParseBack(t *testing.T) {
 	}
 }
 
+// firstSeeds is how many seeds must be enough for every fault of the mix to
+// be drawn at least once: a fault that joins the mix must show up in a short
+// swarm run (make scenarios runs 50 seeds), not only in a long one.
+const firstSeeds = 20
+
 // TestOnlyCatalogueFaults: every action is a catalogued fault with its own
-// parameters, only undoable faults are given a duration, and every entry of
-// the mix is drawn.
+// parameters, only undoable faults are given a duration, every catalogued
+// fault is in the mix (controller.restart is controller.crash's Undo), and
+// each is drawn within the first firstSeeds seeds.
 func TestOnlyCatalogueFaults(t *testing.T) {
 	drawn := map[string]bool{}
+	firstDrawn := map[string]int64{}
 	for seed := int64(1); seed <= seeds; seed++ {
 		for _, st := range Scenario(seed).Timeline {
 			if st.Do == nil {
@@ -76,11 +83,77 @@ func TestOnlyCatalogueFaults(t *testing.T) {
 				t.Errorf("seed %d: %s is an event but lasts %v", seed, f.Name, st.For)
 			}
 			drawn[st.Do.Name] = true
+			if _, ok := firstDrawn[st.Do.Name]; !ok {
+				firstDrawn[st.Do.Name] = seed
+			}
 		}
 	}
 	for _, d := range mix {
 		if !drawn[d.fault] {
 			t.Errorf("%s is in the mix but no seed drew it", d.fault)
+		}
+	}
+	inMix := map[string]bool{}
+	for _, d := range mix {
+		inMix[d.fault] = true
+	}
+	for _, name := range catalog.Names() {
+		if name == catalog.ControllerRestart {
+			continue
+		}
+		if !inMix[name] {
+			t.Errorf("%s is catalogued but not in the swarm's mix", name)
+			continue
+		}
+		if first, ok := firstDrawn[name]; !ok || first > firstSeeds {
+			t.Errorf("%s is first drawn by seed %d, want one of seeds 1..%d", name, first, firstSeeds)
+		}
+	}
+	// The faults that joined the mix once the engine's barrier became exact
+	// (timing-sensitive ones): named here so that dropping one from the mix
+	// is a test failure, not a quiet loss of coverage.
+	for _, name := range []string{catalog.RDSHang, catalog.RDSLatency, catalog.RDSSlowReconnect,
+		catalog.NetworkLatency, catalog.NetworkTimeout, catalog.NetworkResetPeer} {
+		if first, ok := firstDrawn[name]; !ok || first > firstSeeds {
+			t.Errorf("%s: first drawn by seed %d, want one of seeds 1..%d", name, first, firstSeeds)
+		}
+	}
+}
+
+// TestParametersHeal: the parameters the mix draws are the ones its comment
+// promises, those for which the settle step and every invariant hold.
+func TestParametersHeal(t *testing.T) {
+	for seed := int64(1); seed <= seeds; seed++ {
+		for _, st := range Scenario(seed).Timeline {
+			if st.Do == nil {
+				continue
+			}
+			p := st.Do.Params
+			dur := func(name string) time.Duration {
+				d, err := time.ParseDuration(p[name])
+				if err != nil {
+					t.Fatalf("seed %d: %s %s=%q: %v", seed, st.Do.Name, name, p[name], err)
+				}
+				return d
+			}
+			switch st.Do.Name {
+			case catalog.NetworkResetPeer:
+				if dur("timeout") != 0 {
+					t.Errorf("seed %d: %s", seed, st.Do.String())
+				}
+			case catalog.RDSSlowReconnect:
+				if dur("delay") < st.For {
+					t.Errorf("seed %d: %s lasts %v, past its delay", seed, st.Do.String(), st.For)
+				}
+			case catalog.NetworkLatency:
+				if j, l := dur("jitter"), dur("latency"); j < 0 || j > l {
+					t.Errorf("seed %d: %s", seed, st.Do.String())
+				}
+			}
+			if f, _ := catalog.Lookup(st.Do.Name); f.Undoable && st.For == 0 && st.Do.Name != catalog.RDSFailNext &&
+				st.Do.Name != catalog.NodeDelete && st.Do.Name != catalog.NodeNotReady && st.Do.Name != catalog.NodeOutOfService {
+				t.Errorf("seed %d: %s never ends", seed, st.Do.String())
+			}
 		}
 	}
 }
@@ -112,6 +185,8 @@ func targetOf(t *testing.T, a *spec.Action) string {
 	switch family {
 	case "rds":
 		return onRDS
+	case "network":
+		return onNetwork
 	case "node":
 		return a.Params["node"]
 	case "controller", "leader", "kubevirt":
@@ -150,5 +225,35 @@ func TestEverythingMustHeal(t *testing.T) {
 		if !slices.Equal(sc.Invariants, invariants) {
 			t.Fatalf("seed %d: invariants %v, want every one: %v", seed, sc.Invariants, invariants)
 		}
+	}
+}
+
+// TestMigrationsMoveVMs: no generated migration sends a VM to the node the
+// schedule left it on (KubeVirt never does; the engine would read the
+// hand-off as the VM leaving its only node).
+func TestMigrationsMoveVMs(t *testing.T) {
+	moved := 0
+	for seed := int64(1); seed <= seeds; seed++ {
+		sc := Scenario(seed)
+		on := map[string]string{}
+		for _, set := range sc.Volumes {
+			for _, v := range set.Volumes {
+				on[v.Name] = v.AttachedTo
+			}
+		}
+		for _, st := range sc.Timeline {
+			if st.Do == nil || st.Do.Name != catalog.KubeVirtMigrate {
+				continue
+			}
+			vm, to := st.Do.Params["vm"], st.Do.Params["to"]
+			if on[vm] == to {
+				t.Fatalf("seed %d: %s at %v: %s already runs on %s", seed, st.Do.String(), st.At, vm, to)
+			}
+			on[vm] = to
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no migrations drawn")
 	}
 }
