@@ -20,6 +20,7 @@ const (
 	InvProbeFollowsRDS = "probe-follows-rds"
 	InvNoRestartLoop   = "no-restart-loop"
 	InvSurvivorsKeep   = "survivors-keep-volumes"
+	InvAttachedClaim   = "attached-has-claim"
 )
 
 // Violation is one broken invariant.
@@ -229,6 +230,7 @@ func (iv *invariants) check() {
 	// no-stale-claim: a claim of a gone node, or one without its
 	// VolumeAttachment, lapses within grace + one reconcile interval.
 	if c := w.ctrl; c != nil {
+		iv.attachedHasClaim(c, view)
 		var live map[vaKey]bool // made at the first stale claim: there rarely is one
 		for _, name := range k.order {
 			v := k.vols[name]
@@ -287,5 +289,29 @@ func (iv *invariants) check() {
 	if total > w.timelineRestarts {
 		iv.violate(InvNoRestartLoop, "controller", fmt.Sprintf("controller replicas restarted %d times, the timeline caused %d",
 			total, w.timelineRestarts))
+	}
+}
+
+// attachedHasClaim: a VolumeAttachment the attacher marked attached on a
+// node that is not gone is backed by the leader's claim for that node, once
+// the leader has rebuilt its claims. The reverse direction is no-stale-claim.
+func (iv *invariants) attachedHasClaim(c *controller, view func(string) nodeView) {
+	if c.cp.Ready() != nil {
+		return
+	}
+	k := iv.w.kube
+	for _, va := range k.vaList() {
+		if !va.attached || va.detaching || view(va.key.node).gone() {
+			continue
+		}
+		v := k.vols[va.key.vol]
+		held := false
+		for _, cl := range c.cp.Attachments.Holders(v.ID) {
+			held = held || cl.Node == va.key.node
+		}
+		if !held {
+			iv.violate(InvAttachedClaim, va.key.vol+"@"+va.key.node, fmt.Sprintf(
+				"VolumeAttachment of volume %s on node %s says attached, and the controller holds no claim for it", va.key.vol, va.key.node))
+		}
 	}
 }

@@ -226,6 +226,8 @@ var invariants = []InvariantSpec{
 	{"probe-follows-rds", "Probe reports not-ready while RDS is unreachable and ready once it is reachable " +
 		"again, each within one backoff step."},
 	{"no-restart-loop", "No component restarts unless the timeline crashes it."},
+	{"attached-has-claim", "Every VolumeAttachment marked attached on a node that is not gone is backed by the " +
+		"serving controller's claim for that node: Kubernetes never believes in an attachment the driver did not grant."},
 	{"survivors-keep-volumes", "A volume mounted on a node that stays up keeps its NVMe/TCP controller through " +
 		"an RDS outage of any length (ctrl_loss_tmo) and reconnects by itself: nothing is remounted or detached."},
 }

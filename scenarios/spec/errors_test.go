@@ -134,7 +134,7 @@ var errorCases = []struct {
 
 	// invariants
 	{"unknown invariant", head + "  - {at: 1m, do: rds.crash}\ninvariants:\n  - single-writer\n  - no-data-loss\n", 8, "invariants[1]",
-		`unknown invariant "no-data-loss" (known: no-restart-loop, no-stale-claim, no-volume-lost, probe-follows-rds, rpc-deadlines, single-writer, survivors-keep-volumes)`, 0},
+		`unknown invariant "no-data-loss" (known: attached-has-claim, no-restart-loop, no-stale-claim, no-volume-lost, probe-follows-rds, rpc-deadlines, single-writer, survivors-keep-volumes)`, 0},
 	{"duplicate invariant", head + "  - {at: 1m, do: rds.crash}\ninvariants: [single-writer, single-writer]\n", 6, "invariants[1]", "listed twice", 0},
 
 	// several problems at once, reported in line order

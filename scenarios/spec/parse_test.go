@@ -368,7 +368,7 @@ func TestCatalogue(t *testing.T) {
 	for _, i := range inv {
 		names = append(names, i.Name)
 	}
-	if want := []string{"no-restart-loop", "no-stale-claim", "no-volume-lost", "probe-follows-rds", "rpc-deadlines", "single-writer", "survivors-keep-volumes"}; !slices.Equal(names, want) {
+	if want := []string{"attached-has-claim", "no-restart-loop", "no-stale-claim", "no-volume-lost", "probe-follows-rds", "rpc-deadlines", "single-writer", "survivors-keep-volumes"}; !slices.Equal(names, want) {
 		t.Errorf("KnownInvariants = %v, want %v", names, want)
 	}
 }
