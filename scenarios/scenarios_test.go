@@ -143,6 +143,7 @@ func TestPlantedBugs(t *testing.T) {
 			`{volumes: "{db,vm}-*", attachedTo: [], within: 1m0s}: not within 1m0s`},
 		{"grace period ignored", "node-deletion-grace.yaml", engine.Bugs{IgnoreGracePeriod: true},
 			`{claims: {volume: "db-*", nodes: [node-a]}, always: 29s}: broken at`},
+		{"health check without deadline", "rds-hang.yaml", engine.Bugs{HealthCheckWithoutDeadline: true}, "probe"},
 		{"unpublish needs RDS, RDS hung", "rds-hang-leader-failover.yaml", engine.Bugs{UnpublishNeedsRDS: true},
 			`{volumes: db-3, attachedTo: [], within: 10s}: not within 10s`},
 		{"unpublish needs RDS, link dark", "network-toxics.yaml", engine.Bugs{UnpublishNeedsRDS: true},
@@ -280,7 +281,7 @@ func TestReportRenders(t *testing.T) {
 func TestHungRDSKeepsProbeNotReady(t *testing.T) {
 	var first []byte
 	for i := 0; i < 3; i++ {
-		res := run(t, "testdata/rds-hang.yaml", runner.Options{})
+		res := run(t, "rds-hang.yaml", runner.Options{})
 		if !res.Summary.Pass {
 			t.Fatalf("run %d: %v", i+1, res.Summary.Failures)
 		}

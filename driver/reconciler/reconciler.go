@@ -381,7 +381,6 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-
 // onNodeAdd triggers for nodes that matter on arrival: a re-created node we
 // reported gone, or one that already carries the out-of-service taint. The
 // initial list is left to the rebuild.

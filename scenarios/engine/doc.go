@@ -19,23 +19,79 @@
 //   - clock.go: the virtual clock (vclock) and the views handed out of it;
 //   - advance.go: driving time: Advance, the step from one instant to the
 //     next, the engine's own tasks (Wake, OnInstant);
-//   - barrier.go: the quiescence barrier (settle, quiesce);
+//   - barrier.go: the quiescence barrier (settle, quiesce); watchgate.go:
+//     the fake API server's watch events, held and released one at a time;
+//     order.go: the seeded order of what one instant releases;
 //   - timeline.go: timeline actions and faults (Apply, ApplyFault, EndFault,
 //     Migrate);
 //   - volumes.go: the World's volume API (CreateVolume, AddPlacement,
 //     Unschedule, Placement, AttachedTo, Claims);
 //   - kube.go: the Kubernetes model and its loop (sync): VolumeAttachments
 //     wanted, rescheduling; attacher.go, adc.go and kubelet.go are its
-//     parts; apiserver.go is the fake API server's write accounting;
+//     parts; apiserver.go counts the fake API server's writes (the cached
+//     views refresh on them) and runs the engine's own informer;
 //   - replicas.go: controller replicas and the Lease (who leads, when a
 //     successor may); controller.go: the leader, assembled by
 //     driver/controlplane as the binary assembles it, with the engine's
 //     hooks, its CSI calls, event recorder and metrics; rdsmodel.go: the RDS
-//     transport and connector handed to it and the model of the RDS
-//     manager's goroutine;
+//     transport and connector handed to it, which trace what crosses them;
 //   - nodes.go: the node plugins and the simulated data plane; nvmepath.go:
 //     the kernel's NVMe/TCP reconnect timing;
 //   - invariants.go: what is checked at every instant; trace.go: the trace.
+//
+// # Quiescence: the Go runtime decides
+//
+// Time may move only when nothing in the World can make progress without
+// it. A World runs inside a testing/synctest bubble (internal/bubble hosts
+// one per run, in tests and in the rds-scenario binary alike), and settle is
+// synctest.Wait: it returns once every goroutine of the World is durably
+// blocked, that is blocked on a channel, select, sync.Cond or WaitGroup of
+// the bubble, which only another goroutine of the bubble can release. A
+// goroutine in a system call, waiting for a mutex or merely runnable is not
+// blocked, so Wait keeps waiting for it: there is no window, no poll and no
+// heuristic, and a loaded machine only makes a run slower.
+//
+// Two designs were weighed. Closing every seam by hand (counting commands
+// parked in the emulator, AfterFunc callbacks, informer deliveries, and
+// modelling the RDS manager's private loop by the durations of its timers)
+// is what the engine did before: it needed a model of code it does not own,
+// broke silently when that code was refactored, and still ended in a
+// real-time settle window that under load let an event land one instant
+// late. synctest needs nothing from the driver, and what it requires of the
+// World is checkable: every connection is in memory (the emulator's
+// internal/memconn pipe and the chaos network's pipes, never a socket),
+// every file operation completes on its own, and no goroutine waits on a
+// channel made outside the bubble. A goroutine that waits on something only
+// the engine can release but that synctest cannot see would hang the run
+// instead of corrupting it; internal/bubble prints every goroutine's stack
+// if a bubble runs for minutes. The time of the bubble itself never moves:
+// the engine's goroutine never sleeps, so library timers on real time
+// (client-go's, the emulator's socket defences) stay silent, and the World's
+// time is the virtual clock's alone.
+//
+// # One release at a time
+//
+// Exact quiescence makes the order of an instant's work the engine's to
+// choose, and the engine releases it one piece at a time, each followed by
+// a standstill: a due timer (stepTo), a watch event of the fake API server
+// (watchGate: one write reaches every informer watching its resource, and
+// their goroutines would otherwise race), an attacher call (launch), an
+// engine task. Where several are ready at one instant (timers due together,
+// watches holding events, the attacher's calls and their replies) the order
+// is drawn from the seed (order.go), so the swarm searches orderings and a
+// seed still reproduces its run; Options.FixedOrder restores a canonical
+// order, which is how a test shows that a failure needed a particular one.
+// What one release sets going may still wake two goroutines at once (an RDS
+// crash ends every session); the lines it traces are sorted at the
+// standstill (Trace.Flush), so they reach the trace in canonical order.
+// Then quiesce does the engine's own work for the instant (due tasks, the
+// Kubernetes loop, completed CSI calls) and settles again until nothing
+// changes, checks the invariants and flushes the trace.
+//
+// A divergence between two runs of one seed is a bug in this design or in
+// the code under test (map order, a select that picks at random between two
+// ready cases): trace.FirstDivergence names the first differing event, and
+// `rds-scenario run|swarm --check-determinism` runs every seed twice.
 //
 // # The clock
 //
@@ -43,48 +99,12 @@
 // a goroutine start done by the one goroutine that moves time, with no real
 // sleep (the archived clock library's Mock sleeps a millisecond per timer,
 // which caps a three-hour replay far below the target). Stopped timers are
-// detected through a real guard timer armed a century ahead (see clock.go),
-// so they leave no phantom deadline behind.
-//
-// # The quiescence barrier
-//
-// settle declares the system quiescent when a snapshot of these seams is idle
-// and identical over SettleChecks consecutive looks a few scheduler yields
-// apart (bounded by SettleTimeout):
-//
-//   - RouterOS commands and health checks in flight, unless the emulator or
-//     the network holds them for the clock (a hang, a latency: parked);
-//     CSI calls in flight, unless they wait in such a command; a parked
-//     call whose context has ended is busy again until it returns (the
-//     emulator still holds the command, the caller is waking up);
-//   - connects in flight, AfterFunc callbacks running;
-//   - a model of the RDS manager's loop, fed by its state events, its timer
-//     arming and the clock steps (busy after Connecting until the next
-//     event, after Connected until it arms its health timer, when its timer
-//     is stepped over until the check starts); the manager having changed
-//     state without its event handled in full; the manager saying Connected
-//     while RDS is down or the link has gone;
-//   - Kubernetes: successful writes against the events an informer of the
-//     engine's own has received, and against the events the reconciler's
-//     handlers report (reconciler.Options.Observed); a reconcile run asked
-//     for or in progress (Reconciler.Pending), or due because a tick passed;
-//   - a generation (trace events, deadlines armed, network connections)
-//     that must not change across the looks.
-//
-// Then quiesce does the engine's own work for the instant (due tasks such as
-// a Lease expiring, the Kubernetes loop, completed CSI calls) and settles
-// again until nothing changes, checks the invariants and flushes the trace.
-//
-// What it does not guarantee: a goroutine woken by something no seam
-// counts is only covered by the settle window, which is real time, so under
-// extreme load an event could land one instant late. The determinism tests
-// (20 runs per shipped scenario, and runs under -race on a loaded machine)
-// are the guard; a mismatch prints the first differing trace line.
+// detected through a guard timer of the bubble armed a century ahead (see
+// clock.go), so they leave no phantom deadline behind; stopped timers do
+// not count among the candidates of an instant.
 //
 // # Trace
 //
-// Events of one virtual instant are buffered and sorted by (time, encoded
-// bytes) when the engine leaves the instant, so scheduling cannot reorder
-// them. Error texts are reduced to the rds sentinel they wrap, because the
-// text (EOF versus connection reset) depends on scheduling.
+// Error texts are reduced to the rds sentinel they wrap, because the text
+// (EOF versus connection reset) depends on scheduling.
 package engine
