@@ -7,9 +7,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator"
 )

@@ -10,8 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // ErrNetworkClosed is returned by Dial after Close.
@@ -328,7 +329,7 @@ func (l *link) hold(c chunk) bool {
 			t := n.clk.Timer(wait)
 			unpark := n.park(due)
 			select {
-			case <-t.C:
+			case <-t.C():
 			case <-c.lat.ended:
 			case <-l.done:
 			}

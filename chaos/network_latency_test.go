@@ -2,23 +2,19 @@ package chaos
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
 func TestNetworkLatencyEachDirection(t *testing.T) {
-	clk := clock.NewMock()
-	n, fars := pipeNetwork(t, clk)
-	client, err := n.Dial(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	far := <-fars
+	clk, n, client, far := dialedPair(t)
 	const latency = 250 * time.Millisecond
 	apply(t, "network.latency", map[string]string{"latency": "250ms"}, Targets{Network: n})
 
@@ -53,9 +49,9 @@ func TestNetworkLatencyEachDirection(t *testing.T) {
 }
 
 func TestNetworkLatencySSH(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	emu := startEmulator(t)
-	n := NewNetwork(tcpDial(emu), clk)
+	n := NewNetwork(tcpDial(emu), clock.FromLibrary(clk))
 	t.Cleanup(func() { _ = n.Close() })
 	client := dialSSH(t, n, emu)
 	const latency = 250 * time.Millisecond
@@ -101,14 +97,7 @@ func TestNetworkLatencySSH(t *testing.T) {
 }
 
 func TestNetworkLatencyUndoReleasesHeldChunks(t *testing.T) {
-	clk := clock.NewMock()
-	n, fars := pipeNetwork(t, clk)
-	client, err := n.Dial(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	far := <-fars
+	_, n, client, far := dialedPair(t)
 	undo := apply(t, "network.latency", map[string]string{"latency": "1h"}, Targets{Network: n})
 	got := readAsync(far)
 	if _, err := client.Write([]byte("ping")); err != nil {
@@ -127,14 +116,7 @@ func TestNetworkLatencyUndoReleasesHeldChunks(t *testing.T) {
 // the fault applied and returns the delay each one was given.
 func delaysSeen(t *testing.T, f Fault, targets Targets, chunks int) []time.Duration {
 	t.Helper()
-	clk := clock.NewMock()
-	n, fars := pipeNetwork(t, clk)
-	client, err := n.Dial(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	far := <-fars
+	clk, n, client, far := dialedPair(t)
 	targets.Network = n
 	if _, err := f.Apply(context.Background(), targets); err != nil {
 		t.Fatal(err)
@@ -242,14 +224,7 @@ func equalDurations(a, b []time.Duration) bool {
 // depend on goroutine scheduling (the scenario engine replays a seed to one
 // trace; a draw per read made network.latency with jitter differ run to run).
 func TestJitterIsDrawnPerInstant(t *testing.T) {
-	clk := clock.NewMock()
-	n, fars := pipeNetwork(t, clk)
-	client, err := n.Dial(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	far := <-fars
+	clk, n, client, far := dialedPair(t)
 	apply(t, "network.latency", map[string]string{"latency": "100ms", "jitter": "50ms", "seed": "7"}, Targets{Network: n})
 	want := (&latencyToxic{latency: 100 * time.Millisecond, jitter: 50 * time.Millisecond, seed: 7}).stream(1, upstream)
 	first, second := want.next(), want.next()
@@ -289,4 +264,18 @@ func TestJitterIsDrawnPerInstant(t *testing.T) {
 	if s := awaitString(t, got); s != "c" {
 		t.Fatalf("got %q", s)
 	}
+}
+
+// dialedPair is a network on a mock clock with one connection through it:
+// the client's end and the far end the dialer handed out.
+func dialedPair(t *testing.T) (*libclock.Mock, *Network, net.Conn, net.Conn) {
+	t.Helper()
+	clk := libclock.NewMock()
+	n, fars := pipeNetwork(t, clock.FromLibrary(clk))
+	client, err := n.Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return clk, n, client, <-fars
 }

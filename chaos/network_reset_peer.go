@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
@@ -80,7 +80,7 @@ func (f NetworkResetPeer) Apply(_ context.Context, t Targets) (Undo, error) {
 // resetToxic is an active network.reset_peer.
 type resetToxic struct {
 	timeout time.Duration
-	timers  []*clock.Timer // guarded by Network.mu
+	timers  []clock.Timer // guarded by Network.mu
 }
 
 // arm schedules l's reset; it reports true when l must be reset now. The

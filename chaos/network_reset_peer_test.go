@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
@@ -60,9 +62,9 @@ func TestNetworkResetPeer(t *testing.T) {
 }
 
 func TestNetworkResetPeerTimeout(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	emu := startEmulator(t)
-	n := NewNetwork(tcpDial(emu), clk)
+	n := NewNetwork(tcpDial(emu), clock.FromLibrary(clk))
 	t.Cleanup(func() { _ = n.Close() })
 	client := dialSSH(t, n, emu)
 	dropped := make(chan error, 1)

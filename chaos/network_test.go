@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/chaos/catalog"
 )
@@ -83,7 +83,7 @@ func (f NetworkTimeout) Apply(_ context.Context, t Targets) (Undo, error) {
 type timeoutToxic struct {
 	timeout time.Duration
 	ended   chan struct{} // closed by Undo
-	expiry  *clock.Timer
+	expiry  clock.Timer
 }
 
 // expireTimeout closes every connection once the toxic's timeout ran out.
@@ -106,7 +106,7 @@ func (tt *timeoutToxic) holdDial(ctx context.Context, clk clock.Clock, closed <-
 	if tt.timeout > 0 {
 		timer := clk.Timer(tt.timeout)
 		defer timer.Stop()
-		expire = timer.C
+		expire = timer.C()
 	}
 	select {
 	case <-tt.ended:

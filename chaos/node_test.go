@@ -5,10 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // start is when node tests begin, whole seconds because the API keeps
@@ -34,8 +36,8 @@ func readyNode(name string) *corev1.Node {
 	}
 }
 
-func nodeTargets(objs ...*corev1.Node) (Targets, *clock.Mock) {
-	clk := clock.NewMock()
+func nodeTargets(objs ...*corev1.Node) (Targets, *libclock.Mock) {
+	clk := libclock.NewMock()
 	clk.Set(start)
 	kube := fake.NewClientset()
 	for _, n := range objs {
@@ -43,7 +45,7 @@ func nodeTargets(objs ...*corev1.Node) (Targets, *clock.Mock) {
 			panic(err)
 		}
 	}
-	return Targets{Kube: kube, Clock: clk}, clk
+	return Targets{Kube: kube, Clock: clock.FromLibrary(clk)}, clk
 }
 
 func getNode(t *testing.T, tg Targets, name string) *corev1.Node {

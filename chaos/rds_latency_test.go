@@ -5,14 +5,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 )
 
 func TestRDSLatency(t *testing.T) {
-	clk := clock.NewMock()
-	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true, Clock: clk})
+	clk := libclock.NewMock()
+	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true, Clock: clock.FromLibrary(clk)})
 	client, err := emu.Dial("admin")
 	if err != nil {
 		t.Fatal(err)
@@ -21,7 +23,7 @@ func TestRDSLatency(t *testing.T) {
 	emu.Faults().SetLatency(time.Second) // what Undo must restore
 
 	const latency = 2 * time.Second
-	undo := apply(t, "rds.latency", map[string]string{"latency": "2s"}, Targets{RDS: emu.Emulator, Clock: clk})
+	undo := apply(t, "rds.latency", map[string]string{"latency": "2s"}, Targets{RDS: emu.Emulator, Clock: clock.FromLibrary(clk)})
 	if got := emu.Faults().Snapshot().Latency; got != latency {
 		t.Fatalf("latency %s, want %s", got, latency)
 	}

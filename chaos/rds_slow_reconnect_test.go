@@ -5,11 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 func TestRDSSlowReconnect(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	emu := startEmulator(t)
 	client, err := emu.Dial("admin")
 	if err != nil {
@@ -19,7 +21,7 @@ func TestRDSSlowReconnect(t *testing.T) {
 	dropped := make(chan error, 1)
 	go func() { dropped <- client.Wait() }()
 
-	apply(t, "rds.slow-reconnect", map[string]string{"delay": "90s"}, Targets{RDS: emu.Emulator, Clock: clk})
+	apply(t, "rds.slow-reconnect", map[string]string{"delay": "90s"}, Targets{RDS: emu.Emulator, Clock: clock.FromLibrary(clk)})
 
 	select {
 	case <-dropped:
@@ -48,9 +50,9 @@ func TestRDSSlowReconnect(t *testing.T) {
 }
 
 func TestRDSSlowReconnectUndo(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	emu := startEmulator(t)
-	undo := apply(t, "rds.slow-reconnect", map[string]string{"delay": "1h"}, Targets{RDS: emu.Emulator, Clock: clk})
+	undo := apply(t, "rds.slow-reconnect", map[string]string{"delay": "1h"}, Targets{RDS: emu.Emulator, Clock: clock.FromLibrary(clk)})
 	if !emu.Faults().Rejecting() {
 		t.Fatal("not refusing after the crash")
 	}

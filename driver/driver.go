@@ -7,12 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/dataplane"

@@ -6,14 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // BenchmarkPublish measures one decision with 1,000 volumes already
 // attached, which is what a busy controller sees.
 func BenchmarkPublish(b *testing.B) {
 	setup := func() (*Manager, []string, []string) {
-		m := New(Options{Clock: clock.NewMock()})
+		m := New(Options{Clock: clock.FromLibrary(libclock.NewMock())})
 		vols, nodes := make([]string, 1000), make([]string, 1000)
 		for i := range vols {
 			vols[i], nodes[i] = fmt.Sprintf("pvc-%08d", i), fmt.Sprintf("node-%03d", i%50)
@@ -75,9 +77,9 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkSweep measures the reconciler's periodic pass over 10,000 claims
 // on 500 nodes: 9,000 single-node claims and 500 live migrations.
 func BenchmarkSweep(b *testing.B) {
-	setup := func(window time.Duration) (*Manager, *clock.Mock) {
-		clk := clock.NewMock()
-		m := New(Options{Clock: clk, MigrationWindow: window})
+	setup := func(window time.Duration) (*Manager, *libclock.Mock) {
+		clk := libclock.NewMock()
+		m := New(Options{Clock: clock.FromLibrary(clk), MigrationWindow: window})
 		claims := 0
 		for i := range 9000 {
 			if err := m.Publish(fmt.Sprintf("pvc-%08d", i), fmt.Sprintf("node-%03d", i%500), SingleNode, 0); err != nil {

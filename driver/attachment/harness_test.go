@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // t0 is where every harness clock starts, so messages carry readable dates.
@@ -52,15 +54,15 @@ type harness struct {
 	// anomalous skips checkInvariant for scenarios that Restore a state
 	// breaking it on purpose.
 	anomalous bool
-	clk       *clock.Mock
+	clk       *libclock.Mock
 	rec       *recorder
 	m         *Manager
 }
 
 func newHarness(o Options) *harness {
-	h := &harness{clk: clock.NewMock(), rec: &recorder{}}
+	h := &harness{clk: libclock.NewMock(), rec: &recorder{}}
 	h.clk.Set(t0)
-	o.Clock = h.clk
+	o.Clock = clock.FromLibrary(h.clk)
 	o.Events = h.rec
 	h.m = New(o)
 	return h

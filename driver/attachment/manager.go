@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // shardCount trades memory for contention. 64 shards keep the chance that

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // TestConcurrentInvariant runs publishers, unpublishers, node churn, clock
@@ -27,7 +29,7 @@ import (
 //   - a checker takes Snapshots continuously, and the event sink checks the
 //     volume of every event as it is delivered.
 func TestConcurrentInvariant(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	var sinkEvents, conflicts atomic.Int64
 	var m *Manager
 	check := func(where string, cs []Claim) {
@@ -38,7 +40,7 @@ func TestConcurrentInvariant(t *testing.T) {
 			t.Errorf("%s: SingleNode volume with two holders: %v", where, cs)
 		}
 	}
-	m = New(Options{Clock: clk, GracePeriod: 30 * time.Millisecond, MigrationWindow: 50 * time.Millisecond,
+	m = New(Options{Clock: clock.FromLibrary(clk), GracePeriod: 30 * time.Millisecond, MigrationWindow: 50 * time.Millisecond,
 		Events: EventFunc(func(e Event) {
 			sinkEvents.Add(1)
 			check("event "+string(e.Type), m.Holders(e.Volume))

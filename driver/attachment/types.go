@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // Mode is how many nodes may hold a volume at once.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
@@ -77,14 +79,14 @@ func baseOptions() controlplane.Options {
 // options; the assembly is the only wiring.
 func TestNewRefusesWiredSeams(t *testing.T) {
 	for name, set := range map[string]func(*controlplane.Options){
-		"driver clock":         func(o *controlplane.Options) { o.Driver.Clock = clock.NewMock() },
+		"driver clock":         func(o *controlplane.Options) { o.Driver.Clock = clock.FromLibrary(libclock.NewMock()) },
 		"driver RDS":           func(o *controlplane.Options) { o.Driver.RDS = downRDS{} },
 		"driver nodes":         func(o *controlplane.Options) { o.Driver.Nodes = driver.StaticNodes{} },
 		"driver state ready":   func(o *controlplane.Options) { o.Driver.StateReady = func() bool { return true } },
 		"driver attachments":   func(o *controlplane.Options) { o.Driver.Attachments = attachment.New(attachment.Options{}) },
 		"driver registerer":    func(o *controlplane.Options) { o.Driver.Registerer = prometheus.NewRegistry() },
 		"rds connector":        func(o *controlplane.Options) { o.RDS.Connector = &fakeConnector{} },
-		"rds clock":            func(o *controlplane.Options) { o.RDS.Clock = clock.NewMock() },
+		"rds clock":            func(o *controlplane.Options) { o.RDS.Clock = clock.FromLibrary(libclock.NewMock()) },
 		"reconciler client":    func(o *controlplane.Options) { o.Reconciler.Client = fake.NewClientset() },
 		"reconciler recorder":  func(o *controlplane.Options) { o.Reconciler.Recorder = record.NewFakeRecorder(1) },
 		"reconciler attach":    func(o *controlplane.Options) { o.Reconciler.Attachments = attachment.New(attachment.Options{}) },

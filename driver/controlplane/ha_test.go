@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -36,7 +36,7 @@ func TestLeaderFailoverKeepsAttachments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newClusterRig(t, kube, emu, clock.NewMock(), el)
+		return newClusterRig(t, kube, emu, libclock.NewMock(), el)
 	}
 	a := start("replica-a")
 	select {

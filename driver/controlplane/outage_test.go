@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,7 +21,7 @@ import (
 // unpublish still succeeds; the process serves on. When RDS answers again the
 // connection is back within one backoff step, a reconcile runs and events say so.
 func TestRDSOutage(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
 	kube := fake.NewSimpleClientset(readyNode("node-a"), readyNode("node-b"))
 	rig := newClusterRig(t, kube, emu, clk, nil)

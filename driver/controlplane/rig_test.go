@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/prometheus/client_golang/prometheus"
 	gossh "golang.org/x/crypto/ssh"
@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/controlplane"
@@ -39,7 +41,7 @@ func readyNode(name string) *corev1.Node {
 // clusterRig is one controller replica in a cluster, assembled as the binary
 // assembles it, on one mock clock, against the emulator and a fake API server.
 type clusterRig struct {
-	clk  *clock.Mock
+	clk  *libclock.Mock
 	emu  *emulatortest.Emulator
 	cp   *controlplane.ControlPlane
 	mgr  *rds.Manager
@@ -59,7 +61,7 @@ type clusterRig struct {
 // newClusterRig builds a replica and connects it to RDS; elector nil means
 // it is the only replica. It serves once it leads; without an elector,
 // newClusterRig waits for that.
-func newClusterRig(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulator, clk *clock.Mock, elector leader.Elector) *clusterRig {
+func newClusterRig(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulator, clk *libclock.Mock, elector leader.Elector) *clusterRig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -67,7 +69,7 @@ func newClusterRig(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulato
 	rig := &clusterRig{clk: clk, emu: emu, rec: record.NewFakeRecorder(1000), reg: prometheus.NewRegistry(), kube: kube,
 		led: make(chan struct{}), stop: cancel}
 	var err error
-	rig.cp, err = controlplane.New(controlplane.Seams{Clock: clk, Kube: kube, Connector: conn, Rand: fixedRand(0.5),
+	rig.cp, err = controlplane.New(controlplane.Seams{Clock: clock.FromLibrary(clk), Kube: kube, Connector: conn, Rand: fixedRand(0.5),
 		Registerer: rig.reg, Recorder: rig.rec, Elector: elector}, controlplane.Options{
 		Driver: driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "127.0.0.1"},
 		RDS:    rds.ManagerConfig{HealthInterval: 10 * time.Second, HealthTimeout: 5 * time.Second},

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver"
 	"github.com/rds-csi/rds-csi/driver/attachment"
@@ -145,7 +147,7 @@ func runController(t *testing.T) *recorder {
 	t.Helper()
 	rec := &recorder{}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	clk.Set(t0)
 
 	cs := fake.NewClientset(
@@ -163,7 +165,7 @@ func runController(t *testing.T) *recorder {
 
 	// The controller as the binary assembles it; RDS is never dialled (the
 	// connection manager is not started), only the API server matters here.
-	cp, err := controlplane.New(controlplane.Seams{Clock: clk, Kube: cs, Connector: noRDS{}}, controlplane.Options{
+	cp, err := controlplane.New(controlplane.Seams{Clock: clock.FromLibrary(clk), Kube: cs, Connector: noRDS{}}, controlplane.Options{
 		Driver: driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1"},
 		Reconciler: reconciler.Options{Interval: time.Minute,
 			Identity: &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: driverNamespace, Name: "rds-csi-controller-0"}},

@@ -7,9 +7,10 @@ import (
 	"path"
 	"strings"
 
-	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // Transport runs one RouterOS command and returns what it printed. It is the

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/internal/promtest"
 )
@@ -17,7 +19,7 @@ const testBase = "/storage-pool/k8s"
 func newTestClient(t *testing.T, tr Transport) (*Client, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	c, err := NewClient(tr, ClientOptions{BasePath: testBase, Registerer: reg, Clock: clock.NewMock()})
+	c, err := NewClient(tr, ClientOptions{BasePath: testBase, Registerer: reg, Clock: clock.FromLibrary(libclock.NewMock())})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
@@ -298,12 +300,12 @@ func TestEmulatorCreateAfterDrop(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := clock.NewMock()
-			s := startEmu(t, emulatortest.Options{InMemory: true}, clk, nil)
+			clk := libclock.NewMock()
+			s := startEmu(t, emulatortest.Options{InMemory: true}, clock.FromLibrary(clk), nil)
 			ch := events(s.m)
 			dt := &dropTransport{Transport: s.m}
 			dt.around = tc.setup(s)
-			c, err := NewClient(dt, ClientOptions{BasePath: testBase, Clock: clk})
+			c, err := NewClient(dt, ClientOptions{BasePath: testBase, Clock: clock.FromLibrary(clk)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 func openFDs(t *testing.T) int {
@@ -50,8 +52,8 @@ func connectCycles(t *testing.T, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewMock()
-	m := newTestManager(t, cn, clk, func(c *ManagerConfig) { c.HealthInterval = 24 * time.Hour })
+	clk := libclock.NewMock()
+	m := newTestManager(t, cn, clock.FromLibrary(clk), func(c *ManagerConfig) { c.HealthInterval = 24 * time.Hour })
 	ch := events(m)
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -94,9 +96,9 @@ func TestManagerConcurrentDropRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := clock.NewMock()
-	m := newTestManager(t, cn, clk, nil)
-	c, err := NewClient(m, ClientOptions{BasePath: testBase, Clock: clk})
+	clk := libclock.NewMock()
+	m := newTestManager(t, cn, clock.FromLibrary(clk), nil)
+	c, err := NewClient(m, ClientOptions{BasePath: testBase, Clock: clock.FromLibrary(clk)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // Conn is one established connection to RDS.
@@ -305,7 +306,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	select {
 	case <-connected:
 		return nil
-	case <-t.C:
+	case <-t.C():
 		return unavailablef("no connection to RDS within %s; still trying in the background", m.cfg.InitialConnectTimeout)
 	case <-ctx.Done():
 		return unavailablef("waiting for the first RDS connection: %w", ctx.Err())
@@ -452,7 +453,7 @@ func (m *Manager) waitToRetry(failures int, lastErr error) (reachable, ok bool) 
 		}
 		woken := false
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-m.wake:
 			t.Stop()
 			woken = true
@@ -549,7 +550,7 @@ func (m *Manager) supervise(conn Conn) error {
 		case <-conn.Done():
 			t.Stop()
 			return errConnLost
-		case <-t.C:
+		case <-t.C():
 		}
 		hctx, cancel := m.clk.WithTimeout(m.ctx, m.cfg.HealthTimeout)
 		err := conn.HealthCheck(hctx)

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // fakeConnector connects instantly when up and fails when down, recording
@@ -129,7 +131,7 @@ func startAsync(m *Manager) chan error {
 
 // checkBackoff drives the mock clock through failed attempts and checks
 // each delay against want (seconds, +/-10%) and against the attempt times.
-func checkBackoff(t *testing.T, clk *clock.Mock, fc *fakeConnector, ch chan Event, want []float64) {
+func checkBackoff(t *testing.T, clk *libclock.Mock, fc *fakeConnector, ch chan Event, want []float64) {
 	t.Helper()
 	for i, w := range want {
 		ev := next(t, ch, StateDisconnected)
@@ -153,9 +155,9 @@ func checkBackoff(t *testing.T, clk *clock.Mock, fc *fakeConnector, ch chan Even
 }
 
 func TestManagerBackoff(t *testing.T) {
-	clk := clock.NewMock()
-	fc := &fakeConnector{clk: clk}
-	m := newTestManager(t, fc, clk, nil)
+	clk := libclock.NewMock()
+	fc := &fakeConnector{clk: clock.FromLibrary(clk)}
+	m := newTestManager(t, fc, clock.FromLibrary(clk), nil)
 	ch := events(m)
 	errc := startAsync(m)
 
@@ -238,22 +240,32 @@ func TestManagerJitterDeterministic(t *testing.T) {
 // armClock is a mock clock that logs every Timer armed on it. The manager
 // arms one Timer at a time (Start's wait aside) and re-arms it only after
 // the work the previous one set off: a probe, a health check, an attempt.
-// clock.Mock.Add fires only the timers that exist when it passes their
+// libclock.Mock.Add fires only the timers that exist when it passes their
 // time, so a test must not advance the clock before the timer it means to
 // fire is armed, and must not advance it past one the manager arms
 // meanwhile: that timer would be skipped and the wait behind it would never
 // end. A test waits for the timer with waitArmed and then adds exactly its
 // duration.
+var _ clock.Clock = (*armClock)(nil)
+
 type armClock struct {
-	*clock.Mock
+	*libclock.Mock
 	mu    sync.Mutex
 	armed []time.Duration
 }
 
-func newArmClock() *armClock { return &armClock{Mock: clock.NewMock()} }
+func newArmClock() *armClock { return &armClock{Mock: libclock.NewMock()} }
 
-func (c *armClock) Timer(d time.Duration) *clock.Timer {
-	tm := c.Mock.Timer(d)
+// AfterFunc, Ticker and Timer make the Mock an internal/clock.Clock; its
+// other methods already have the interface's signatures.
+func (c *armClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return clock.FromLibrary(c.Mock).AfterFunc(d, f)
+}
+
+func (c *armClock) Ticker(d time.Duration) clock.Ticker { return clock.FromLibrary(c.Mock).Ticker(d) }
+
+func (c *armClock) Timer(d time.Duration) clock.Timer {
+	tm := clock.FromLibrary(c.Mock).Timer(d)
 	c.mu.Lock()
 	c.armed = append(c.armed, d)
 	c.mu.Unlock()
@@ -379,8 +391,8 @@ func TestManagerHealthCheck(t *testing.T) {
 }
 
 func TestManagerCommandTimeoutAndClose(t *testing.T) {
-	clk := clock.NewMock()
-	fc := &fakeConnector{clk: clk}
+	clk := libclock.NewMock()
+	fc := &fakeConnector{clk: clock.FromLibrary(clk)}
 	fc.up.Store(true)
 	running := make(chan struct{})
 	fc.run = func(ctx context.Context, cmd string) (string, error) {
@@ -388,7 +400,7 @@ func TestManagerCommandTimeoutAndClose(t *testing.T) {
 		<-ctx.Done() // a hung command
 		return "", unavailablef("abandoned: %w", ctx.Err())
 	}
-	m := newTestManager(t, fc, clk, func(c *ManagerConfig) { c.CommandTimeout = 30 * time.Second; c.HealthInterval = time.Hour })
+	m := newTestManager(t, fc, clock.FromLibrary(clk), func(c *ManagerConfig) { c.CommandTimeout = 30 * time.Second; c.HealthInterval = time.Hour })
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
 )
@@ -89,7 +91,7 @@ func summary(evs []recorded) []string {
 type env struct {
 	t     testing.TB
 	ctx   context.Context
-	clk   *clock.Mock
+	clk   *libclock.Mock
 	cs    *fake.Clientset
 	att   *attachment.Manager
 	rec   *refRecorder
@@ -110,7 +112,7 @@ type env struct {
 
 func newEnv(t testing.TB, tweak func(*Options), objs ...runtime.Object) *env {
 	t.Helper()
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	clk.Set(t0)
 	e := &env{t: t, clk: clk, cs: fake.NewClientset(objs...), reg: prometheus.NewRegistry(), watching: map[string]bool{}}
 	e.cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -130,12 +132,12 @@ func newEnv(t testing.TB, tweak func(*Options), objs ...runtime.Object) *env {
 	})
 	e.rec = &refRecorder{FakeRecorder: record.NewFakeRecorder(100000)}
 	var r *Reconciler
-	e.att = attachment.New(attachment.Options{Clock: clk, Events: attachment.EventFunc(func(ev attachment.Event) { r.Event(ev) })})
+	e.att = attachment.New(attachment.Options{Clock: clock.FromLibrary(clk), Events: attachment.EventFunc(func(ev attachment.Event) { r.Event(ev) })})
 	o := Options{
 		DriverName:  driverName,
 		Client:      e.cs,
 		Attachments: e.att,
-		Clock:       clk,
+		Clock:       clock.FromLibrary(clk),
 		Recorder:    e.rec,
 		Registerer:  e.reg,
 		Identity:    &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: "rds-csi-controller-0"},

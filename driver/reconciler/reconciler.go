@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -23,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/driver/recovery"
@@ -122,7 +123,7 @@ type Reconciler struct {
 	reasons   map[string]struct{}
 
 	wakeMu sync.Mutex
-	wake   *clock.Timer
+	wake   clock.Timer
 	wakeAt time.Time
 
 	rdsMu        sync.Mutex
@@ -364,7 +365,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			r.Trigger("periodic")
 		case <-synced:
 			synced = nil

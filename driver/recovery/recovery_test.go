@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	storagev1 "k8s.io/api/storage/v1"
@@ -18,6 +18,8 @@ import (
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 const driverName = "rds.csi.mikrotik.com"
@@ -49,7 +51,7 @@ type world struct {
 	t       *Tracker
 	cs      *fake.Clientset
 	indexer cache.Indexer
-	clk     *clock.Mock
+	clk     *libclock.Mock
 	done    []time.Duration
 }
 
@@ -63,12 +65,12 @@ func newWorld(t *testing.T, vas ...*storagev1.VolumeAttachment) *world {
 			t.Fatal(err)
 		}
 	}
-	w := &world{cs: fake.NewClientset(objs...), indexer: indexer, clk: clock.NewMock()}
+	w := &world{cs: fake.NewClientset(objs...), indexer: indexer, clk: libclock.NewMock()}
 	w.clk.Set(time.Date(2026, 2, 5, 3, 10, 0, 0, time.UTC))
 	var err error
 	w.t, err = New(Options{DriverName: driverName, Client: w.cs, VolumeAttachments: storagelisters.NewVolumeAttachmentLister(indexer),
 		VolumeOf: func(va *storagev1.VolumeAttachment) string { return "vol-" + va.Name },
-		Clock:    w.clk, Registerer: prometheus.NewRegistry(),
+		Clock:    clock.FromLibrary(w.clk), Registerer: prometheus.NewRegistry(),
 		Completed: func(took time.Duration, nudged int) { w.done = append(w.done, took) }})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/routeros"
 	"github.com/rds-csi/rds-csi/emulator/store"

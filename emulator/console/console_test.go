@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/store"
 )
@@ -19,16 +21,16 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 const uuidSlot = "pvc-5b0c7e2a-1d4f-4c1e-9a55-0f6f3b1e2d11"
 
-func newConsole(t *testing.T, poolSize int64) (*Console, *clock.Mock) {
+func newConsole(t *testing.T, poolSize int64) (*Console, *libclock.Mock) {
 	t.Helper()
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	clk.Set(time.Date(2025, 11, 12, 0, 30, 2, 0, time.UTC))
-	st, err := store.Open(store.Options{Pool: "storage-pool", PoolSize: poolSize, Clock: clk})
+	st, err := store.Open(store.Options{Pool: "storage-pool", PoolSize: poolSize, Clock: clock.FromLibrary(clk)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return New(st, Config{Identity: "rds", Clock: clk}), clk
+	return New(st, Config{Identity: "rds", Clock: clock.FromLibrary(clk)}), clk
 }
 
 func run(t *testing.T, s *Session, script string) Result {
@@ -135,20 +137,20 @@ func TestPoolEntryMatchesSampleShape(t *testing.T) {
 // and follow no one rule; disk-print-detail-two shows a shortened property
 // list that contradicts the full one in disk-print-detail-one.)
 func TestSamplesLineForLine(t *testing.T) {
-	at := func(clk *clock.Mock, hh, mm, ss int) {
+	at := func(clk *libclock.Mock, hh, mm, ss int) {
 		clk.Set(time.Date(2025, 11, 12, hh, mm, ss, 0, time.UTC))
 	}
 	cases := []struct {
 		sample string
 		pool   int64
-		setup  func(t *testing.T, s *Session, clk *clock.Mock)
+		setup  func(t *testing.T, s *Session, clk *libclock.Mock)
 		script string
 	}{
 		{"disk-print-empty", 8 << 40, nil, `/disk print detail where slot~"^pvc-"`},
-		{"pool-capacity", 7681574174720, func(t *testing.T, s *Session, _ *clock.Mock) {
+		{"pool-capacity", 7681574174720, func(t *testing.T, s *Session, _ *libclock.Mock) {
 			mustRun(t, s, addCmd("pvc-big", "2049134174720")) // 26.68% of the pool
 		}, `/disk print detail where mount-point="storage-pool"`},
-		{"file-print-detail", 8 << 40, func(t *testing.T, s *Session, clk *clock.Mock) {
+		{"file-print-detail", 8 << 40, func(t *testing.T, s *Session, clk *libclock.Mock) {
 			// The directory dates from the pool's first volume, long gone.
 			at(clk, 0, 30, 2)
 			mustRun(t, s, addCmd("pvc-first", "1G"))
@@ -341,19 +343,19 @@ func TestCommands(t *testing.T) {
 }
 
 func TestLegacyFileTimes(t *testing.T) {
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	clk.Set(time.Date(2025, 1, 2, 10, 30, 45, 0, time.UTC))
-	st, err := store.Open(store.Options{Pool: "storage-pool", PoolSize: 1 << 40, Clock: clk})
+	st, err := store.Open(store.Options{Pool: "storage-pool", PoolSize: 1 << 40, Clock: clock.FromLibrary(clk)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	old := New(st, Config{Version: "7.15.3 (stable)", Clock: clk}).NewSession("admin", 80)
+	old := New(st, Config{Version: "7.15.3 (stable)", Clock: clock.FromLibrary(clk)}).NewSession("admin", 80)
 	mustRun(t, old, addCmd("pvc-1", "1G"))
 	if out := mustRun(t, old, "/file print detail"); !strings.Contains(out, "creation-time=jan/02/2025 10:30:45") {
 		t.Fatalf("7.15 should print creation-time:\n%s", out)
 	}
-	cur := New(st, Config{Version: "7.16 (stable)", Clock: clk}).NewSession("admin", 80)
+	cur := New(st, Config{Version: "7.16 (stable)", Clock: clock.FromLibrary(clk)}).NewSession("admin", 80)
 	if out := mustRun(t, cur, "/file print detail"); !strings.Contains(out, "last-modified=2025-01-02 10:30:45") {
 		t.Fatalf("7.16 should print last-modified:\n%s", out)
 	}

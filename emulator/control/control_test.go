@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/emulator/faults"
 )
@@ -25,7 +27,7 @@ func (f *fakeTarget) Serving() bool            { return f.serving }
 func (f *fakeTarget) Faults() *faults.Injector { return f.inj }
 
 func TestControlAPI(t *testing.T) {
-	tgt := &fakeTarget{serving: true, inj: faults.New(clock.NewMock())}
+	tgt := &fakeTarget{serving: true, inj: faults.New(clock.FromLibrary(libclock.NewMock()))}
 	srv := httptest.NewServer(Handler(tgt))
 	defer srv.Close()
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // ErrHangAborted is returned by BeforeCommand when a hung command's context ends
@@ -180,7 +180,7 @@ func (i *Injector) BeforeCommand(ctx context.Context) (failText string, err erro
 		i.mu.Unlock()
 		t := i.clk.Timer(latency)
 		select {
-		case <-t.C:
+		case <-t.C():
 		case <-ctx.Done():
 			t.Stop()
 		}

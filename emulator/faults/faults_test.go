@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 func TestFailNextCountsDownThenPasses(t *testing.T) {
-	inj := New(clock.NewMock())
+	inj := New(clock.FromLibrary(libclock.NewMock()))
 	inj.FailNext(2, "failure: not enough space")
 	for n, want := range []string{"failure: not enough space", "failure: not enough space", ""} {
 		got, err := inj.BeforeCommand(context.Background())
@@ -21,7 +23,7 @@ func TestFailNextCountsDownThenPasses(t *testing.T) {
 }
 
 func TestFailNextDefaultText(t *testing.T) {
-	inj := New(clock.NewMock())
+	inj := New(clock.FromLibrary(libclock.NewMock()))
 	inj.FailNext(1, "")
 	if got, _ := inj.BeforeCommand(context.Background()); got != DefaultFailText {
 		t.Fatalf("got %q, want %q", got, DefaultFailText)
@@ -29,8 +31,8 @@ func TestFailNextDefaultText(t *testing.T) {
 }
 
 func TestLatencyWaitsOnTheClock(t *testing.T) {
-	clk := clock.NewMock()
-	inj := New(clk)
+	clk := libclock.NewMock()
+	inj := New(clock.FromLibrary(clk))
 	inj.SetLatency(3 * time.Second)
 	done := make(chan struct{})
 	go func() {
@@ -60,7 +62,7 @@ func TestLatencyWaitsOnTheClock(t *testing.T) {
 }
 
 func TestHangNextBlocksUntilRelease(t *testing.T) {
-	inj := New(clock.NewMock())
+	inj := New(clock.FromLibrary(libclock.NewMock()))
 	inj.HangNext(1)
 	done := make(chan error, 1)
 	go func() { _, err := inj.BeforeCommand(context.Background()); done <- err }()
@@ -81,7 +83,7 @@ func TestHangNextBlocksUntilRelease(t *testing.T) {
 }
 
 func TestHangAbandonedByContext(t *testing.T) {
-	inj := New(clock.NewMock())
+	inj := New(clock.FromLibrary(libclock.NewMock()))
 	inj.HangAll()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -97,7 +99,7 @@ func TestHangAbandonedByContext(t *testing.T) {
 }
 
 func TestClearResetsEverything(t *testing.T) {
-	inj := New(clock.NewMock())
+	inj := New(clock.FromLibrary(libclock.NewMock()))
 	inj.SetLatency(time.Second)
 	inj.FailNext(5, "x")
 	inj.RejectConnections(true)

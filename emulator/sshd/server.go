@@ -13,9 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // Reply is what one console script printed and how the session ends.
@@ -182,7 +183,7 @@ type trackedConn struct {
 	once       sync.Once
 	sessions   atomic.Int32
 	started    atomic.Bool
-	preSession *clock.Timer
+	preSession clock.Timer
 }
 
 // sessionStarted stops the pre-session timer at the first session.

@@ -3,6 +3,8 @@ package store
 import (
 	"fmt"
 	"testing"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 func benchFill(b *testing.B, s *Store, prefix string, n int) []Disk {
@@ -24,7 +26,7 @@ func benchFill(b *testing.B, s *Store, prefix string, n int) []Disk {
 func BenchmarkAddDisk(b *testing.B) {
 	for _, existing := range []int{0, 10000} {
 		b.Run(fmt.Sprintf("memory/existing=%d", existing), func(b *testing.B) {
-			s, err := Open(Options{PoolSize: 1 << 50, Clock: newMock()})
+			s, err := Open(Options{PoolSize: 1 << 50, Clock: clock.FromLibrary(newMock())})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -40,7 +42,7 @@ func BenchmarkAddDisk(b *testing.B) {
 		// One state directory serves both fsync settings, so the 10,000
 		// host files are created once; each run removes what it added.
 		dir := b.TempDir()
-		s, err := Open(Options{Dir: dir, PoolSize: 1 << 50, Clock: newMock()})
+		s, err := Open(Options{Dir: dir, PoolSize: 1 << 50, Clock: clock.FromLibrary(newMock())})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,7 +50,7 @@ func BenchmarkAddDisk(b *testing.B) {
 		s.Close()
 		for _, fsync := range []bool{false, true} {
 			b.Run(fmt.Sprintf("disk/existing=%d/fsync=%v", existing, fsync), func(b *testing.B) {
-				s, err := Open(Options{Dir: dir, Clock: newMock(), Fsync: fsync})
+				s, err := Open(Options{Dir: dir, Clock: clock.FromLibrary(newMock()), Fsync: fsync})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -81,7 +83,7 @@ func BenchmarkAddDisk(b *testing.B) {
 
 // BenchmarkDiskBySlot looks up single disks among 10,000.
 func BenchmarkDiskBySlot(b *testing.B) {
-	s, err := Open(Options{PoolSize: 1 << 50, Clock: newMock()})
+	s, err := Open(Options{PoolSize: 1 << 50, Clock: clock.FromLibrary(newMock())})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // The crash test re-executes the test binary as a child that hammers a store
@@ -57,9 +59,9 @@ func crashChild() {
 	// Compact often, so kills also land in the middle of compactions.
 	compactMinRecords, compactFactor = 50, 1
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	clk := clock.NewMock()
+	clk := libclock.NewMock()
 	clk.Set(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seed%1e6) * time.Second))
-	s, err := Open(Options{Dir: dir, PoolSize: crashPoolSize, Clock: clk, Fsync: os.Getenv(crashFsyncEnv) == "1"})
+	s, err := Open(Options{Dir: dir, PoolSize: crashPoolSize, Clock: clock.FromLibrary(clk), Fsync: os.Getenv(crashFsyncEnv) == "1"})
 	if err != nil {
 		fail("open: %v", err)
 	}
@@ -380,7 +382,7 @@ func TestCrashRecovery(t *testing.T) {
 			op, req, inFlight := runCrashRound(t, rng, dir, fmt.Sprintf("d%dr%d-", d, round), fsync, m)
 			// The child's own configuration: the kill may have come before
 			// its first Open recorded the pool.
-			s, err := Open(Options{Dir: dir, PoolSize: crashPoolSize, Clock: newMock()})
+			s, err := Open(Options{Dir: dir, PoolSize: crashPoolSize, Clock: clock.FromLibrary(newMock())})
 			if err != nil {
 				t.Fatalf("dir %d round %d: Open after kill: %v", d, round, err)
 			}

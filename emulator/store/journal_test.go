@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // frameStarts returns the offset of every intact frame in a journal.
@@ -89,7 +91,7 @@ func TestTornTail(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(work, snapshotFile), snap, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s, err := Open(Options{Dir: work, Clock: newMock()})
+		s, err := Open(Options{Dir: work, Clock: clock.FromLibrary(newMock())})
 		if err != nil {
 			t.Fatalf("cut at %d of %d: Open: %v", cut, len(journal), err)
 		}
@@ -118,7 +120,7 @@ func TestTornTail(t *testing.T) {
 		"magic": append(append([]byte{}, frameMagic[:]...), 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4),
 	} {
 		d := restoreDir(t, dir, append(append([]byte{}, journal...), tail...))
-		s, err := Open(Options{Dir: d, Clock: newMock()})
+		s, err := Open(Options{Dir: d, Clock: clock.FromLibrary(newMock())})
 		if err != nil {
 			t.Fatalf("%s tail: %v", name, err)
 		}
@@ -150,7 +152,7 @@ func TestCorruptMiddleIsFatal(t *testing.T) {
 	for name, f := range damage {
 		damaged := f(append([]byte{}, journal...))
 		d := restoreDir(t, dir, damaged)
-		s, err := Open(Options{Dir: d, Clock: newMock()})
+		s, err := Open(Options{Dir: d, Clock: clock.FromLibrary(newMock())})
 		if err == nil {
 			s.Close()
 			t.Errorf("%s: Open accepted a journal damaged in the middle", name)
@@ -170,7 +172,7 @@ func TestCorruptMiddleIsFatal(t *testing.T) {
 	for _, cut := range []int{len(snap) - 1, len(snap) / 2} {
 		d := restoreDir(t, dir, journal)
 		os.WriteFile(filepath.Join(d, snapshotFile), snap[:cut], 0o644)
-		if s, err := Open(Options{Dir: d, Clock: newMock()}); err == nil {
+		if s, err := Open(Options{Dir: d, Clock: clock.FromLibrary(newMock())}); err == nil {
 			s.Close()
 			t.Errorf("snapshot cut to %d bytes accepted", cut)
 		}

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 // DefaultPool is the pool (and mount-point) name used when Options.Pool is empty.

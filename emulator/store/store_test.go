@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
 const (
@@ -20,8 +22,8 @@ const (
 	GiB = int64(1) << 30
 )
 
-func newMock() *clock.Mock {
-	m := clock.NewMock()
+func newMock() *libclock.Mock {
+	m := libclock.NewMock()
 	m.Set(time.Date(2025, 11, 12, 0, 30, 2, 0, time.UTC))
 	return m
 }
@@ -29,7 +31,7 @@ func newMock() *clock.Mock {
 func openT(t testing.TB, o Options) *Store {
 	t.Helper()
 	if o.Clock == nil {
-		o.Clock = newMock()
+		o.Clock = clock.FromLibrary(newMock())
 	}
 	s, err := Open(o)
 	if err != nil {
@@ -84,7 +86,7 @@ func eachMode(t *testing.T, f func(t *testing.T, dir string)) {
 func TestAddGetList(t *testing.T) {
 	eachMode(t, func(t *testing.T, dir string) {
 		clk := newMock()
-		s := openT(t, Options{Dir: dir, PoolSize: 100 * GiB, Clock: clk})
+		s := openT(t, Options{Dir: dir, PoolSize: 100 * GiB, Clock: clock.FromLibrary(clk)})
 		var added []Disk
 		for i, slot := range []string{"pvc-c", "pvc-a", "pvc-b"} {
 			clk.Add(time.Second)
@@ -302,7 +304,7 @@ func TestSpaceAccounting(t *testing.T) {
 func TestUpdateDisk(t *testing.T) {
 	eachMode(t, func(t *testing.T, dir string) {
 		clk := newMock()
-		s := openT(t, Options{Dir: dir, PoolSize: 10 * GiB, Clock: clk})
+		s := openT(t, Options{Dir: dir, PoolSize: 10 * GiB, Clock: clock.FromLibrary(clk)})
 		a := mustAdd(t, s, pvc("a", GiB))
 		created := clk.Now()
 		clk.Add(time.Hour)
@@ -419,7 +421,7 @@ func checkData(t testing.TB, p string, want []byte, off, size int64) {
 func TestDataSurvivesReopenAndCopy(t *testing.T) {
 	dir := t.TempDir()
 	clk := newMock()
-	s, err := Open(Options{Dir: dir, PoolSize: 10 * GiB, Clock: clk, Fsync: true})
+	s, err := Open(Options{Dir: dir, PoolSize: 10 * GiB, Clock: clock.FromLibrary(clk), Fsync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,7 +450,7 @@ func TestDataSurvivesReopenAndCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openT(t, Options{Dir: dir, Clock: clk})
+	s = openT(t, Options{Dir: dir, Clock: clock.FromLibrary(clk)})
 	sameView(t, "after reopen", viewOf(s), before)
 	srcBytes, err := os.ReadFile(s.BackingPath(src.FilePath))
 	if err != nil {

@@ -69,8 +69,8 @@ func (w *World) stepTo(t time.Time) {
 		if e == nil {
 			break
 		}
-		fireAt := e.at
-		if !w.vc.claim(e) {
+		fireAt, ok := w.vc.claim(e)
+		if !ok {
 			continue
 		}
 		e.fire(fireAt)

@@ -7,11 +7,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	"github.com/rds-csi/rds-csi/internal/clock"
 )
 
-// vclock is the World's virtual clock. It implements clock.Clock itself
-// instead of wrapping the library's Mock, for two reasons:
+// vclock is the World's virtual clock. Its views implement
+// internal/clock.Clock directly instead of wrapping the library's Mock, for
+// two reasons:
 //
 //   - the Mock sleeps a real millisecond after every timer it fires and after
 //     every Set, which alone would cap a three-hour replay at a few thousand
@@ -20,15 +21,14 @@ import (
 //   - the engine must know every armed deadline to jump to the next one, and
 //     know when a stopped timer is gone.
 //
-// clock.Clock hands out the library's *clock.Timer and *clock.Ticker, whose
-// Stop methods cannot be intercepted. Each one handed out here is therefore
-// backed by a real timer armed a century ahead (the guard), which never fires
-// on its own; only its Stop result matters. Whoever stops the guard first
-// owns the timer: if the holder's Stop wins, the entry is dropped; if the
-// engine's wins, the timer fires and the holder's Stop reports false, exactly
-// as for a real timer that fired concurrently. Reset on a handed-out timer is
-// not supported (the driver never calls it). Tickers cannot be probed that
-// way; they stay armed until their view is closed (a controller crash).
+// internal/clock hands out Timer and Ticker interfaces, so the holder's Stop
+// and Reset come here: an entry stays in the queue until its holder stops
+// it (which removes it) or it fires; Reset removes it and arms it again with
+// a new deadline. The engine pops a due entry (popDue) and then claims it
+// (claim); whichever comes first under the lock, the holder's Stop or the
+// engine's claim, decides: a stopped entry never fires, and a Stop after the
+// claim reports false, exactly as for a real timer that fired concurrently.
+// A ticker's claim re-arms it for the next period.
 type vclock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -36,17 +36,17 @@ type vclock struct {
 	q   entryQueue
 }
 
-const never = 100 * 365 * 24 * time.Hour
-
 type entry struct {
+	// guarded by vclock.mu
 	at     time.Time
 	seq    uint64
 	index  int
-	guard  *clock.Timer  // real, armed a century ahead; nil for tickers and contexts
+	state  entryState
 	period time.Duration // tickers
-	view   *clockView
-	kind   entryKind
-	fire   func(now time.Time)
+
+	view *clockView
+	kind entryKind
+	fire func(now time.Time)
 }
 
 type entryKind int
@@ -56,6 +56,16 @@ const (
 	timerFunc
 	tickerChannel
 	contextDeadline
+)
+
+// entryState is where an entry is between arming and firing.
+type entryState int
+
+const (
+	queued  entryState = iota // in the queue, waiting for its deadline
+	popped                    // taken by popDue, not yet claimed
+	fired                     // claimed: a timer fired (tickers go back to queued)
+	stopped                   // its holder stopped it (or its context ended)
 )
 
 type entryQueue []*entry
@@ -86,32 +96,60 @@ func (v *vclock) Now() time.Time {
 	return v.now
 }
 
+// add arms e at its deadline.
 func (v *vclock) add(e *entry) {
 	v.mu.Lock()
-	v.seq++
-	e.seq = v.seq
-	heap.Push(&v.q, e)
+	v.push(e)
 	v.mu.Unlock()
 }
 
-func (v *vclock) remove(e *entry) {
-	v.mu.Lock()
+// push queues e after every entry armed before it; v.mu held.
+func (v *vclock) push(e *entry) {
+	v.seq++
+	e.seq = v.seq
+	e.state = queued
+	heap.Push(&v.q, e)
+}
+
+// unqueue takes e out of the queue if it is there; v.mu held.
+func (v *vclock) unqueue(e *entry) {
 	if e.index >= 0 && e.index < len(v.q) && v.q[e.index] == e {
 		heap.Remove(&v.q, e.index)
 	}
-	v.mu.Unlock()
 }
 
-// alive drops entries whose holder stopped them or whose view was closed.
+// stop is the holder's Stop: it reports whether e was still to fire.
+func (v *vclock) stop(e *entry) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	active := e.state == queued || e.state == popped
+	v.unqueue(e)
+	e.state = stopped
+	return active
+}
+
+// reset is the holder's Reset: e is armed again d from now (a ticker with
+// period d); it reports whether e had been still to fire.
+func (v *vclock) reset(e *entry, d time.Duration) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	active := e.state == queued || e.state == popped
+	v.unqueue(e)
+	e.at = v.now.Add(d)
+	if e.period > 0 {
+		e.period = d
+	}
+	v.push(e)
+	return active
+}
+
+// remove drops e, whatever its state (a context that ended).
+func (v *vclock) remove(e *entry) { v.stop(e) }
+
+// alive drops queued entries whose view was closed; stopped entries are
+// not in the queue at all.
 func (v *vclock) alive(e *entry) bool {
-	if e.view != nil && e.view.closed.Load() {
-		return false
-	}
-	if e.guard != nil && !e.guard.Reset(never) {
-		e.guard.Stop() // Reset re-armed a stopped guard
-		return false
-	}
-	return true
+	return e.view == nil || !e.view.closed.Load()
 }
 
 // next returns the earliest live deadline strictly after now.
@@ -136,8 +174,7 @@ func (v *vclock) set(t time.Time) {
 		if e == nil {
 			break
 		}
-		at := e.at // claim re-arms a ticker
-		if v.claim(e) {
+		if at, ok := v.claim(e); ok {
 			e.fire(at)
 		}
 	}
@@ -147,9 +184,8 @@ func (v *vclock) set(t time.Time) {
 // popDue removes an entry due at or before t and moves now to its deadline;
 // nil when none is due. Of the live entries due at the earliest such
 // instant, pick(n) chooses which (0 is the first armed). Entries whose
-// holder stopped them are dropped first: whether a timer armed and stopped
-// at once still waits in the queue depends on scheduling, and it must not
-// change what pick is asked.
+// holder stopped them do not count: Stop takes them out of the queue at
+// once, so what pick is asked does not depend on scheduling.
 func (v *vclock) popDue(t time.Time, pick func(n int) int) *entry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -176,29 +212,34 @@ func (v *vclock) popDue(t time.Time, pick func(n int) int) *entry {
 			heap.Push(&v.q, o) // keeps its arming order
 		}
 	}
+	e.state = popped
 	if e.at.After(v.now) {
 		v.now = e.at
 	}
 	return e
 }
 
-// claim decides whether a popped entry fires: not if its view was closed or
-// its holder stopped it first (the engine's Stop of the guard wins or loses
-// the race, as a real timer's firing does). A live ticker is re-armed.
-func (v *vclock) claim(e *entry) bool {
-	live := e.view == nil || !e.view.closed.Load()
-	if live && e.guard != nil {
-		live = e.guard.Stop()
+// claim decides whether a popped entry fires, and at which instant: not if
+// its view was closed, or its holder stopped or reset it since popDue (a
+// reset entry is queued again and fires at its new deadline). A live ticker
+// is re-armed for the next period.
+func (v *vclock) claim(e *entry) (time.Time, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e.state != popped || !v.alive(e) {
+		if e.state == popped {
+			e.state = stopped
+		}
+		return time.Time{}, false
 	}
-	if live && e.period > 0 {
-		v.mu.Lock()
+	at := e.at
+	if e.period > 0 {
 		e.at = e.at.Add(e.period)
-		v.seq++
-		e.seq = v.seq
-		heap.Push(&v.q, e)
-		v.mu.Unlock()
+		v.push(e)
+	} else {
+		e.state = fired
 	}
-	return live
+	return at, true
 }
 
 // advance moves now to t once nothing before it is due.
@@ -227,41 +268,67 @@ func (c *clockView) Now() time.Time                  { return c.v.Now() }
 func (c *clockView) Since(t time.Time) time.Duration { return c.v.Now().Sub(t) }
 func (c *clockView) Until(t time.Time) time.Duration { return t.Sub(c.v.Now()) }
 func (c *clockView) After(d time.Duration) <-chan time.Time {
-	return c.Timer(d).C
+	return c.Timer(d).C()
 }
-func (c *clockView) Sleep(d time.Duration)                 { <-c.After(d) }
-func (c *clockView) Tick(d time.Duration) <-chan time.Time { return c.Ticker(d).C }
+func (c *clockView) Sleep(d time.Duration) { <-c.After(d) }
 
-func (c *clockView) Timer(d time.Duration) *clock.Timer {
-	ch := make(chan time.Time, 1)
-	t := clock.New().AfterFunc(never, func() {})
-	t.C = ch
-	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerChannel, fire: func(now time.Time) {
+// handle is a Timer or Ticker handed out: Stop and Reset go to the vclock.
+type handle struct {
+	v  *vclock
+	e  *entry
+	ch chan time.Time // nil for AfterFunc
+}
+
+func (h *handle) C() <-chan time.Time {
+	if h.ch == nil {
+		return nil
+	}
+	return h.ch
+}
+func (h *handle) Stop() bool                 { return h.v.stop(h.e) }
+func (h *handle) Reset(d time.Duration) bool { return h.v.reset(h.e, d) }
+
+// tickerHandle is a handle with a ticker's method set.
+type tickerHandle struct{ h *handle }
+
+func (t tickerHandle) C() <-chan time.Time   { return t.h.C() }
+func (t tickerHandle) Stop()                 { t.h.Stop() }
+func (t tickerHandle) Reset(d time.Duration) { t.h.Reset(d) }
+
+// arm queues an entry d from now and returns its handle.
+func (c *clockView) arm(d time.Duration, period time.Duration, kind entryKind, ch chan time.Time, fire func(time.Time)) *handle {
+	e := &entry{period: period, view: c, kind: kind, fire: fire}
+	c.v.mu.Lock()
+	e.at = c.v.now.Add(d)
+	c.v.push(e)
+	c.v.mu.Unlock()
+	return &handle{v: c.v, e: e, ch: ch}
+}
+
+func sendTo(ch chan time.Time) func(time.Time) {
+	return func(now time.Time) {
 		select {
 		case ch <- now:
 		default:
 		}
-	}})
-	return t
+	}
 }
 
-func (c *clockView) AfterFunc(d time.Duration, f func()) *clock.Timer {
-	t := clock.New().AfterFunc(never, func() {})
-	c.v.add(&entry{at: c.v.Now().Add(d), guard: t, view: c, kind: timerFunc, fire: func(time.Time) { go f() }})
-	return t
-}
-
-func (c *clockView) Ticker(d time.Duration) *clock.Ticker {
+func (c *clockView) Timer(d time.Duration) clock.Timer {
 	ch := make(chan time.Time, 1)
-	t := clock.New().Ticker(never)
-	t.C = ch
-	c.v.add(&entry{at: c.v.Now().Add(d), period: d, view: c, kind: tickerChannel, fire: func(now time.Time) {
-		select {
-		case ch <- now:
-		default:
-		}
-	}})
-	return t
+	return c.arm(d, 0, timerChannel, ch, sendTo(ch))
+}
+
+func (c *clockView) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return c.arm(d, 0, timerFunc, nil, func(time.Time) { go f() })
+}
+
+func (c *clockView) Ticker(d time.Duration) clock.Ticker {
+	if d <= 0 {
+		panic("non-positive interval for Ticker")
+	}
+	ch := make(chan time.Time, 1)
+	return tickerHandle{c.arm(d, d, tickerChannel, ch, sendTo(ch))}
 }
 
 func (c *clockView) WithTimeout(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -95,13 +95,16 @@
 //
 // # The clock
 //
-// vclock implements clock.Clock itself. Firing a timer is a channel send or
-// a goroutine start done by the one goroutine that moves time, with no real
-// sleep (the archived clock library's Mock sleeps a millisecond per timer,
-// which caps a three-hour replay far below the target). Stopped timers are
-// detected through a guard timer of the bubble armed a century ahead (see
-// clock.go), so they leave no phantom deadline behind; stopped timers do
-// not count among the candidates of an instant.
+// vclock's views implement internal/clock.Clock, the project's own clock
+// interface. Firing a timer is a channel send or a goroutine start done by
+// the one goroutine that moves time, with no real sleep (the archived clock
+// library's Mock sleeps a millisecond per timer, which caps a three-hour
+// replay far below the target). The Timer and Ticker handed out are the
+// engine's own: a holder's Stop takes the entry out of the queue at once (so
+// a stopped timer leaves no phantom deadline behind and never counts among
+// the candidates of an instant), Reset re-arms it with a new deadline, and
+// the engine's claim and the holder's Stop are decided under one lock, as a
+// real timer's firing races its Stop (see clock.go).
 //
 // # Trace
 //

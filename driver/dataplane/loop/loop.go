@@ -10,8 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/benbjohnson/clock"
 	"k8s.io/klog/v2"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/internal/keylock"

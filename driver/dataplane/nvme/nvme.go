@@ -9,9 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"k8s.io/klog/v2"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
@@ -374,12 +375,12 @@ func (n *NVMe) poll(ctx context.Context, timeout time.Duration, check func() (bo
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-timer.C:
+		case <-timer.C():
 			if done, err := check(); done || err != nil {
 				return err
 			}
 			return ErrTimeout
-		case <-ticker.C:
+		case <-ticker.C():
 		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
+	libclock "github.com/benbjohnson/clock"
+
+	"github.com/rds-csi/rds-csi/internal/clock"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 )
@@ -33,17 +35,27 @@ func target(nqn string) dataplane.Target {
 
 // timerClock is a mock clock that reports every Timer it creates, so a test
 // advances time only once the code under test is waiting on it.
+var _ clock.Clock = (*timerClock)(nil)
+
 type timerClock struct {
-	*clock.Mock
+	*libclock.Mock
 	timers chan time.Duration
 }
 
 func newTimerClock() *timerClock {
-	return &timerClock{Mock: clock.NewMock(), timers: make(chan time.Duration, 100)}
+	return &timerClock{Mock: libclock.NewMock(), timers: make(chan time.Duration, 100)}
 }
 
-func (c *timerClock) Timer(d time.Duration) *clock.Timer {
-	t := c.Mock.Timer(d)
+// AfterFunc, Ticker and Timer make the Mock an internal/clock.Clock; its
+// other methods already have the interface's signatures.
+func (c *timerClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return clock.FromLibrary(c.Mock).AfterFunc(d, f)
+}
+
+func (c *timerClock) Ticker(d time.Duration) clock.Ticker { return clock.FromLibrary(c.Mock).Ticker(d) }
+
+func (c *timerClock) Timer(d time.Duration) clock.Timer {
+	t := clock.FromLibrary(c.Mock).Timer(d)
 	select {
 	case c.timers <- d:
 	default:
@@ -164,7 +176,7 @@ func TestAttachConnectArgv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			o := f.options(clock.NewMock())
+			o := f.options(clock.FromLibrary(libclock.NewMock()))
 			o.HostNQN = tc.optsHost
 			n := New(o)
 			tg := target(nqn1)
@@ -186,7 +198,7 @@ func TestAttachConnectArgv(t *testing.T) {
 
 func TestAttachIsIdempotent(t *testing.T) {
 	f := newFixture(t)
-	n := f.nvme(clock.NewMock())
+	n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 	first, err := f.attach(n, target(nqn1))
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +289,7 @@ func TestAttachExistingController(t *testing.T) {
 			f.save()
 			tg := target(nqn1)
 			tg.Address = tc.address
-			dev, err := f.attach(f.nvme(clock.NewMock()), tg)
+			dev, err := f.attach(f.nvme(clock.FromLibrary(libclock.NewMock())), tg)
 			if got := countCalls(f.argv(), "connect"); got != map[bool]int{true: 1}[tc.wantConnect] {
 				t.Errorf("%d connects, want connect=%v", got, tc.wantConnect)
 			}
@@ -305,7 +317,7 @@ func TestDeviceByNQNAmongNeighbours(t *testing.T) {
 	f.add(conn{NQN: nqnClone, Subsys: 1, Ctrl: 1, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	f.add(conn{NQN: nqn1, Subsys: 5, Ctrl: 2, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	f.add(conn{NQN: nqn2, Subsys: 3, Ctrl: 3, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
-	n := f.nvme(clock.NewMock())
+	n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 
 	for nqn, want := range map[string]string{
 		nqn1: f.devPath("nvme5n1"), nqn10: f.devPath("nvme0n1"), nqnClone: f.devPath("nvme1n1"), nqn2: f.devPath("nvme3n1"),
@@ -330,7 +342,7 @@ func TestDevicePicksNamespaceOne(t *testing.T) {
 	f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, NSID: 2, ExtraNSID: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	// Only namespace 2: not the volume's device.
 	f.add(conn{NQN: nqn2, Subsys: 1, Ctrl: 1, Head: 1, NSID: 2, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
-	n := f.nvme(clock.NewMock())
+	n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 	if got, want := f.device(n, target(nqn1)), f.devPath("nvme0n2"); got != want {
 		t.Errorf("Device = %q, want %q", got, want)
 	}
@@ -353,7 +365,7 @@ func TestDeviceNaming(t *testing.T) {
 			f.add(conn{NQN: nqn1, Subsys: 2, Ctrl: 7, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: tc.layout})
 			f.cfg.RescanSectors = 4096
 			f.save()
-			n := f.nvme(clock.NewMock())
+			n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 			want := f.devPath(tc.want)
 			if got := f.device(n, target(nqn1)); got != want {
 				t.Errorf("Device = %q, want %q", got, want)
@@ -389,7 +401,7 @@ func TestTwoPathsToOneSubsystem(t *testing.T) {
 			f.add(conn{NQN: nqn1, Subsys: 2, Ctrl: 8, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: tc.layout})
 			f.cfg.RescanSectors = 4096
 			f.save()
-			n := f.nvme(clock.NewMock())
+			n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 			if got, want := f.device(n, target(nqn1)), f.devPath(tc.want); got != want {
 				t.Errorf("Device = %q, want %q", got, want)
 			}
@@ -414,7 +426,7 @@ func TestRenumberingAfterReconnect(t *testing.T) {
 			f.cfg.Next = conn{Subsys: 0, Ctrl: 0, Head: 1, Layout: layout}
 			f.cfg.RescanSectors = 8192
 			f.save()
-			n := f.nvme(clock.NewMock())
+			n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 			dev, err := f.attach(n, target(nqn1))
 			if err != nil || dev != f.devPath("nvme0n1") {
 				t.Fatalf("Attach = %q, %v; want %q", dev, err, f.devPath("nvme0n1"))
@@ -492,7 +504,7 @@ func TestDetachRefusesWhileInUse(t *testing.T) {
 				"91 22 259:110 / /mnt/b rw - ext4 /dev/nvme0n10 rw\n" +
 				"92 22 0:5 /nvme1n1 /mnt/c rw - devtmpfs udev rw\n"
 			f.writeMountInfo(neighbours + tc.mounts)
-			n := f.nvme(clock.NewMock())
+			n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 
 			err := f.detach(n, target(nqn1))
 			if !errors.Is(err, dataplane.ErrInUse) {
@@ -528,7 +540,7 @@ func TestDetachFailsClosedWithoutMountInfo(t *testing.T) {
 	if err := os.Remove(f.mountInfo); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.detach(f.nvme(clock.NewMock()), target(nqn1)); err == nil {
+	if err := f.detach(f.nvme(clock.FromLibrary(libclock.NewMock())), target(nqn1)); err == nil {
 		t.Fatal("Detach succeeded without knowing the mounts")
 	}
 	if calls := f.argv(); len(calls) != 0 {
@@ -541,7 +553,7 @@ func TestDetachDisconnectsOnlyThisNQN(t *testing.T) {
 	f.add(conn{NQN: nqn10, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	f.add(conn{NQN: nqn1, Subsys: 1, Ctrl: 1, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	f.add(conn{NQN: nqnClone, Subsys: 2, Ctrl: 2, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: perCtrl})
-	n := f.nvme(clock.NewMock())
+	n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 	if err := f.detach(n, target(nqn1)); err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +569,7 @@ func TestDetachDisconnectsOnlyThisNQN(t *testing.T) {
 
 func TestDetachNotConnectedIsNoop(t *testing.T) {
 	f := newFixture(t)
-	n := f.nvme(clock.NewMock())
+	n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 	// No nvme-subsystem class at all (nvme-core not loaded).
 	if err := f.detach(n, target(nqn1)); err != nil {
 		t.Fatalf("Detach on a host without NVMe: %v", err)
@@ -586,7 +598,7 @@ func TestDetachChecksTheControllerIsGone(t *testing.T) {
 	f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 	f.cfg.DisconnectNoop = true
 	f.save()
-	err := f.detach(f.nvme(clock.NewMock()), target(nqn1))
+	err := f.detach(f.nvme(clock.FromLibrary(libclock.NewMock())), target(nqn1))
 	if err == nil || !strings.Contains(err.Error(), "still has controller nvme0") {
 		t.Fatalf("Detach = %v, want a still-connected error", err)
 	}
@@ -598,7 +610,7 @@ func TestRescan(t *testing.T) {
 		f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, Sectors: 2048, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
 		f.cfg.RescanSectors = 20971520 // 10 GiB
 		f.save()
-		n := f.nvme(clock.NewMock())
+		n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 		size, err := within(t, func() (int64, error) { return n.Rescan(context.Background(), target(nqn1)) })
 		if err != nil || size != 10<<30 {
 			t.Fatalf("Rescan = %d, %v; want %d", size, err, int64(10<<30))
@@ -676,7 +688,9 @@ func TestRescan(t *testing.T) {
 	t.Run("not attached", func(t *testing.T) {
 		f := newFixture(t)
 		f.add(conn{NQN: nqn10, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: multipath})
-		_, err := within(t, func() (int64, error) { return f.nvme(clock.NewMock()).Rescan(context.Background(), target(nqn1)) })
+		_, err := within(t, func() (int64, error) {
+			return f.nvme(clock.FromLibrary(libclock.NewMock())).Rescan(context.Background(), target(nqn1))
+		})
 		if !errors.Is(err, dataplane.ErrNotAttached) {
 			t.Errorf("Rescan = %v, want ErrNotAttached", err)
 		}
@@ -688,7 +702,9 @@ func TestRescan(t *testing.T) {
 	t.Run("no live path", func(t *testing.T) {
 		f := newFixture(t)
 		f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, State: "connecting", Addr: rdsAddr, Port: rdsPort, Layout: multipath})
-		_, err := within(t, func() (int64, error) { return f.nvme(clock.NewMock()).Rescan(context.Background(), target(nqn1)) })
+		_, err := within(t, func() (int64, error) {
+			return f.nvme(clock.FromLibrary(libclock.NewMock())).Rescan(context.Background(), target(nqn1))
+		})
 		if err == nil || !strings.Contains(err.Error(), "no live controller") {
 			t.Errorf("Rescan = %v, want a no-live-controller error", err)
 		}
@@ -784,7 +800,7 @@ func TestContextBoundsEveryWait(t *testing.T) {
 		f.save()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		n := f.nvme(clock.NewMock())
+		n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 		_, err := within(t, func() (string, error) { return n.Attach(ctx, target(nqn1)) })
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Attach = %v, want DeadlineExceeded", err)
@@ -845,7 +861,7 @@ func TestInjectionRejectedBeforeExec(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			o := f.options(clock.NewMock())
+			o := f.options(clock.FromLibrary(libclock.NewMock()))
 			o.HostNQN = tc.opts
 			n := New(o)
 			tg := target(nqn1)
@@ -892,7 +908,7 @@ func TestControllerState(t *testing.T) {
 	} {
 		f := newFixture(t)
 		f.add(conn{NQN: nqn1, Subsys: 0, Ctrl: 0, Head: 1, Addr: rdsAddr, Port: rdsPort, Layout: tc.layout, State: tc.state})
-		n := f.nvme(clock.NewMock())
+		n := f.nvme(clock.FromLibrary(libclock.NewMock()))
 		got, err := n.ControllerState(context.Background(), target(nqn1))
 		if err != nil || got != tc.want {
 			t.Errorf("%s, %s: ControllerState = %q, %v; want %q", tc.layout, tc.state, got, err, tc.want)
