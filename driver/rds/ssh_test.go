@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rds-csi/rds-csi/internal/memconn"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -273,7 +275,7 @@ func TestSSHConnectAbandonedByContext(t *testing.T) {
 	var peers []func() error
 	var mu sync.Mutex
 	cn, err := NewSSHConnector(func(ctx context.Context) (net.Conn, error) {
-		c, srv := memPipe()
+		c, srv := memconn.Pipe()
 		mu.Lock()
 		peers = append(peers, srv.Close)
 		mu.Unlock()

@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/rds-csi/rds-csi/internal/memconn"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -104,7 +104,7 @@ func (s *testSSHServer) pipeDialer() Dialer {
 		if s.refuse.Load() {
 			return nil, errors.New("connection refused")
 		}
-		c, srv := memPipe()
+		c, srv := memconn.Pipe()
 		if !s.track(srv) {
 			c.Close()
 			return nil, errors.New("connection refused")
@@ -250,77 +250,3 @@ func (s *testSSHServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	}
 	once.Do(func() { close(done) })
 }
-
-// memPipe is net.Pipe with buffering. SSH cannot run over net.Pipe itself:
-// both ends write their version banner before reading, and net.Pipe writes
-// block until the peer reads.
-func memPipe() (net.Conn, net.Conn) {
-	a, b := newPipeBuf(), newPipeBuf()
-	return &memConn{r: a, w: b}, &memConn{r: b, w: a}
-}
-
-type pipeBuf struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	buf    []byte
-	closed bool
-}
-
-func newPipeBuf() *pipeBuf {
-	p := &pipeBuf{}
-	p.cond = sync.NewCond(&p.mu)
-	return p
-}
-
-func (p *pipeBuf) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.cond.Broadcast()
-	p.mu.Unlock()
-}
-
-type memConn struct {
-	r, w *pipeBuf
-}
-
-func (c *memConn) Read(b []byte) (int, error) {
-	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
-	for len(c.r.buf) == 0 && !c.r.closed {
-		c.r.cond.Wait()
-	}
-	if len(c.r.buf) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(b, c.r.buf)
-	c.r.buf = c.r.buf[n:]
-	return n, nil
-}
-
-func (c *memConn) Write(b []byte) (int, error) {
-	c.w.mu.Lock()
-	defer c.w.mu.Unlock()
-	if c.w.closed {
-		return 0, io.ErrClosedPipe
-	}
-	c.w.buf = append(c.w.buf, b...)
-	c.w.cond.Broadcast()
-	return len(b), nil
-}
-
-func (c *memConn) Close() error {
-	c.r.close()
-	c.w.close()
-	return nil
-}
-
-type memAddr struct{}
-
-func (memAddr) Network() string { return "mem" }
-func (memAddr) String() string  { return "mem" }
-
-func (c *memConn) LocalAddr() net.Addr              { return memAddr{} }
-func (c *memConn) RemoteAddr() net.Addr             { return memAddr{} }
-func (c *memConn) SetDeadline(time.Time) error      { return nil }
-func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
