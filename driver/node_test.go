@@ -67,22 +67,36 @@ func exitStatus(n int) error { return testingexec.FakeExitError{Status: n} }
 var stageCap = &csi.VolumeCapability{AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{FsType: "ext4"}},
 	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER}}
 
+type formatCase struct {
+	name       string
+	data       []byte // written at offset at of the 8 MiB device (4096 when zero)
+	at         int64
+	blkid      func() ([]byte, error)
+	wantCode   codes.Code
+	wantFormat bool
+}
+
+func (c formatCase) offset() int64 {
+	if c.at == 0 {
+		return 4096
+	}
+	return c.at
+}
+
 // TestNeverFormatsWhenUnsure is the rule that matters most on a node: a device
 // is formatted only when it provably holds nothing.
 func TestNeverFormatsWhenUnsure(t *testing.T) {
-	cases := []struct {
-		name       string
-		data       []byte // written at offset 4096 of the 8 MiB device
-		blkid      func() ([]byte, error)
-		wantCode   codes.Code
-		wantFormat bool
-	}{
-		{"probe fails", nil, func() ([]byte, error) { return []byte("blkid: I/O error"), exitStatus(4) }, codes.Internal, false},
-		{"no signature but data present", []byte("precious data"), func() ([]byte, error) { return nil, exitStatus(2) }, codes.FailedPrecondition, false},
-		{"partition table", nil, func() ([]byte, error) { return []byte("PTTYPE=gpt\n"), nil }, codes.FailedPrecondition, false},
-		{"other filesystem", nil, func() ([]byte, error) { return []byte("TYPE=xfs\n"), nil }, codes.FailedPrecondition, false},
-		{"existing ext4 is mounted as is", []byte("ext4 data"), func() ([]byte, error) { return []byte("TYPE=ext4\n"), nil }, codes.OK, false},
-		{"empty device is formatted", nil, func() ([]byte, error) { return nil, exitStatus(2) }, codes.OK, true},
+	cases := []formatCase{
+		{"probe fails", nil, 0, func() ([]byte, error) { return []byte("blkid: I/O error"), exitStatus(4) }, codes.Internal, false},
+		{"no signature but data present", []byte("precious data"), 0, func() ([]byte, error) { return nil, exitStatus(2) }, codes.FailedPrecondition, false},
+		// zeroEnds reads each end in chunks: data in a later chunk of the head
+		// and in the tail must be seen too.
+		{"data late in the first MiB", []byte("precious data"), 1<<20 - 100, func() ([]byte, error) { return nil, exitStatus(2) }, codes.FailedPrecondition, false},
+		{"data in the last MiB", []byte("precious data"), 8<<20 - 600, func() ([]byte, error) { return nil, exitStatus(2) }, codes.FailedPrecondition, false},
+		{"partition table", nil, 0, func() ([]byte, error) { return []byte("PTTYPE=gpt\n"), nil }, codes.FailedPrecondition, false},
+		{"other filesystem", nil, 0, func() ([]byte, error) { return []byte("TYPE=xfs\n"), nil }, codes.FailedPrecondition, false},
+		{"existing ext4 is mounted as is", []byte("ext4 data"), 0, func() ([]byte, error) { return []byte("TYPE=ext4\n"), nil }, codes.OK, false},
+		{"empty device is formatted", nil, 0, func() ([]byte, error) { return nil, exitStatus(2) }, codes.OK, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +107,7 @@ func TestNeverFormatsWhenUnsure(t *testing.T) {
 			}
 			if tc.data != nil {
 				f, _ := os.OpenFile(dev, os.O_WRONLY, 0)
-				f.WriteAt(tc.data, 4096)
+				f.WriteAt(tc.data, tc.offset())
 				f.Close()
 			}
 			fe, calls := scriptedExec(func(cmd string, args []string) ([]byte, error) {
@@ -132,7 +146,7 @@ func TestNeverFormatsWhenUnsure(t *testing.T) {
 			}
 			if tc.data != nil {
 				b, _ := os.ReadFile(dev)
-				if !strings.Contains(string(b[4096:4096+len(tc.data)]), string(tc.data)) {
+				if at := tc.offset(); !strings.Contains(string(b[at:at+int64(len(tc.data))]), string(tc.data)) {
 					t.Fatal("device data changed")
 				}
 			}
