@@ -1,10 +1,12 @@
 package scenarios
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -243,6 +245,51 @@ func TestSwarm(t *testing.T) {
 		if !res.Summary.Pass {
 			t.Errorf("seed %d failed (rds-scenario swarm --seeds %d..%d): %v", seed, seed, seed, res.Summary.Failures)
 		}
+	}
+}
+
+// TestIdleSkipKeepsTraces: skipping the engine's per-instant pass at idle
+// instants (engine/idle.go) changes no trace, for every shipped scenario and
+// a swarm of generated ones, hang and latency faults included.
+func TestIdleSkipKeepsTraces(t *testing.T) {
+	same := func(t *testing.T, name string, play func(runner.Options) *runner.Result) {
+		full, skipping := play(runner.Options{NoIdleSkip: true}), play(runner.Options{})
+		if !bytes.Equal(full.Trace, skipping.Trace) {
+			t.Errorf("%s: the idle skip changed the trace: %s", name, trace.FirstDivergence(full.Trace, skipping.Trace))
+		}
+		if full.Summary.IdleSteps != 0 {
+			t.Errorf("%s: %d idle steps skipped with the skip off", name, full.Summary.IdleSteps)
+		}
+		if skipping.Summary.Steps != full.Summary.Steps {
+			t.Errorf("%s: %d clock steps with the skip, %d without", name, skipping.Summary.Steps, full.Summary.Steps)
+		}
+	}
+	for _, file := range shipped(t) {
+		same(t, file, func(o runner.Options) *runner.Result { return run(t, file, o) })
+	}
+	// The skip is there to be taken: most instants of the incident's outage
+	// are the RDS manager's idle probes.
+	if res := run(t, "incidents/rds-crash-2026-02-05.yaml", runner.Options{}); res.Summary.IdleSteps < res.Summary.Steps/2 {
+		t.Errorf("incident: %d of %d clock steps skipped the pass as idle, want most", res.Summary.IdleSteps, res.Summary.Steps)
+	}
+	seeds := int64(20)
+	if raceEnabled {
+		seeds = 3
+	}
+	for seed := int64(1); seed <= seeds; seed++ {
+		sc, err := spec.Parse([]byte(swarm.Generate(seed)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, fmt.Sprintf("swarm seed %d", seed), func(o runner.Options) *runner.Result {
+			bubble.Host(t)
+			o.TolerateActionErrors = true
+			res, err := runner.Run(sc, o)
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+			return res
+		})
 	}
 }
 

@@ -27,8 +27,16 @@ func (w *World) settle() {
 
 // quiesce settles the system and does the engine's own work for the current
 // instant until nothing more happens at it: due tasks, the Kubernetes loop,
-// the invariants.
+// the invariants. An idle instant (idle.go) skips that work: it would find
+// nothing to do.
 func (w *World) quiesce() error {
+	w.settle()
+	if w.idleInstant() {
+		w.idleN++
+		w.drawLikePass()
+		w.trace.Flush()
+		return nil
+	}
 	for round := 0; ; round++ {
 		if round > 10000 {
 			w.trace.Flush()
@@ -68,6 +76,7 @@ func (w *World) quiesce() error {
 		f()
 	}
 	w.trace.Flush()
+	w.markIdle()
 	return nil
 }
 

@@ -19,7 +19,8 @@
 //   - clock.go: the virtual clock (vclock) and the views handed out of it;
 //   - advance.go: driving time: Advance, the step from one instant to the
 //     next, the engine's own tasks (Wake, OnInstant);
-//   - barrier.go: the quiescence barrier (settle, quiesce); watchgate.go:
+//   - barrier.go: the quiescence barrier (settle, quiesce), and idle.go
+//     the instants that skip quiesce's pass; watchgate.go:
 //     the fake API server's watch events, held and released one at a time;
 //     order.go: the seeded order of what one instant releases;
 //   - timeline.go: timeline actions and faults (Apply, ApplyFault, EndFault,
@@ -87,6 +88,15 @@
 // Then quiesce does the engine's own work for the instant (due tasks, the
 // Kubernetes loop, completed CSI calls) and settles again until nothing
 // changes, checks the invariants and flushes the trace.
+//
+// Most instants of a long outage change nothing that work reads: the RDS
+// manager's reachability probe fires every second and fails. Such an
+// instant is idle (idle.go) and skips the pass; an instant is idle only if
+// nothing the pass reads moved since its last run, nothing of its own is
+// due, and no invariant is counting towards a threshold, and the skip still
+// makes the draws from the seed the pass would have made. The trace is the
+// same with the skip on or off (TestIdleSkipKeepsTraces); the incident
+// replay skips it at 10,424 of its 12,524 instants.
 //
 // A divergence between two runs of one seed is a bug in this design or in
 // the code under test (map order, a select that picks at random between two

@@ -146,6 +146,17 @@ func (w *World) rdsReachable() bool {
 	return true
 }
 
+// counting reports whether an invariant is counting time towards a
+// threshold (a pair of writers, a stale claim, a Probe still ready on an
+// unreachable RDS) or holds a violation to record: the instant it fires at
+// depends on being checked at every instant (idleInstant).
+func (iv *invariants) counting() bool {
+	iv.mu.Lock()
+	rpcs := len(iv.rpcs)
+	iv.mu.Unlock()
+	return rpcs > 0 || len(iv.dualSince) > 0 || len(iv.claimSince) > 0 || (!iv.downSince.IsZero() && iv.w.probeReady)
+}
+
 func (iv *invariants) check() {
 	w := iv.w
 	now := w.Clock.Now()

@@ -55,6 +55,10 @@ type Options struct {
 	// order) instead of one drawn from the seed: a failure that goes away
 	// with it needed a particular ordering.
 	FixedOrder bool
+	// NoIdleSkip runs the engine's per-instant pass at every instant, idle
+	// or not (idle.go): traces are the same either way, and a test proves
+	// it with this switch.
+	NoIdleSkip bool
 	// Bugs plants known-bad behaviour, to prove that scenarios catch it.
 	Bugs Bugs
 }
@@ -137,6 +141,7 @@ type World struct {
 	hostLine string
 
 	steps   atomic.Int64  // clock moves
+	idleN   int64         // instants that skipped the per-instant pass
 	order   *releaseOrder // the order of what one instant releases, from the seed
 	watches watchGate     // the fake API server\'s watch events, released one at a time
 
@@ -148,6 +153,7 @@ type World struct {
 	inv      *invariants
 
 	probeKnown, probeReady bool
+	idle                   idleMark // the World as the last per-instant pass left it
 	timelineRestarts       int
 	onInstant              []func()
 	rdsUp                  bool
@@ -278,6 +284,10 @@ func (w *World) TraceHash() string { return w.trace.Hash() }
 
 // VirtualSteps is how many times the clock was moved.
 func (w *World) VirtualSteps() int64 { return w.steps.Load() }
+
+// IdleSteps is how many instants found the World as the last per-instant
+// pass left it and skipped the pass (idle.go). Read it after the run.
+func (w *World) IdleSteps() int64 { return w.idleN }
 
 // record traces an event at the current instant. The kind is typed, the
 // payload a map keyed by trace.Field names: see scenarios/trace for why.

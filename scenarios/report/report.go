@@ -89,17 +89,20 @@ func cmpDuration(a, b time.Duration) int {
 
 // Summary is the outcome of one run.
 type Summary struct {
-	Scenario  string        `json:"scenario"`
-	File      string        `json:"file,omitempty"`
-	Seed      int64         `json:"seed"`
-	Pass      bool          `json:"pass"`
-	Failures  []string      `json:"failures,omitempty"`
-	Virtual   time.Duration `json:"virtualNs"`
-	Wall      time.Duration `json:"wallNs"`
-	Steps     int64         `json:"clockSteps"`
-	TraceHash string        `json:"traceHash"`
-	Events    int           `json:"events"`
-	Reproduce string        `json:"reproduce,omitempty"` // the one command that reproduces the run
+	Scenario string        `json:"scenario"`
+	File     string        `json:"file,omitempty"`
+	Seed     int64         `json:"seed"`
+	Pass     bool          `json:"pass"`
+	Failures []string      `json:"failures,omitempty"`
+	Virtual  time.Duration `json:"virtualNs"`
+	Wall     time.Duration `json:"wallNs"`
+	Steps    int64         `json:"clockSteps"`
+	// IdleSteps is how many of those found nothing changed and skipped the
+	// engine's per-instant pass (engine/idle.go).
+	IdleSteps int64  `json:"idleClockSteps"`
+	TraceHash string `json:"traceHash"`
+	Events    int    `json:"events"`
+	Reproduce string `json:"reproduce,omitempty"` // the one command that reproduces the run
 }
 
 // Compression is virtual seconds per wall second (0 when Wall is 0).

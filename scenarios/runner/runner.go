@@ -27,6 +27,9 @@ type Options struct {
 	// FixedOrder releases what one instant holds in canonical order instead
 	// of one drawn from the seed (engine.Options.FixedOrder).
 	FixedOrder bool
+	// NoIdleSkip runs the engine's per-instant pass at idle instants too
+	// (engine.Options.NoIdleSkip): the trace is the same, only slower.
+	NoIdleSkip bool
 	// TolerateActionErrors traces an action the world refuses (a migration
 	// of a VM that is not on one node) instead of failing the run: generated
 	// schedules may ask for such things.
@@ -68,7 +71,7 @@ func playOnce(sc *spec.Scenario, o Options) (*Result, error) {
 	w, err := engine.NewWorld(engine.Options{
 		Seed: uint64(seed), Nodes: sc.Topology.Nodes, Replicas: sc.Topology.Controller.Replicas,
 		GracePeriod: sc.Topology.Controller.GracePeriod, ReconcileInterval: sc.Topology.Controller.ReconcileInterval,
-		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs, FixedOrder: o.FixedOrder,
+		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs, FixedOrder: o.FixedOrder, NoIdleSkip: o.NoIdleSkip,
 	})
 	if err != nil {
 		return nil, err
@@ -92,7 +95,7 @@ func playOnce(sc *spec.Scenario, o Options) (*Result, error) {
 	reproduce := fmt.Sprintf("rds-scenario run %s --seed %d", orDefault(o.File, "<file>"), seed)
 	return &Result{
 		Summary: report.Summary{Scenario: sc.Name, File: o.File, Seed: seed, Pass: len(r.failures) == 0, Failures: r.failures,
-			Virtual: w.Now(), Steps: w.VirtualSteps(), TraceHash: w.TraceHash(),
+			Virtual: w.Now(), Steps: w.VirtualSteps(), IdleSteps: w.IdleSteps(), TraceHash: w.TraceHash(),
 			Events: len(w.Trace().Events()), Reproduce: reproduce},
 		Trace: w.Trace().Bytes(),
 	}, nil
