@@ -31,6 +31,7 @@ type Options struct {
 	Identity        string
 	Version         string
 	Pool            string // default: storage-pool
+	Fsync           bool   // flush every change before acknowledging it, as the binary does by default
 }
 
 // Emulator is a started emulator plus a client key it accepts for user "admin".
@@ -63,6 +64,7 @@ func Start(t testing.TB, o Options) *Emulator {
 		Identity:        o.Identity,
 		Version:         o.Version,
 		Pool:            o.Pool,
+		Fsync:           o.Fsync,
 	})
 	if err != nil {
 		t.Fatalf("emulator: %v", err)

@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 		crashChild()
 		os.Exit(0)
 	}
+	if os.Getenv(copyCrashDirEnv) != "" {
+		copyCrashChild()
+	}
+	if os.Getenv(gcCrashDirEnv) != "" {
+		gcCrashChild()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -20,6 +20,19 @@
 // cause. Host files only ever grow: a replayed record that would shrink or
 // rewrite a file could destroy data a loop device wrote after it.
 //
+// With Options.Fsync, changes that arrive together share one fsync (group
+// commit, commit.go): a change is appended under the store's lock but flushed
+// after it is released, by whichever waiting caller leads the next flush,
+// and its host change runs in journal order after that flush. No reply,
+// success, error or read, leaves before everything it was built from is
+// durable, so a machine crash can never take back what a caller was told.
+//
+// A copy (/disk add copy-from) costs what the data costs: a reflink where
+// the filesystem has one, else only the source's data extents
+// (SEEK_DATA/SEEK_HOLE, then copy_file_range). It runs without the store's
+// lock, so other commands go on meanwhile; the new disk appears only once
+// its staged copy under tmp/ is complete, fsynced and journaled.
+//
 // Every lookup by slot, ID or file name is a map access and every mutation
 // appends one record, so a server with ten thousand volumes behaves like one
 // with ten. Options.Dir "" keeps the same semantics entirely in memory for the

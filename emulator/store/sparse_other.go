@@ -8,3 +8,6 @@ import "os"
 func nextData(f *os.File, off, size int64) (start, end int64, more bool, err error) {
 	return 0, 0, false, errNoExtents
 }
+
+// Reflinks are only tried on Linux.
+func cloneFile(dst, src *os.File) error { return errNoClone }

@@ -47,7 +47,9 @@ type state struct {
 	// tombs are removed file names whose host unlink may not have happened yet
 	// (crash after the journal write, or an unlink that failed). Open unlinks
 	// them, which is also what keeps it from importing them back as orphans.
-	tombs map[string]struct{}
+	// The value is the removal's sequence number, so a late unlink clears
+	// only its own tomb.
+	tombs map[string]uint64
 	// stages maps a copied file's name to its staged copy under tmp/, so Open
 	// can publish a copy that was journaled but not yet renamed into place.
 	stages map[string]string
@@ -61,7 +63,7 @@ func newState() *state {
 		byFile:   make(map[string]uint64),
 		files:    make(map[string]*File),
 		children: make(map[string]int),
-		tombs:    make(map[string]struct{}),
+		tombs:    make(map[string]uint64),
 		stages:   make(map[string]string),
 	}
 }
@@ -318,7 +320,7 @@ func (st *state) mutate(r *record) {
 		delete(st.files, r.Name)
 		delete(st.children, r.Name)
 		delete(st.stages, r.Name)
-		st.tombs[r.Name] = struct{}{}
+		st.tombs[r.Name] = r.Seq
 		st.touchParent(r.Name, -1)
 
 	case opImport:
@@ -463,7 +465,7 @@ func stateFromSnapshot(sd *snapshotData) (*state, error) {
 		st.byFile[name] = d.ID
 	}
 	for _, n := range sd.Tombs {
-		st.tombs[n] = struct{}{}
+		st.tombs[n] = 0
 	}
 	return st, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rds-csi/rds-csi/internal/clock"
@@ -109,12 +110,27 @@ type Store struct {
 	lock        *os.File
 	closed      bool
 	broken      error // set when the journal can no longer be trusted for appends
+
+	// Group commit (see commit.go). flushMu is taken before mu, never after.
+	flushMu     sync.Mutex
+	durable     uint64    // guarded by mu: records up to here are flushed and their host changes made
+	pending     []*hostOp // guarded by mu: host changes of records not flushed yet, in order
+	syncJournal func(*os.File) error
+	flushes     atomic.Int64 // journal fsyncs (group commits) since Open
+
+	stageSeq atomic.Uint64 // names staged copies under tmp/
+	// copyProgress, when set by a test, runs after each stretch of a copy
+	// (copied bytes so far) and once more, with -1, after the staged copy is
+	// complete and before it is journaled; a test blocks in it to hold a copy.
+	copyProgress func(copied int64)
+	copiedBytes  atomic.Int64 // data bytes copies read and wrote (not cloned)
+	clonedCopies atomic.Int64 // copies made with a reflink
 }
 
 // Open loads (or creates) the state in o.Dir, heals the host files so they
 // match the journal, and compacts the journal into a fresh snapshot.
 func Open(o Options) (*Store, error) {
-	s := &Store{clk: o.Clock, fsync: o.Fsync, dir: o.Dir, persist: o.Dir != "", st: newState()}
+	s := &Store{clk: o.Clock, fsync: o.Fsync, dir: o.Dir, persist: o.Dir != "", st: newState(), syncJournal: defaultSyncJournal}
 	if s.clk == nil {
 		s.clk = clock.New()
 	}
@@ -347,12 +363,18 @@ func (s *Store) importOrphans() error {
 	return nil
 }
 
-// Close flushes the journal and releases the state directory.
+// Close flushes the journal, finishes the host changes of every appended
+// record and releases the state directory.
 func (s *Store) Close() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
+	}
+	if s.fsync {
+		s.drainLocked()
 	}
 	s.closed = true
 	var err error
@@ -404,8 +426,9 @@ func (s *Store) writable() error {
 }
 
 // commit journals r (write-ahead: before any host change and before the
-// caller acknowledges) and applies it to memory. The caller holds s.mu and
-// has already run s.st.check(r).
+// caller acknowledges) and applies it to memory. The caller holds s.mu. With
+// Fsync the record is written but not yet flushed: the caller must await it
+// (commit.go) before acknowledging.
 func (s *Store) commit(r *record) error {
 	if err := s.st.check(r); err != nil {
 		return err
@@ -433,11 +456,9 @@ func (s *Store) append(r *record) error {
 	buf := appendFrame((*bp)[:0], payload)
 	defer func() { *bp = buf[:0]; encBufPool.Put(bp) }()
 	// One write() per record: a kill -9 cannot split it, only a machine
-	// crash can, and that is the torn tail Open cuts off.
+	// crash can, and that is the torn tail Open cuts off. The fsync is the
+	// group commit's (commit.go).
 	n, err := s.journal.Write(buf)
-	if err == nil && s.fsync {
-		err = s.journal.Sync()
-	}
 	if err != nil {
 		// Remove any partial record so later ones do not follow garbage,
 		// which Open would have to treat as mid-journal corruption.
@@ -454,8 +475,9 @@ func (s *Store) append(r *record) error {
 
 // maybeCompact folds the journal into a snapshot once it is long compared with
 // the state, so replay stays proportional to the state and not its history.
+// With Fsync it runs only from the flush, once every record is durable.
 func (s *Store) maybeCompact() {
-	if !s.persist || s.nrec <= compactMinRecords || s.nrec <= compactFactor*(len(s.st.disks)+len(s.st.files)) || s.nrec < s.nextCompact {
+	if !s.compactDue() {
 		return
 	}
 	if err := s.compact(); err != nil {
@@ -463,6 +485,10 @@ func (s *Store) maybeCompact() {
 		// disk does not turn every mutation into an O(state) attempt.
 		s.nextCompact = 2 * s.nrec
 	}
+}
+
+func (s *Store) compactDue() bool {
+	return s.persist && s.nrec > compactMinRecords && s.nrec > compactFactor*(len(s.st.disks)+len(s.st.files)) && s.nrec >= s.nextCompact
 }
 
 // compact writes the snapshot and only then empties the journal. A crash in
@@ -479,20 +505,20 @@ func (s *Store) compact() error {
 		return fmt.Errorf("store: resetting journal: %w", err)
 	}
 	s.jsize, s.nrec, s.nextCompact = 0, 0, 0
+	// The snapshot was fsynced: everything up to seq is durable. Callers
+	// with Fsync compact only with no host change pending.
+	s.durable = s.seq
 	return nil
 }
 
-// syncNew makes new host entries durable: the directory holding each one.
-func (s *Store) syncNew(name string, newDirs []string) error {
-	if !s.fsync {
-		return nil
-	}
+// entryDirs lists the host directories holding name and the new directories
+// before it: what must be fsynced to make their new entries durable.
+func (s *Store) entryDirs(name string, newDirs []string) []string {
+	out := make([]string, 0, len(newDirs)+1)
 	for _, d := range append(newDirs, name) {
-		if err := syncDir(filepath.Dir(s.host(d))); err != nil {
-			return err
-		}
+		out = append(out, filepath.Dir(s.host(d)))
 	}
-	return nil
+	return out
 }
 
 // hostErr reports a host failure after the journal write: the change stands.
@@ -505,11 +531,23 @@ func prepErr(err error) error {
 	return fmt.Errorf("failure: %w", err)
 }
 
+// settle is how every reply leaves: it waits until everything the reply was
+// built from (records up to seq) is durable, so a machine crash cannot take
+// back what a caller was told. err is the reply's own error, if any.
+func (s *Store) settle(seq uint64, err error) error {
+	if ferr := s.await(seq); ferr != nil && err == nil {
+		return ferr
+	}
+	return err
+}
+
 // Pool returns the pool and its usage.
 func (s *Store) Pool() Pool {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.st.pool
+	p, seq := s.st.pool, s.seq
+	s.mu.RUnlock()
+	s.await(seq)
+	return p
 }
 
 // AddDisk creates a file disk. ID and Created are assigned. If FilePath names
@@ -523,9 +561,21 @@ func (s *Store) Pool() Pool {
 // valid and the next Open retries the host side.
 func (s *Store) AddDisk(d Disk) (Disk, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
+	op, err := s.addDiskLocked(&d)
+	seq := s.seq
+	s.mu.Unlock()
+	if err = s.settle(seq, err); err != nil {
 		return Disk{}, err
+	}
+	if op != nil && op.err != nil {
+		return d, hostErr(op.err)
+	}
+	return d, nil
+}
+
+func (s *Store) addDiskLocked(d *Disk) (*hostOp, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
 	}
 	now := s.now()
 	d.ID, d.Created = s.st.nextID, now
@@ -534,113 +584,213 @@ func (s *Store) AddDisk(d Disk) (Disk, error) {
 	if exists && !f.Dir && d.FileSize >= 0 && d.FileSize < f.Size {
 		d.FileSize = f.Size
 	}
-	r := &record{Op: opAdd, Time: now, Disk: toDiskRec(&d)}
+	r := &record{Op: opAdd, Time: now, Disk: toDiskRec(d)}
 	if err := s.st.check(r); err != nil {
-		return Disk{}, err
+		return nil, err
 	}
 	newDirs := s.st.missingDirs(name)
+	p := s.host(name)
 	if s.persist && len(newDirs) > 0 {
 		// Directories before the journal write: an empty directory left by
 		// a crash is harmless, and a failure here leaves nothing recorded.
-		if err := os.MkdirAll(filepath.Dir(s.host(name)), 0o755); err != nil {
-			return Disk{}, prepErr(err)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, prepErr(err)
 		}
 	}
-	if err := s.commit(r); err != nil {
-		return Disk{}, err
-	}
-	defer s.maybeCompact()
-	if s.persist {
-		created, err := growFile(s.host(name), d.FileSize)
-		if err == nil && created {
-			err = s.syncNew(name, newDirs)
+	size := d.FileSize
+	op := &hostOp{run: func() ([]string, error) {
+		// Again, in journal order: a removal journaled before this record
+		// may have taken the directory away in the meantime.
+		if len(newDirs) > 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return nil, err
+			}
 		}
-		if err != nil {
-			return d, hostErr(err)
+		created, err := growFile(p, size)
+		if err != nil || !created {
+			return nil, err
 		}
+		return s.entryDirs(name, newDirs), nil
+	}}
+	if err := s.apply(r, op); err != nil {
+		return nil, err
 	}
-	return d, nil
+	return op, nil
 }
 
 // CopyDisk creates disk d whose file is a copy of the file of the disk in
 // srcSlot; its size is the larger of d.FileSize and the source file's size.
-// The target file must not exist yet. The copy is made into tmp/ before the
-// journal write and renamed into place after it, so a crash can never leave a
-// half-copied file under a journaled name.
+// The target file must not exist yet.
+//
+// The data is copied without the store's lock, so other commands go on while
+// a large copy runs, and it costs what the data costs: a reflink where the
+// filesystem has one, else only the source's data extents. The copy is made
+// under tmp/ and fsynced there; only then is it validated again and journaled
+// (naming the staged file), and renamed into place after the journal write.
+// So the disk appears only complete and durable, and a crash at any point
+// leaves either no disk (tmp/ is emptied by Open) or the whole copy (Open
+// publishes a journaled stage).
 func (s *Store) CopyDisk(srcSlot string, d Disk) (Disk, error) {
+	if !s.persist {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		_, r, err := s.copyCheckLocked(srcSlot, &d)
+		if err == nil {
+			err = s.commit(r)
+		}
+		if err != nil {
+			return Disk{}, err
+		}
+		return d, nil
+	}
+
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
+	srcName, _, err := s.copyCheckLocked(srcSlot, &d)
+	seq := s.seq
+	s.mu.Unlock()
+	// The source's own host changes (its creation, a resize) must have
+	// happened before its file is read.
+	if err = s.settle(seq, err); err != nil {
 		return Disk{}, err
+	}
+	name := fileName(d.FilePath)
+	if err := os.MkdirAll(filepath.Dir(s.host(name)), 0o755); err != nil {
+		return Disk{}, prepErr(err)
+	}
+	stage := "copy-" + strconv.FormatUint(s.stageSeq.Add(1), 10)
+	stagePath := filepath.Join(s.dir, tmpDir, stage)
+	st, err := copySparse(stagePath, s.host(srcName), d.FileSize, s.fsync, s.copyProgress)
+	if err == nil && s.fsync {
+		// The staged file's name must be durable before a journal record
+		// names it: Open would otherwise find the record but no copy.
+		err = syncDir(filepath.Join(s.dir, tmpDir))
+	}
+	if err != nil {
+		os.Remove(stagePath)
+		return Disk{}, prepErr(err)
+	}
+	s.copiedBytes.Add(st.copied)
+	if st.cloned {
+		s.clonedCopies.Add(1)
+	}
+	if s.copyProgress != nil {
+		s.copyProgress(-1)
+	}
+
+	s.mu.Lock()
+	op, err := s.publishCopyLocked(srcName, &d, stage, stagePath, st.size)
+	seq = s.seq
+	s.mu.Unlock()
+	if err != nil {
+		os.Remove(stagePath)
+	}
+	if err = s.settle(seq, err); err != nil {
+		return Disk{}, err
+	}
+	if op.err != nil {
+		return d, hostErr(op.err)
+	}
+	return d, nil
+}
+
+// copyCheckLocked sizes d for a copy of srcSlot and checks that the copy
+// could be recorded now. It assigns ID and Created provisionally.
+func (s *Store) copyCheckLocked(srcSlot string, d *Disk) (srcName string, r *record, err error) {
+	if err := s.writable(); err != nil {
+		return "", nil, err
 	}
 	srcID, ok := s.st.bySlot[srcSlot]
 	if !ok {
-		return Disk{}, ErrNoSuchItem
+		return "", nil, ErrNoSuchItem
 	}
-	srcName := fileName(s.st.disks[srcID].FilePath)
+	srcName = fileName(s.st.disks[srcID].FilePath)
 	src := s.st.files[srcName]
 	now := s.now()
 	d.ID, d.Created = s.st.nextID, now
 	if d.FileSize < src.Size && d.FileSize >= 0 {
 		d.FileSize = src.Size
 	}
-	name := fileName(d.FilePath)
-	r := &record{Op: opCopy, Time: now, Disk: toDiskRec(&d), Name: srcName}
+	r = &record{Op: opCopy, Time: now, Disk: toDiskRec(d), Name: srcName}
 	if err := s.st.check(r); err != nil {
-		return Disk{}, err
+		return "", nil, err
 	}
+	return srcName, r, nil
+}
+
+// publishCopyLocked records a finished staged copy. Anything may have
+// changed while the data was copied (the slot or the name taken, the space
+// used, the source removed or grown), so it is all checked again.
+func (s *Store) publishCopyLocked(srcName string, d *Disk, stage, stagePath string, staged int64) (*hostOp, error) {
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	if src, ok := s.st.files[srcName]; ok && d.FileSize < src.Size {
+		// The source grew during the copy: the growth is a hole, which
+		// the copy gets by growing too.
+		d.FileSize = src.Size
+	}
+	now := s.now()
+	d.ID, d.Created = s.st.nextID, now
+	r := &record{Op: opCopy, Time: now, Disk: toDiskRec(d), Name: srcName, Stage: stage}
+	if err := s.st.check(r); err != nil {
+		return nil, err
+	}
+	if d.FileSize > staged {
+		if err := os.Truncate(stagePath, d.FileSize); err != nil {
+			return nil, prepErr(err)
+		}
+	}
+	name := fileName(d.FilePath)
 	newDirs := s.st.missingDirs(name)
-	var stagePath string
-	if s.persist {
-		r.Stage = "copy-" + strconv.FormatUint(d.ID, 10)
-		stagePath = filepath.Join(s.dir, tmpDir, r.Stage)
-		if err := os.MkdirAll(filepath.Dir(s.host(name)), 0o755); err != nil {
-			return Disk{}, prepErr(err)
-		}
-		if err := copySparse(stagePath, s.host(srcName), d.FileSize, s.fsync); err != nil {
-			return Disk{}, prepErr(err)
-		}
+	p := s.host(name)
+	op := &hostOp{
+		run: func() ([]string, error) {
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return nil, err
+			}
+			if err := os.Rename(stagePath, p); err != nil {
+				return nil, err
+			}
+			return s.entryDirs(name, newDirs), nil
+		},
+		done: func() {
+			if s.st.stages[name] == stage {
+				delete(s.st.stages, name)
+			}
+		},
 	}
-	if err := s.commit(r); err != nil {
-		if stagePath != "" {
-			os.Remove(stagePath)
-		}
-		return Disk{}, err
+	if err := s.apply(r, op); err != nil {
+		return nil, err
 	}
-	defer s.maybeCompact()
-	if s.persist {
-		err := os.Rename(stagePath, s.host(name))
-		if err == nil {
-			delete(s.st.stages, name)
-			err = s.syncNew(name, newDirs)
-		}
-		if err != nil {
-			return d, hostErr(err)
-		}
-	}
-	return d, nil
+	return op, nil
 }
 
 // DiskBySlot finds a disk by slot in O(1).
 func (s *Store) DiskBySlot(slot string) (Disk, bool) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
+	var d Disk
 	id, ok := s.st.bySlot[slot]
-	if !ok {
-		return Disk{}, false
+	if ok {
+		d = *s.st.disks[id]
 	}
-	return *s.st.disks[id], true
+	seq := s.seq
+	s.mu.RUnlock()
+	s.await(seq)
+	return d, ok
 }
 
 // DiskByID finds a disk by its internal ID in O(1).
 func (s *Store) DiskByID(id uint64) (Disk, bool) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	d, ok := s.st.disks[id]
-	if !ok {
-		return Disk{}, false
+	var d Disk
+	p, ok := s.st.disks[id]
+	if ok {
+		d = *p
 	}
-	return *d, true
+	seq := s.seq
+	s.mu.RUnlock()
+	s.await(seq)
+	return d, ok
 }
 
 // Disks lists all disks in creation order.
@@ -650,6 +800,7 @@ func (s *Store) Disks() []Disk {
 	for _, d := range s.st.disks {
 		out = append(out, *d)
 	}
+	seq := s.seq
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Disk) int {
 		switch {
@@ -660,14 +811,17 @@ func (s *Store) Disks() []Disk {
 		}
 		return 0
 	})
+	s.await(seq)
 	return out
 }
 
 // DiskCount is the number of disks.
 func (s *Store) DiskCount() int {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.st.disks)
+	n, seq := len(s.st.disks), s.seq
+	s.mu.RUnlock()
+	s.await(seq)
+	return n
 }
 
 // UpdateDisk changes the disk with the given ID: change edits a copy, and the
@@ -677,51 +831,64 @@ func (s *Store) DiskCount() int {
 // not call the Store.
 func (s *Store) UpdateDisk(id uint64, change func(*Disk) error) (Disk, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
+	d, op, err := s.updateDiskLocked(id, change)
+	seq := s.seq
+	s.mu.Unlock()
+	if err = s.settle(seq, err); err != nil {
 		return Disk{}, err
+	}
+	if op != nil && op.err != nil {
+		return d, hostErr(op.err)
+	}
+	return d, nil
+}
+
+func (s *Store) updateDiskLocked(id uint64, change func(*Disk) error) (Disk, *hostOp, error) {
+	if err := s.writable(); err != nil {
+		return Disk{}, nil, err
 	}
 	cur, ok := s.st.disks[id]
 	if !ok {
-		return Disk{}, ErrNoSuchItem
+		return Disk{}, nil, ErrNoSuchItem
 	}
 	d := *cur
 	if err := change(&d); err != nil {
-		return Disk{}, err
+		return Disk{}, nil, err
 	}
 	if d.ID != id {
-		return Disk{}, errFixedID
+		return Disk{}, nil, errFixedID
 	}
 	if d == *cur {
-		return d, nil // nothing to record
+		return d, nil, nil // nothing to record
 	}
+	grow := d.FileSize > cur.FileSize
 	r := &record{Op: opUpdate, Time: s.now(), Disk: toDiskRec(&d)}
-	if err := s.commit(r); err != nil {
-		return Disk{}, err
-	}
-	defer s.maybeCompact()
-	if s.persist && d.FileSize > cur.FileSize {
-		name := fileName(d.FilePath)
-		if _, err := growFile(s.host(name), s.st.files[name].Size); err != nil {
-			return d, hostErr(err)
+	name := fileName(d.FilePath)
+	op := &hostOp{}
+	if grow {
+		p := s.host(name)
+		op.run = func() ([]string, error) {
+			_, err := growFile(p, d.FileSize)
+			return nil, err
 		}
 	}
-	return d, nil
+	if err := s.apply(r, op); err != nil {
+		return Disk{}, nil, err
+	}
+	return d, op, nil
 }
 
 // RemoveDisk removes a disk but, as on real RDS, not its file: the file stays
 // and keeps using space until RemoveFile.
 func (s *Store) RemoveDisk(id uint64) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
+	err := s.writable()
+	if err == nil {
+		err = s.apply(&record{Op: opRmDisk, ID: id, Time: s.now()}, &hostOp{})
 	}
-	if err := s.commit(&record{Op: opRmDisk, ID: id, Time: s.now()}); err != nil {
-		return err
-	}
-	s.maybeCompact()
-	return nil
+	seq := s.seq
+	s.mu.Unlock()
+	return s.settle(seq, err)
 }
 
 // Files lists all files and directories sorted by name. Directories inside the
@@ -733,41 +900,63 @@ func (s *Store) Files() []File {
 	for _, f := range s.st.files {
 		out = append(out, *f)
 	}
+	seq := s.seq
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	s.await(seq)
 	return out
 }
 
 // FileByName finds a file by its /file name (no leading slash) in O(1).
 func (s *Store) FileByName(name string) (File, bool) {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	f, ok := s.st.files[name]
-	if !ok {
-		return File{}, false
+	var f File
+	p, ok := s.st.files[name]
+	if ok {
+		f = *p
 	}
-	return *f, true
+	seq := s.seq
+	s.mu.RUnlock()
+	s.await(seq)
+	return f, ok
 }
 
 // RemoveFile removes a file or an empty directory. A name with a leading
 // slash matches nothing, as on RouterOS. A file a disk still uses is refused.
 func (s *Store) RemoveFile(name string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.writable(); err != nil {
-		return err
-	}
-	if err := s.commit(&record{Op: opRmFile, Name: name, Time: s.now()}); err != nil {
-		return err
-	}
-	defer s.maybeCompact()
-	if s.persist {
-		// On failure the tomb stays (and goes into snapshots), so the next
-		// Open retries the unlink.
-		if err := os.Remove(s.host(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return hostErr(err)
+	op := &hostOp{}
+	err := s.writable()
+	if err == nil {
+		r := &record{Op: opRmFile, Name: name, Time: s.now()}
+		p := s.host(name)
+		op.run = func() ([]string, error) {
+			// On failure the tomb stays (and goes into snapshots), so the
+			// next Open retries the unlink.
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			return nil, nil
+		}
+		op.done = func() {
+			// Only this removal's tomb: the name may have been made and
+			// removed again since, with its own unlink still to come.
+			if s.st.tombs[name] == op.seq {
+				delete(s.st.tombs, name)
+			}
+		}
+		err = s.apply(r, op)
+		if !s.persist && err == nil {
+			delete(s.st.tombs, name)
 		}
 	}
-	delete(s.st.tombs, name)
+	seq := s.seq
+	s.mu.Unlock()
+	if err = s.settle(seq, err); err != nil {
+		return err
+	}
+	if op.err != nil {
+		return hostErr(op.err)
+	}
 	return nil
 }
