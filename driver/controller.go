@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/rds-csi/rds-csi/driver/attachment"
+	"github.com/rds-csi/rds-csi/driver/hostnqn"
 	"github.com/rds-csi/rds-csi/driver/rds"
 )
 
@@ -259,6 +260,11 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 	if !isVolumeID(id) {
 		return nil, status.Errorf(codes.NotFound, "volume %s does not exist", id)
 	}
+	if d.opts.RestrictHosts {
+		if _, err := hostnqn.For(node); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "node %s has no host NQN the export could allow: %v", node, err)
+		}
+	}
 	// Serialised with create, delete and expand of the same volume, so a
 	// publish can never land on a volume that is being deleted.
 	ctx, done, err := d.begin(ctx, id)
@@ -308,6 +314,17 @@ func (d *Driver) ControllerPublishVolume(ctx context.Context, req *csi.Controlle
 		}
 		return nil, attachmentStatus(err)
 	}
+	if d.opts.RestrictHosts {
+		if err := d.allowPublished(ctx, disk); err != nil {
+			if !held {
+				// Not granted: the node must not keep a claim that its
+				// host may not have on RDS (the list stays owed).
+				d.attach.Unpublish(id, node)
+				d.readOnly.forget(id, node)
+			}
+			return nil, err
+		}
+	}
 	return &csi.ControllerPublishVolumeResponse{PublishContext: d.publishContext(disk, req.GetVolumeContext())}, nil
 }
 
@@ -347,10 +364,17 @@ func (d *Driver) ControllerUnpublishVolume(_ context.Context, req *csi.Controlle
 			d.attach.Unpublish(req.GetVolumeId(), c.Node)
 		}
 		d.readOnly.forget(req.GetVolumeId(), "")
+		if d.opts.RestrictHosts {
+			d.revoked(req.GetVolumeId())
+		}
 		return &csi.ControllerUnpublishVolumeResponse{}, nil
 	}
 	d.attach.Unpublish(req.GetVolumeId(), req.GetNodeId())
 	d.readOnly.forget(req.GetVolumeId(), req.GetNodeId())
+	if d.opts.RestrictHosts {
+		// Recorded, not applied: unpublish must complete with RDS down.
+		d.revoked(req.GetVolumeId())
+	}
 	return &csi.ControllerUnpublishVolumeResponse{}, nil
 }
 

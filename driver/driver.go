@@ -93,6 +93,15 @@ type Options struct {
 	StateReady  func() bool
 	Attachments *attachment.Manager
 	Registerer  prometheus.Registerer
+
+	// RestrictHosts turns on storage-side access control: each export
+	// allows only the host NQNs (driver/hostnqn) of the nodes holding a
+	// claim on it (see fence.go). Off by default until validated on
+	// hardware (deploy/README.md).
+	RestrictHosts bool
+	// OnRevocationPending, when set, is called after an unpublish left a
+	// revocation to apply (the reconciler's trigger).
+	OnRevocationPending func()
 }
 
 // Driver implements the CSI identity and controller services (and the node
@@ -114,6 +123,8 @@ type Driver struct {
 	ops keylock.Set
 	// readOnly is the readonly flag of each granted publish (PUBLISH_READONLY).
 	readOnly readOnlyGrants
+	// fence is what RestrictHosts still owes RDS.
+	fence fencer
 }
 
 // New validates options and returns a Driver.
@@ -173,13 +184,18 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{
+	d := &Driver{
 		opts:   opts,
 		clk:    opts.Clock,
 		rds:    client,
 		owner:  owner,
 		attach: opts.Attachments,
-	}, nil
+	}
+	if opts.RestrictHosts {
+		// What a predecessor left pending is known only to RDS.
+		d.fence.markAll()
+	}
+	return d, nil
 }
 
 // poolRoot returns "/<pool>" for a base path "/<pool>/<dir>...".

@@ -28,6 +28,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
+	"github.com/rds-csi/rds-csi/driver/hostnqn"
 	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
@@ -55,6 +56,10 @@ type NodeOptions struct {
 	OperationTimeout time.Duration
 	// Clock is the only source of time; nil means the real clock.
 	Clock clock.Clock
+	// RestrictHosts makes the node connect with the host NQN and host ID
+	// derived from NodeID (driver/hostnqn), the identity the controller
+	// allows on the exports it publishes to this node.
+	RestrictHosts bool
 }
 
 // DefaultKubeletDir is where the kubelet keeps staging and publish paths.
@@ -63,8 +68,10 @@ const DefaultKubeletDir = "/var/lib/kubelet"
 // NodeServer is the CSI node service.
 type NodeServer struct {
 	csi.UnimplementedNodeServer
-	opts  NodeOptions
-	locks keylock.Set // volume ID, held for the whole call
+	opts NodeOptions
+	// hostNQN and hostID are set with RestrictHosts.
+	hostNQN, hostID string
+	locks           keylock.Set // volume ID, held for the whole call
 }
 
 // NewNodeServer validates options and returns a node service.
@@ -74,6 +81,16 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 	}
 	if len(o.DataPlanes) == 0 {
 		return nil, errors.New("node: no data plane configured")
+	}
+	var hostNQN, hostID string
+	if o.RestrictHosts {
+		var err error
+		if hostNQN, err = hostnqn.For(o.NodeID); err != nil {
+			return nil, fmt.Errorf("node: --restrict-hosts: %w", err)
+		}
+		if hostID, err = hostnqn.HostID(o.NodeID); err != nil {
+			return nil, fmt.Errorf("node: --restrict-hosts: %w", err)
+		}
 	}
 	if o.DefaultDataPlane == "" {
 		// Picking one of several would pick by map order, a different
@@ -114,7 +131,7 @@ func NewNodeServer(o NodeOptions) (*NodeServer, error) {
 	if o.Clock == nil {
 		o.Clock = clock.New()
 	}
-	return &NodeServer{opts: o}, nil
+	return &NodeServer{opts: o, hostNQN: hostNQN, hostID: hostID}, nil
 }
 
 // lock serialises calls for one volume; kubelet retries, so a call that finds
@@ -350,6 +367,7 @@ func (n *NodeServer) NodeStageVolume(ctx context.Context, req *csi.NodeStageVolu
 	if err != nil {
 		return nil, err
 	}
+	t.HostNQN, t.HostID = n.hostNQN, n.hostID
 	planeName := req.GetPublishContext()[paramDataPlane]
 	if planeName == "" {
 		planeName = req.GetVolumeContext()[paramDataPlane]
@@ -906,6 +924,10 @@ func dataPlaneStatus(op string, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, dataplane.ErrNotAttached):
+		code = codes.FailedPrecondition
+	case errors.Is(err, dataplane.ErrHostNotAllowed):
+		// The storage refuses this node: the export follows another
+		// node's claim (a publish elsewhere, or this node was fenced).
 		code = codes.FailedPrecondition
 	}
 	return status.Errorf(code, "%s: %v", op, err)

@@ -40,7 +40,7 @@ type config struct {
 	basePath, allowedBasePaths, nvmeAddress, nqnPrefix string
 	standaloneNodes, nodeStateDir, kubeletDir          string
 	kubeconfig, leaseNamespace, leaseName              string
-	leaderElection                                     bool
+	leaderElection, restrictHosts                      bool
 	leaseDuration, renewDeadline, retryPeriod          time.Duration
 	reconcileInterval, notReadyTimeout                 time.Duration
 	maxVolumesPerNode                                  int64
@@ -86,6 +86,7 @@ func main() {
 	flag.DurationVar(&c.reconcileInterval, "reconcile-interval", 5*time.Minute, "controller: periodic attachment reconcile")
 	flag.DurationVar(&c.notReadyTimeout, "not-ready-timeout", 0, "controller: opt in to treating a node NotReady this long as gone (0: never)")
 	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "volumes one node may hold: reported to Kubernetes by the node plugin, enforced by the controller (0: no limit; neither NVMe/TCP nor loop devices have a fixed kernel cap, so set it to what your nodes and RDS can carry)")
+	flag.BoolVar(&c.restrictHosts, "restrict-hosts", false, "storage-side access control: each export allows only the host NQNs of the nodes holding a claim on it, and nodes connect with a host NQN derived from --node-id (set it on controller and nodes alike; unvalidated on hardware, see deploy/README.md)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		klog.ErrorS(err, "rds-csi failed")
@@ -216,7 +217,7 @@ func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane,
 			NodeID: c.nodeID, BasePath: c.basePath, AllowedBasePaths: splitList(c.allowedBasePaths),
 			NVMeAddress: c.nvmeAddress, NVMePort: c.nvmePort, NQNPrefix: c.nqnPrefix,
 			DefaultDataPlane: c.dataPlane, GracePeriod: c.gracePeriod, MaxVolumesPerNode: c.maxVolumesPerNode,
-			OperationTimeout: c.operationTimeout,
+			OperationTimeout: c.operationTimeout, RestrictHosts: c.restrictHosts,
 		},
 		RDS:             rds.ManagerConfig{InitialConnectTimeout: c.rdsConnectTimeout, CommandTimeout: c.rdsCommandTimeout},
 		MigrationWindow: c.migrationWindow,
@@ -261,6 +262,7 @@ func nodeServer(c config) (*driver.NodeServer, error) {
 	return driver.NewNodeServer(driver.NodeOptions{
 		NodeID: c.nodeID, DataPlanes: planes, DefaultDataPlane: c.dataPlane,
 		StateDir: c.nodeStateDir, KubeletDir: c.kubeletDir, MaxVolumesPerNode: c.maxVolumesPerNode,
+		RestrictHosts: c.restrictHosts,
 	})
 }
 

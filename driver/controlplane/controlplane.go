@@ -145,6 +145,9 @@ func New(s Seams, o Options) (*ControlPlane, error) {
 			ro.DriverName = driver.DefaultName
 		}
 		ro.Clock, ro.Recorder, ro.Registerer = s.Clock, s.Recorder, s.Registerer
+		if o.Driver.RestrictHosts {
+			ro.Fencer = lateFencer{p}
+		}
 		if p.Reconciler, err = reconciler.New(ro); err != nil {
 			return nil, err
 		}
@@ -158,6 +161,9 @@ func New(s Seams, o Options) (*ControlPlane, error) {
 	do := o.Driver
 	do.GracePeriod, do.Clock, do.RDS, do.Nodes, do.StateReady = grace, s.Clock, conn, nodes, stateReady
 	do.Attachments, do.Registerer = p.Attachments, s.Registerer
+	if do.RestrictHosts && p.Reconciler != nil {
+		do.OnRevocationPending = func() { p.Reconciler.Trigger("revocation-pending") }
+	}
 	if p.Driver, err = driver.New(do); err != nil {
 		return nil, err
 	}
@@ -168,16 +174,28 @@ func New(s Seams, o Options) (*ControlPlane, error) {
 	return p, nil
 }
 
+// lateFencer is the driver as the reconciler's Fencer: the reconciler is
+// built before the driver, and nothing fences before New returns.
+type lateFencer struct{ p *ControlPlane }
+
+func (f lateFencer) Fence(ctx context.Context, volume string, nodes []string) error {
+	return f.p.Driver.Fence(ctx, volume, nodes)
+}
+func (f lateFencer) ApplyPending(ctx context.Context) error { return f.p.Driver.ApplyPending(ctx) }
+func (f lateFencer) MarkChanged(volume string)              { f.p.Driver.MarkChanged(volume) }
+
 // checkUnwired refuses options that set what the assembly wires.
 func checkUnwired(o Options) error {
 	d, r, c := o.Driver, o.RDS, o.Reconciler
 	switch {
-	case d.Clock != nil || d.RDS != nil || d.Nodes != nil || d.StateReady != nil || d.Attachments != nil || d.Registerer != nil:
-		return errors.New("controlplane: Options.Driver sets a seam the assembly wires (Clock, RDS, Nodes, StateReady, Attachments, Registerer)")
+	case d.Clock != nil || d.RDS != nil || d.Nodes != nil || d.StateReady != nil || d.Attachments != nil || d.Registerer != nil ||
+		d.OnRevocationPending != nil:
+		return errors.New("controlplane: Options.Driver sets a seam the assembly wires (Clock, RDS, Nodes, StateReady, Attachments, Registerer, OnRevocationPending)")
 	case r.Connector != nil || r.Clock != nil || r.Rand != nil || r.Registerer != nil:
 		return errors.New("controlplane: Options.RDS sets a seam the assembly wires (Connector, Clock, Rand, Registerer)")
-	case c.DriverName != "" || c.Client != nil || c.Attachments != nil || c.Clock != nil || c.Recorder != nil || c.Registerer != nil:
-		return errors.New("controlplane: Options.Reconciler sets a seam the assembly wires (DriverName, Client, Attachments, Clock, Recorder, Registerer)")
+	case c.DriverName != "" || c.Client != nil || c.Attachments != nil || c.Clock != nil || c.Recorder != nil || c.Registerer != nil ||
+		c.Fencer != nil:
+		return errors.New("controlplane: Options.Reconciler sets a seam the assembly wires (DriverName, Client, Attachments, Clock, Recorder, Registerer, Fencer)")
 	}
 	return nil
 }

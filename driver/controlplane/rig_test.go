@@ -63,6 +63,15 @@ type clusterRig struct {
 // newClusterRig waits for that.
 func newClusterRig(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulator, clk *libclock.Mock, elector leader.Elector) *clusterRig {
 	t.Helper()
+	return newClusterRigWith(t, kube, emu, clk, elector, driver.Options{})
+}
+
+// newClusterRigWith is newClusterRig with driver options on top of the
+// rig's base path and NVMe address (restrict hosts, for one).
+func newClusterRigWith(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulator, clk *libclock.Mock, elector leader.Elector,
+	do driver.Options) *clusterRig {
+	t.Helper()
+	do.BasePath, do.NVMeAddress = "/storage-pool/k8s", "127.0.0.1"
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	conn := emulatorConnector(t, emu)
@@ -71,7 +80,7 @@ func newClusterRig(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulato
 	var err error
 	rig.cp, err = controlplane.New(controlplane.Seams{Clock: clock.FromLibrary(clk), Kube: kube, Connector: conn, Rand: fixedRand(0.5),
 		Registerer: rig.reg, Recorder: rig.rec, Elector: elector}, controlplane.Options{
-		Driver: driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "127.0.0.1"},
+		Driver: do,
 		RDS:    rds.ManagerConfig{HealthInterval: 10 * time.Second, HealthTimeout: 5 * time.Second},
 		Reconciler: reconciler.Options{
 			Identity: &corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: "rds-csi-0"}},

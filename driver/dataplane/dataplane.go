@@ -15,7 +15,12 @@ type Target struct {
 	Port    int
 	// nvme connect options, decimal seconds; "" keeps nvme-cli's default.
 	CtrlLossTmo, ReconnectDelay, KeepAliveTmo, FastIOFailTmo string
-	HostNQN                                                  string
+	// HostNQN and HostID are the identity the node connects with (nvme
+	// connect --hostnqn, --hostid; driver/hostnqn derives both from the
+	// node ID). "" leaves the data plane's default. With storage-side
+	// access control the export admits only the host NQN it allows.
+	HostNQN string
+	HostID  string
 	// FilePath is the backing file on RDS (/storage-pool/k8s/pvc-1.img); the loop
 	// data plane opens the emulator's copy of it.
 	FilePath string
@@ -55,4 +60,7 @@ var (
 	ErrNotAttached = errors.New("volume is not attached on this node")
 	// ErrInUse: the device is mounted or held by something else on the node.
 	ErrInUse = errors.New("device is in use on this node")
+	// ErrHostNotAllowed: the export does not allow this node's host NQN
+	// (storage-side access control); the storage refuses the connection.
+	ErrHostNotAllowed = errors.New("the export does not allow this node's host")
 )

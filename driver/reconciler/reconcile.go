@@ -319,7 +319,20 @@ func (r *Reconciler) reconcileLocked(ctx context.Context) Result {
 	gone := maps.Clone(r.gone)
 	r.goneMu.Unlock()
 
-	sw := r.att.Sweep()
+	var sw attachment.SweepResult
+	fenced := true
+	if r.o.Fencer != nil {
+		var ferrs []error
+		fenced, ferrs = r.fenceLapsing(ctx, before, now)
+		errs = append(errs, ferrs...)
+	}
+	if fenced {
+		sw = r.att.Sweep()
+	} else {
+		// Claims whose host may still reach RDS stay: clearing one is
+		// what lets its volume be published elsewhere.
+		wake = earliest(wake, now.Add(fenceRetry))
+	}
 	res.StaleCleared = len(sw.Cleared)
 	r.metrics.reconcile.WithLabelValues(actionStaleCleared).Add(float64(len(sw.Cleared)))
 	for _, m := range sw.Overdue {
@@ -351,6 +364,13 @@ func (r *Reconciler) reconcileLocked(ctx context.Context) Result {
 	for _, c := range claims {
 		if l := c.LapsesAt(); !l.IsZero() && l.After(now) {
 			wake = earliest(wake, l)
+		}
+	}
+	if r.o.Fencer != nil {
+		r.markChanged(before, r.att.Snapshot())
+		if err := r.applyPending(ctx); err != nil {
+			errs = append(errs, err)
+			wake = earliest(wake, now.Add(fenceRetry))
 		}
 	}
 	r.scheduleWake(wake)

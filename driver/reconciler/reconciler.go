@@ -72,6 +72,9 @@ type Options struct {
 	// events that are about the controller rather than a volume. Nil logs
 	// them only.
 	Identity *corev1.ObjectReference
+	// Fencer, when set, revokes a claim's host on RDS before the claim is
+	// cleared, and applies what unpublishes left pending (--restrict-hosts).
+	Fencer Fencer
 }
 
 // Reconciler rebuilds, watches and reconciles the attachment state. Create

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -42,6 +43,11 @@ type Options struct {
 	// Clock times the retry delays when a free loop device is taken by
 	// another process; nil means the real clock.
 	Clock clock.Clock
+	// AllowHost, when set, returns the export's
+	// nvme-tcp-server-allow-host-name as the emulator holds it, so that
+	// Attach refuses a volume whose export does not allow the target's host
+	// NQN, as RDS refuses the connection on hardware. Nil checks nothing.
+	AllowHost func(ctx context.Context, volumeID string) (string, error)
 }
 
 // Loop is the loop-device data plane. It is safe for concurrent use; calls for
@@ -53,6 +59,7 @@ type Loop struct {
 	devDir    string
 	clock     clock.Clock
 	locks     keylock.Set
+	allowHost func(ctx context.Context, volumeID string) (string, error)
 
 	// legacy forces LOOP_SET_FD + LOOP_SET_STATUS64 instead of LOOP_CONFIGURE
 	// (tests of the pre-5.8 path).
@@ -82,6 +89,7 @@ func New(o Options) (*Loop, error) {
 		mountInfo: o.MountInfo,
 		devDir:    "/dev",
 		clock:     o.Clock,
+		allowHost: o.AllowHost,
 	}
 	if l.sysfs == "" {
 		l.sysfs = "/sys"
@@ -103,6 +111,9 @@ func (l *Loop) Name() string { return "loop" }
 func (l *Loop) Attach(ctx context.Context, t dataplane.Target) (string, error) {
 	b, err := l.resolve(t.FilePath)
 	if err != nil {
+		return "", err
+	}
+	if err := l.admitted(ctx, t); err != nil {
 		return "", err
 	}
 	if b.missing != nil {
@@ -278,4 +289,34 @@ func names(devs []loopDev) []string {
 		out[i] = d.name
 	}
 	return out
+}
+
+// admitted applies the storage's access rule to an attach: an export with an
+// allow-list admits only a host NQN on it ("" allows any host).
+func (l *Loop) admitted(ctx context.Context, t dataplane.Target) error {
+	if l.allowHost == nil {
+		return nil
+	}
+	v, err := l.allowHost(ctx, t.VolumeID)
+	if err != nil {
+		return fmt.Errorf("loop: attach volume %s: read the export's allowed hosts: %w", t.VolumeID, err)
+	}
+	if Allows(v, t.HostNQN) {
+		return nil
+	}
+	return fmt.Errorf("loop: attach volume %s as host %q: export allows %q: %w", t.VolumeID, t.HostNQN, v, dataplane.ErrHostNotAllowed)
+}
+
+// Allows is the storage's rule: an empty allow-list admits any host, else
+// the host NQN must be one of its comma-separated names.
+func Allows(allowList, hostNQN string) bool {
+	if allowList == "" {
+		return true
+	}
+	for _, h := range strings.Split(allowList, ",") {
+		if h == hostNQN && h != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package nvme
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
@@ -12,6 +13,16 @@ import (
 // ErrInvalidTarget: a Target field or an option failed validation. Nothing
 // was run.
 var ErrInvalidTarget = errors.New("nvme: invalid target")
+
+// hostIDRE is a UUID as driver/hostnqn prints it.
+var hostIDRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidTarget}, args...)...)
@@ -84,6 +95,12 @@ func connectArgs(t dataplane.Target, defaultHostNQN string) ([]string, error) {
 			return nil, err
 		}
 		args = append(args, "--hostnqn="+hostNQN)
+	}
+	if t.HostID != "" {
+		if !hostIDRE.MatchString(t.HostID) {
+			return nil, invalidf("host ID %q is not a lower-case UUID", truncate(t.HostID, 64))
+		}
+		args = append(args, "--hostid="+t.HostID)
 	}
 	return args, nil
 }

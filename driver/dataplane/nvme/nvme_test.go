@@ -164,6 +164,15 @@ func TestAttachConnectArgv(t *testing.T) {
 			want:     append(base[:len(base):len(base)], "--ctrl-loss-tmo=600", "--hostnqn="+optsHost),
 		},
 		{
+			name: "host identity of a restrict-hosts node",
+			target: func(t *dataplane.Target) {
+				t.HostNQN, t.HostID = "nqn.2026-12.io.rds-csi:node:node-a", "6bc0bd83-e7eb-5b80-b33c-11a7da608b3f"
+			},
+			optsHost: optsHost,
+			want: append(base[:len(base):len(base)], "--hostnqn=nqn.2026-12.io.rds-csi:node:node-a",
+				"--hostid=6bc0bd83-e7eb-5b80-b33c-11a7da608b3f"),
+		},
+		{
 			name:   "nvme-cli defaults",
 			target: func(*dataplane.Target) {},
 			want:   base,
@@ -857,6 +866,8 @@ func TestInjectionRejectedBeforeExec(t *testing.T) {
 		{name: "reconnect-delay 0", mutate: func(t *dataplane.Target) { t.ReconnectDelay = "0" }},
 		{name: "huge timeout", mutate: func(t *dataplane.Target) { t.ReconnectDelay = "99999999999999999999" }},
 		{name: "host NQN with an option", mutate: func(t *dataplane.Target) { t.HostNQN = hostNQN + " -n x" }},
+		{name: "host ID with an option", mutate: func(t *dataplane.Target) { t.HostID = "6bc0bd83-e7eb-5b80-b33c-11a7da608b3f --hostnqn=x" }},
+		{name: "host ID upper case", mutate: func(t *dataplane.Target) { t.HostID = "6BC0BD83-E7EB-5B80-B33C-11A7DA608B3F" }},
 		{name: "bad default host NQN", mutate: func(*dataplane.Target) {}, opts: "nqn.2014-08.org.nvmexpress:uuid:x --hostid=y"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
