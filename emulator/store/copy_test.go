@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -225,17 +223,7 @@ func TestCrashMidCopyLeavesNoHalfDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), copyCrashDirEnv+"="+dir, copyCrashModeEnv+"="+mode)
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, out, stderr := startChild(t, copyCrashDirEnv+"="+dir, copyCrashModeEnv+"="+mode)
 			line, _ := bufio.NewReader(out).ReadString('\n')
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()

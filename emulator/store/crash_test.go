@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -277,20 +278,15 @@ func (m *crashModel) verify(t *testing.T, s *Store, dir string) {
 	}
 }
 
-// runCrashRound starts a child on dir, kills it at a random moment chosen by
-// rng, and returns the operation in flight (if any) after folding every
-// acknowledged one into m.
-func runCrashRound(t *testing.T, rng *rand.Rand, dir, prefix string, fsync bool, m *crashModel) (op string, req crashLine, inFlight bool) {
+// startChild runs this test binary again as a crash child (no test runs;
+// TestMain sees env and plays the child's part), with its stdout to read
+// and its stderr kept for the failure message.
+func startChild(t *testing.T, env ...string) (*exec.Cmd, io.ReadCloser, *strings.Builder) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	fs := "0"
-	if fsync {
-		fs = "1"
-	}
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(rng.Uint64(), 10),
-		crashPrefixEnv+"="+prefix, crashFsyncEnv+"="+fs)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	cmd.Env = append(os.Environ(), env...)
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +294,20 @@ func runCrashRound(t *testing.T, rng *rand.Rand, dir, prefix string, fsync bool,
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	return cmd, out, stderr
+}
+
+// runCrashRound starts a child on dir, kills it at a random moment chosen by
+// rng, and returns the operation in flight (if any) after folding every
+// acknowledged one into m.
+func runCrashRound(t *testing.T, rng *rand.Rand, dir, prefix string, fsync bool, m *crashModel) (op string, req crashLine, inFlight bool) {
+	t.Helper()
+	fs := "0"
+	if fsync {
+		fs = "1"
+	}
+	cmd, out, stderr := startChild(t, crashDirEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(rng.Uint64(), 10),
+		crashPrefixEnv+"="+prefix, crashFsyncEnv+"="+fs)
 	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(out)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,17 +72,7 @@ func TestGroupCommitSurvivesMachineCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for round := range 4 {
 		dir := t.TempDir()
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), gcCrashDirEnv+"="+dir)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startChild(t, gcCrashDirEnv+"="+dir)
 		target := 20 + rng.IntN(200)
 		acked := map[string]Disk{}
 		var synced int64
