@@ -4,35 +4,125 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/rds-csi/rds-csi/emulator"
+	"github.com/rds-csi/rds-csi/emulator/emulatortest"
 	"github.com/rds-csi/rds-csi/emulator/store"
 )
 
+// floorNs measures, as a sub-benchmark named "floor", one round trip of the
+// bare SSH floor server (a session that runs one command) on this machine and
+// in this run, so the figures after it can be read as floor round trips.
+func floorNs(b *testing.B) float64 {
+	floor := emulatortest.StartFloor(b)
+	c, err := gossh.Dial("tcp", floor.Addr, floor.ClientConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	var ns float64
+	b.Run("floor", func(b *testing.B) {
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			if out, _, err := emulatortest.Exec(c, "/disk print detail"); err != nil || out != emulatortest.FloorReply {
+				b.Fatalf("floor: %q %v", out, err)
+			}
+		}
+		ns = float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	})
+	return ns
+}
+
+// commandCounter counts the emulator's command scripts (one per SSH session).
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) add(emulator.CommandRecord) { c.n.Add(1) }
+
 // BenchmarkCreateDeleteVolume: CreateVolume + DeleteVolume pairs over gRPC,
-// against the emulator over SSH (every pair is five RouterOS commands: look
-// up, add, read back, remove disk, remove file, verify).
+// sequential, against the emulator over SSH with fsync off. Reported per
+// pair: the SSH scripts sent (a create is an anchored view, then the add with
+// its read-back; a delete a view, the removal with the view that proves it,
+// and the file's removal with the listing that proves it) and the pair's
+// cost in floor round trips of the same run.
 func BenchmarkCreateDeleteVolume(b *testing.B) {
-	sock, _, _ := startDriver(b, "node-a", 1<<50)
+	floor := floorNs(b)
+	cmds := &commandCounter{}
+	sock, _, _ := startDriverOn(b, emulatortest.Start(b, emulatortest.Options{PoolSize: 1 << 50, CommandLog: cmds.add}), "node-a")
 	cc, _ := dialCSI(b, sock)
 	ctx := context.Background()
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		name := fmt.Sprintf("pvc-bench-%d", i)
-		v, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, VolumeCapabilities: rwoMount,
-			CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20}})
-		if err != nil {
-			b.Fatal(err)
+	var seq int
+	b.Run("pair", func(b *testing.B) {
+		before := cmds.n.Load()
+		start := time.Now()
+		for i := 0; i < b.N; i++ {
+			seq++
+			name := fmt.Sprintf("pvc-bench-%d", seq)
+			v, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: name, VolumeCapabilities: rwoMount,
+				CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.GetVolume().GetVolumeId()}); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if _, err := cc.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: v.GetVolume().GetVolumeId()}); err != nil {
-			b.Fatal(err)
-		}
+		elapsed := time.Since(start)
+		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
+		b.ReportMetric(float64(cmds.n.Load()-before)/float64(b.N), "scripts/pair")
+		b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N)/floor, "floor-RTs/pair")
+	})
+}
+
+// BenchmarkCreateVolumeConcurrent16: 16 callers issuing CreateVolume for new
+// volumes at once, against an emulator with fsync on (the binary's default)
+// and off. What fsync costs here is the emulator journal's flush per
+// acknowledged change; what the driver decides is how many commands, and
+// how many of them mutating, each create sends.
+func BenchmarkCreateVolumeConcurrent16(b *testing.B) {
+	for _, fsync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
+			sock, _, _ := startDriverOn(b, emulatortest.Start(b, emulatortest.Options{PoolSize: 1 << 50, Fsync: fsync}), "node-a")
+			cc, _ := dialCSI(b, sock)
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			b.ResetTimer()
+			start := time.Now()
+			for w := 0; w < 16; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if _, err := cc.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: fmt.Sprintf("pvc-conc-%d", i),
+							VolumeCapabilities: rwoMount, CapacityRange: &csi.CapacityRange{RequiredBytes: 1 << 20}}); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "creates/s")
+		})
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
 }
 
 // BenchmarkControllerPublish1000: ControllerPublish latency with 1,000 volumes

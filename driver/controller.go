@@ -110,26 +110,49 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 
 	src := req.GetVolumeContentSource()
 	path := filePathFor(params.basePath, slot)
-	existing, err := d.rds.GetDisk(ctx, slot)
-	switch {
-	case err == nil:
-		// A retry, a name reused with other parameters, or a disk that is
-		// not ours in the slot the name maps to: that one is never adopted.
+	// An existing disk in the slot: a retry, a name reused with other
+	// parameters, or a disk that is not ours in the slot the name maps to,
+	// which is never adopted.
+	checkExisting := func(existing *rds.Disk) error {
 		if !d.owner.OwnsVolume(existing) {
-			return nil, status.Errorf(codes.FailedPrecondition,
+			return status.Errorf(codes.FailedPrecondition,
 				"RDS slot %s is taken by %s, which this driver does not own; refusing to adopt it (rename or remove that disk)", slot, describe(existing))
 		}
 		if existing.FilePath != path {
-			return nil, status.Errorf(codes.AlreadyExists,
+			return status.Errorf(codes.AlreadyExists,
 				"volume %q exists as %s, not under the requested base path %s", req.GetName(), describe(existing), params.basePath)
 		}
 		if existing.Port != params.nvmePort {
-			return nil, status.Errorf(codes.AlreadyExists,
+			return status.Errorf(codes.AlreadyExists,
 				"volume %q exists as %s, exported on NVMe/TCP port %d, not the requested %d", req.GetName(), describe(existing), existing.Port, params.nvmePort)
 		}
 		if !fitsRange(existing.Size, req.GetCapacityRange()) {
-			return nil, status.Errorf(codes.AlreadyExists,
+			return status.Errorf(codes.AlreadyExists,
 				"volume %q exists as %s, which does not fit the requested capacity range", req.GetName(), describe(existing))
+		}
+		return nil
+	}
+	if src.GetSnapshot() == nil && src.GetVolume() == nil {
+		// CreateDisk reads the slot itself and applies checkExisting to what
+		// it finds there, so an empty volume costs no read of its own.
+		disk, err := d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
+			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
+			OnExisting: checkExisting,
+		})
+		if err != nil {
+			return nil, rdsStatus("create volume", err)
+		}
+		klog.InfoS("Volume created or found", "name", req.GetName(), "volume", slot, "bytes", disk.Size, "file", disk.FilePath)
+		return d.createResponse(disk, params, src), nil
+	}
+
+	// A copy looks at the slot first: a retry must succeed even when its
+	// source has gone since.
+	existing, err := d.rds.GetDisk(ctx, slot)
+	switch {
+	case err == nil:
+		if err := checkExisting(existing); err != nil {
+			return nil, err
 		}
 		return d.createResponse(existing, params, src), nil
 	case !errors.Is(err, rds.ErrNotFound):
@@ -137,16 +160,10 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	}
 
 	var disk *rds.Disk
-	switch {
-	case src.GetSnapshot() != nil:
+	if src.GetSnapshot() != nil {
 		disk, err = d.copyInto(ctx, src.GetSnapshot().GetSnapshotId(), "snapshot", slot, path, size, params)
-	case src.GetVolume() != nil:
+	} else {
 		disk, err = d.copyInto(ctx, src.GetVolume().GetVolumeId(), "volume", slot, path, size, params)
-	default:
-		disk, err = d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
-			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
-		})
-		err = rdsStatus("create volume", err)
 	}
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -117,31 +118,130 @@ func transportError(verb, cmd string, err error) error {
 	return &CommandError{Verb: verb, Command: cmd, Kind: kind, Err: err}
 }
 
-func (c *Client) printDetail(ctx context.Context, cmd string, opts ParseOptions) ([]Entry, error) {
+// A proven listing is a listing RouterOS vouches for in the same reply: the
+// script prints it and then counts the same where clause. A reply cut
+// anywhere loses that count, or the end of its line, and proves nothing; a
+// listing emptied or shortened (cleanly, between entries) no longer matches
+// its count. So one round trip does what a listing and a separate count did,
+// and a destructive command can travel in front of the read that verifies
+// it: RouterOS stops a script at its first error, so the listings only print
+// when the command succeeded.
+type listing struct {
+	menu  string // "disk" or "file"
+	where string
+	// legend: /disk print always prints its Flags: legend, /file print none.
+	legend bool
+}
+
+func diskListing(where string) listing { return listing{menu: "disk", where: where, legend: true} }
+func fileListing(where string) listing { return listing{menu: "file", where: where} }
+
+// provenScript is first (a command whose own output is nothing, or "")
+// followed by each listing and its count.
+func provenScript(first string, ls ...listing) string {
+	var b strings.Builder
+	if first != "" {
+		b.WriteString(first)
+		b.WriteString("; ")
+	}
+	for i, l := range ls {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("/" + l.menu + " print detail where " + l.where + "; /" + l.menu + " print count-only where " + l.where)
+	}
+	return b.String()
+}
+
+// runProven runs first and the listings in one script and returns each
+// listing's entries, each proven whole by its count.
+func (c *Client) runProven(ctx context.Context, first string, ls ...listing) ([][]Entry, error) {
+	cmd := provenScript(first, ls...)
 	out, err := c.exec(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := ParseDetail(out, opts)
+	res, err := parseProven(out, c.parse, ls)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return entries, nil
+	return res, nil
 }
 
-// printDisks runs a /disk print detail. Its reply must carry the Flags:
-// legend, which RouterOS prints even when nothing matches: an empty reply is
-// not an empty listing.
-func (c *Client) printDisks(ctx context.Context, cmd string) ([]Entry, error) {
-	opts := c.parse
-	opts.RequireLegend = true
-	return c.printDetail(ctx, cmd, opts)
+// parseProven splits a proven reply at its counts. A count is a line of
+// digits alone, starting at the first column and ended by a newline; no line
+// of a listing has that shape (an entry's first line carries properties after
+// its index, continuation lines are indented), and a cut cannot make one,
+// since it would have to leave the newline.
+func parseProven(out string, opts ParseOptions, ls []listing) ([][]Entry, error) {
+	if strings.IndexByte(out, 0x1b) >= 0 {
+		out = ansiRE.ReplaceAllString(out, "")
+	}
+	res := make([][]Entry, 0, len(ls))
+	rest := out
+	for i, l := range ls {
+		body, n, tail, ok := cutAtCount(rest)
+		if !ok {
+			return nil, fmt.Errorf("%w: %w: the reply ends before the count that proves listing %d of %d whole", ErrUnavailable, ErrIncompleteReply, i+1, len(ls))
+		}
+		o := opts
+		o.RequireLegend = l.legend
+		entries, err := ParseDetail(body, o)
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) != n {
+			return nil, fmt.Errorf("%w: %w: a listing showed %d entries, RouterOS counts %d", ErrUnavailable, ErrIncompleteReply, len(entries), n)
+		}
+		res = append(res, entries)
+		rest = tail
+	}
+	if strings.TrimSpace(rest) != "" {
+		return nil, fmt.Errorf("%w: unexpected output after the last count: %q", ErrFailed, truncate(rest, 80))
+	}
+	return res, nil
 }
 
-// printFiles runs a /file print detail, which prints no legend; only the
-// transport's exit status vouches that its reply is whole.
-func (c *Client) printFiles(ctx context.Context, cmd string) ([]Entry, error) {
-	return c.printDetail(ctx, cmd, c.parse)
+// cutAtCount finds the first count line in s and returns what precedes it,
+// the count and what follows it.
+func cutAtCount(s string) (body string, n int, rest string, ok bool) {
+	for start := 0; start < len(s); {
+		end := strings.IndexByte(s[start:], '\n')
+		if end < 0 {
+			return "", 0, "", false // an unterminated line may be a cut one
+		}
+		end += start
+		line := strings.TrimSuffix(s[start:end], "\r")
+		if isCount(line) {
+			n, _ := strconv.Atoi(line)
+			return s[:start], n, s[end+1:], true
+		}
+		start = end + 1
+	}
+	return "", 0, "", false
+}
+
+func isCount(l string) bool {
+	if l == "" || len(l) > 9 {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		if l[i] < '0' || l[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// printDisks runs a /disk print detail, proven by its count. Its reply must
+// also carry the Flags: legend, which RouterOS prints even when nothing
+// matches: an empty reply is not an empty listing.
+func (c *Client) printDisks(ctx context.Context, where string) ([]Entry, error) {
+	ls, err := c.runProven(ctx, "", diskListing(where))
+	if err != nil {
+		return nil, err
+	}
+	return ls[0], nil
 }
 
 // GetDisk returns the disk in slot, or ErrNotFound.
@@ -149,10 +249,16 @@ func (c *Client) GetDisk(ctx context.Context, slot string) (*Disk, error) {
 	if err := ValidateSlot(slot); err != nil {
 		return nil, err
 	}
-	entries, err := c.printDisks(ctx, cmdDiskGet(slot))
+	entries, err := c.printDisks(ctx, whereSlot(slot))
 	if err != nil {
 		return nil, err
 	}
+	return diskInSlot(entries, slot)
+}
+
+// diskInSlot reads a proven listing of one slot. An empty one is proof of
+// absence (its count said 0).
+func diskInSlot(entries []Entry, slot string) (*Disk, error) {
 	var found []Disk
 	for _, e := range entries {
 		d, err := diskFromEntry(e)
@@ -168,10 +274,6 @@ func (c *Client) GetDisk(ctx context.Context, slot string) (*Disk, error) {
 	}
 	switch len(found) {
 	case 0:
-		// An empty listing is only a claim; "not found" needs a count of 0.
-		if err := c.expectCount(ctx, cmdDiskCount("slot", "=", slot), 0); err != nil {
-			return nil, err
-		}
 		return nil, fmt.Errorf("disk %q: %w", slot, ErrNotFound)
 	case 1:
 		return &found[0], nil
@@ -188,7 +290,9 @@ func (c *Client) ListDisks(ctx context.Context, slotRegex string) ([]Disk, error
 	if err := ValidateRegex(slotRegex); err != nil {
 		return nil, err
 	}
-	entries, err := c.printDisks(ctx, cmdDiskList(slotRegex))
+	// A listing cut between entries, or emptied to its legend, reads like a
+	// shorter one; its count says how long it must be.
+	entries, err := c.printDisks(ctx, whereSlotLike(slotRegex))
 	if err != nil {
 		return nil, err
 	}
@@ -199,11 +303,6 @@ func (c *Client) ListDisks(ctx context.Context, slotRegex string) ([]Disk, error
 			return nil, err
 		}
 		disks = append(disks, d)
-	}
-	// A listing cut between entries, or emptied to its legend, reads like a
-	// shorter one; the count says how long it must be.
-	if err := c.expectCount(ctx, cmdDiskCount("slot", "~", slotRegex), len(disks)); err != nil {
-		return nil, err
 	}
 	return disks, nil
 }
@@ -219,6 +318,12 @@ type CreateDiskRequest struct {
 	Export bool
 	Port   int
 	NQN    string
+	// OnExisting, if set, decides about a disk already in the slot instead
+	// of the default rule (same file, size and export, else *ExistsError):
+	// a nil error returns that disk as the result, any other is returned as
+	// it is. A caller with rules of its own (ownership, a capacity range)
+	// needs no read of the slot before calling.
+	OnExisting func(*Disk) error
 }
 
 func (c *Client) validateExport(export bool, port int, nqn string) error {
@@ -254,27 +359,52 @@ func (c *Client) CreateDisk(ctx context.Context, req CreateDiskRequest) (*Disk, 
 		return nil, err
 	}
 	match := func(d *Disk) (*Disk, error) {
+		if req.OnExisting != nil {
+			if err := req.OnExisting(d); err != nil {
+				return nil, err
+			}
+			return d, nil
+		}
 		return d, matchExisting(d, req.Slot, req.FilePath, size, req.Export, req.NQN)
 	}
-	if d, err := c.GetDisk(ctx, req.Slot); err == nil {
-		return match(d)
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
-	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath); err != nil {
-		return nil, err
-	}
-	if _, err := c.exec(ctx, cmdDiskAdd(req.Slot, req.FilePath, size, req.Export, req.Port, req.NQN)); err != nil {
-		return c.afterFailedAdd(ctx, err, req.Slot, match)
-	}
-	d, err := c.GetDisk(ctx, req.Slot)
+	// One read shows the slot, every disk on the path and the file there.
+	v, err := c.viewSlotAndFile(ctx, "", req.Slot, req.FilePath)
 	if err != nil {
-		return nil, fmt.Errorf("reading back created disk: %w", err)
+		return nil, err
+	}
+	if v.slot != nil {
+		return match(v.slot)
+	}
+	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath, v); err != nil {
+		return nil, err
+	}
+	d, err := c.addAndRead(ctx, cmdDiskAdd(req.Slot, req.FilePath, size, req.Export, req.Port, req.NQN), req.Slot, match)
+	if err != nil {
+		return nil, err
 	}
 	if d.Size < size {
 		return nil, fmt.Errorf("%w: disk %q created with %d bytes, requested %d", ErrFailed, req.Slot, d.Size, size)
 	}
 	klog.InfoS("Created RDS disk", "slot", d.Slot, "size", d.Size, "path", d.FilePath)
+	return d, nil
+}
+
+// addAndRead runs a /disk add and reads the new disk back in the same
+// script. A failed add prints its error and nothing else (the script stops
+// there); an add whose outcome is unknown is decided by afterFailedAdd.
+func (c *Client) addAndRead(ctx context.Context, add, slot string, match func(*Disk) (*Disk, error)) (*Disk, error) {
+	ls, err := c.runProven(ctx, add, diskListing(whereSlot(slot)))
+	var ce *CommandError
+	if errors.As(err, &ce) {
+		return c.afterFailedAdd(ctx, err, slot, match)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading back added disk: %w", err)
+	}
+	d, err := diskInSlot(ls[0], slot)
+	if err != nil {
+		return nil, fmt.Errorf("reading back added disk: %w", err)
+	}
 	return d, nil
 }
 
@@ -349,24 +479,23 @@ func (c *Client) CopyDisk(ctx context.Context, req CopyDiskRequest) (*Disk, erro
 	match := func(d *Disk) (*Disk, error) {
 		return d, matchExisting(d, req.Slot, req.FilePath, 0, req.Export, req.NQN)
 	}
-	if d, err := c.GetDisk(ctx, req.Slot); err == nil {
-		return match(d)
-	} else if !errors.Is(err, ErrNotFound) {
+	v, err := c.viewSlotAndFile(ctx, "", req.Slot, req.FilePath)
+	if err != nil {
 		return nil, err
+	}
+	if v.slot != nil {
+		return match(v.slot)
 	}
 	src, err := c.GetDisk(ctx, req.SourceSlot)
 	if err != nil {
 		return nil, fmt.Errorf("copy source: %w", err)
 	}
-	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath); err != nil {
+	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath, v); err != nil {
 		return nil, err
 	}
-	if _, err := c.exec(ctx, cmdDiskCopy(req.SourceSlot, req.Slot, req.FilePath, req.Export, req.Port, req.NQN)); err != nil {
-		return c.afterFailedAdd(ctx, err, req.Slot, match)
-	}
-	d, err := c.GetDisk(ctx, req.Slot)
+	d, err := c.addAndRead(ctx, cmdDiskCopy(req.SourceSlot, req.Slot, req.FilePath, req.Export, req.Port, req.NQN), req.Slot, match)
 	if err != nil {
-		return nil, fmt.Errorf("reading back copied disk: %w", err)
+		return nil, err
 	}
 	if d.Size < src.Size {
 		return nil, fmt.Errorf("%w: copy %q has %d bytes, source %q has %d", ErrFailed, d.Slot, d.Size, src.Slot, src.Size)
@@ -393,7 +522,9 @@ func (c *Client) ResizeDisk(ctx context.Context, slot string, size int64) (*Disk
 	if d.Size >= want {
 		return d, nil
 	}
-	if _, err := c.exec(ctx, cmdDiskResize(slot, want)); err != nil {
+	ls, err := c.runProven(ctx, cmdDiskResize(slot, want), diskListing(whereSlot(slot)))
+	var ce *CommandError
+	if errors.As(err, &ce) {
 		if errors.Is(err, ErrCapacity) || errors.Is(err, ErrRejected) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -404,7 +535,9 @@ func (c *Client) ResizeDisk(ctx context.Context, slot string, size int64) (*Disk
 		}
 		return nil, err
 	}
-	d, err = c.GetDisk(ctx, slot)
+	if err == nil {
+		d, err = diskInSlot(ls[0], slot)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading back resized disk: %w", err)
 	}
@@ -421,6 +554,8 @@ type diskView struct {
 	slot *Disk
 	// users are the other disks whose file-path is the path.
 	users []Disk
+	// file is the /file entry at the path; nil if there is none.
+	file *File
 }
 
 // usersOf names the disks in users, for messages.
@@ -432,19 +567,21 @@ func (v diskView) usersOf() string {
 	return strings.Join(names, ", ")
 }
 
-// viewSlotAndFile lists, in one reply, the disk in slot, every disk whose
-// file is filePath, and the pool's own partition entry. The partition entry
-// is the anchor: it exists on every RDS, so a reply without it was emptied or
-// cut and proves nothing, while a reply with it and without a disk proves the
-// disk absent. Every decision to remove rests on such a reply.
-func (c *Client) viewSlotAndFile(ctx context.Context, slot, filePath string) (diskView, error) {
+// viewSlotAndFile lists, in one proven reply, the disk in slot, every disk
+// whose file is filePath, the pool's own partition entry and the /file entry
+// at filePath, after running first (a removal, or ""). The partition entry is
+// the anchor: it exists on every RDS, so a reply without it was emptied or
+// cut; the counts show that nothing was left out between entries. Every
+// decision to remove rests on such a reply.
+func (c *Client) viewSlotAndFile(ctx context.Context, first, slot, filePath string) (diskView, error) {
 	var v diskView
-	entries, err := c.printDisks(ctx, cmdDiskView(slot, filePath, c.pool))
+	name := fileName(filePath)
+	ls, err := c.runProven(ctx, first, diskListing(whereView(slot, filePath, c.pool)), fileListing(whereFile(filePath)))
 	if err != nil {
 		return v, err
 	}
 	anchored := false
-	for _, e := range entries {
+	for _, e := range ls[0] {
 		if t, _ := e.Get("type"); t == "partition" {
 			if mp, _ := e.Get("mount-point"); mp == c.pool {
 				anchored = true
@@ -472,17 +609,15 @@ func (c *Client) viewSlotAndFile(ctx context.Context, slot, filePath string) (di
 		return v, fmt.Errorf("%w: %w: the reply lacks the entry of pool %q, so it proves nothing about slot %q",
 			ErrUnavailable, ErrIncompleteReply, c.pool, slot)
 	}
+	if v.file, err = fileNamed(ls[1], name); err != nil {
+		return v, err
+	}
 	return v, nil
 }
 
-// fileByName returns the /file entry named exactly name, or nil when RDS
-// shows it absent. /file print has no legend, so an empty listing alone
-// proves nothing: absence must also be stated as a count of zero.
-func (c *Client) fileByName(ctx context.Context, name string) (*File, error) {
-	entries, err := c.printFiles(ctx, cmdFileGet("/"+name))
-	if err != nil {
-		return nil, err
-	}
+// fileNamed reads a proven /file listing of one name: the entry, or nil when
+// the count said there is none.
+func fileNamed(entries []Entry, name string) (*File, error) {
 	var found *File
 	for _, e := range entries {
 		f, err := fileFromEntry(e)
@@ -494,13 +629,19 @@ func (c *Client) fileByName(ctx context.Context, name string) (*File, error) {
 		}
 		found = &f
 	}
-	if found != nil {
-		return found, nil
-	}
-	if err := c.expectCount(ctx, cmdFileCount("/"+name), 0); err != nil {
+	return found, nil
+}
+
+// fileByName returns the /file entry of filePath (a /disk path; /file names
+// carry no leading slash), or nil when RDS
+// shows it absent (a proven listing: /file print has no legend, so an empty
+// listing alone would prove nothing), after running first.
+func (c *Client) fileByName(ctx context.Context, first, filePath string) (*File, error) {
+	ls, err := c.runProven(ctx, first, fileListing(whereFile(filePath)))
+	if err != nil {
 		return nil, err
 	}
-	return nil, nil
+	return fileNamed(ls[0], fileName(filePath))
 }
 
 // File returns the /file entry of a disk's backing file (a /disk path with
@@ -510,34 +651,7 @@ func (c *Client) File(ctx context.Context, filePath string) (*File, error) {
 	if err := ValidatePathUnder(c.base, filePath); err != nil {
 		return nil, err
 	}
-	return c.fileByName(ctx, fileName(filePath))
-}
-
-// count runs a print count-only and reads its number.
-func (c *Client) count(ctx context.Context, cmd string) (int, error) {
-	out, err := c.exec(ctx, cmd)
-	if err != nil {
-		return 0, err
-	}
-	n, err := ParseCount(out)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return n, nil
-}
-
-// expectCount checks that a listing of want entries was whole: RouterOS
-// must count as many. A listing is a claim that can be cut short cleanly; a
-// printed count cannot be shortened into another count of the same set.
-func (c *Client) expectCount(ctx context.Context, cmd string, want int) error {
-	n, err := c.count(ctx, cmd)
-	if err != nil {
-		return err
-	}
-	if n != want {
-		return fmt.Errorf("%w: %w: a listing showed %d entries, RouterOS counts %d (%s)", ErrUnavailable, ErrIncompleteReply, want, n, cmd)
-	}
-	return nil
+	return c.fileByName(ctx, "", filePath)
 }
 
 // checkVolumeFile checks that filePath is the file a volume in slot may own:
@@ -552,21 +666,17 @@ func (c *Client) checkVolumeFile(slot, filePath string) error {
 	return nil
 }
 
-// removeUnusedFile removes the file at filePath after proving that no disk
-// uses it twice over (an anchored listing and a count of zero), and then
-// verifies it is gone. A file already absent is fine.
-func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (removed bool, err error) {
+// removeUnusedFile removes the file at filePath if v, a proven view of the
+// slot and the path (see viewSlotAndFile) taken just before, shows it there,
+// a plain file, and used by no disk; the same script then shows it gone. A
+// file already absent is fine.
+func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string, v diskView) (removed bool, err error) {
 	name := fileName(filePath)
-	f, err := c.fileByName(ctx, name)
-	if err != nil || f == nil {
-		return false, err
+	if v.file == nil {
+		return false, nil
 	}
-	if f.IsDir() {
+	if v.file.IsDir() {
 		return false, fmt.Errorf("%w: %q is a directory, not a disk's file", ErrInUse, name)
-	}
-	v, err := c.viewSlotAndFile(ctx, slot, filePath)
-	if err != nil {
-		return false, err
 	}
 	if v.slot != nil && v.slot.FilePath == filePath {
 		return false, fmt.Errorf("%w: file %q belongs to disk %q", ErrInUse, name, slot)
@@ -574,20 +684,15 @@ func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (r
 	if len(v.users) > 0 {
 		return false, fmt.Errorf("%w: file %q is used by disk %s; not removing it", ErrInUse, name, v.usersOf())
 	}
-	// The listing shows no user; a count must say so too, in so many words.
-	// A listing cut at an entry boundary with a clean exit reads like a
-	// shorter one, a count of zero cannot be made by cutting.
-	if n, err := c.count(ctx, cmdDiskCount("file-path", "=", filePath)); err != nil {
-		return false, err
-	} else if n != 0 {
-		return false, fmt.Errorf("%w: file %q is used by %d disk(s); not removing it", ErrInUse, name, n)
+	f, err := c.fileByName(ctx, cmdFileRemove(filePath), filePath)
+	if errors.Is(err, ErrNotFound) {
+		// "no such item": gone already; look, since the listing did not print.
+		f, err = c.fileByName(ctx, "", filePath)
 	}
-	if _, err := c.exec(ctx, cmdFileRemove(filePath)); err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil {
 		return false, err
 	}
-	if f, err := c.fileByName(ctx, name); err != nil {
-		return false, err
-	} else if f != nil {
+	if f != nil {
 		return false, fmt.Errorf("%w: file %q still present after remove", ErrFailed, name)
 	}
 	return true, nil
@@ -596,9 +701,10 @@ func (c *Client) removeUnusedFile(ctx context.Context, slot, filePath string) (r
 // clearLeftoverFile makes sure a new disk in slot starts from an empty file.
 // RouterOS builds a disk on a file already at its path, contents and all; a
 // file left at a volume's path by a half-finished create or delete must never
-// hand its old data to a new volume. Only a file that no disk uses is removed.
-func (c *Client) clearLeftoverFile(ctx context.Context, slot, filePath string) error {
-	removed, err := c.removeUnusedFile(ctx, slot, filePath)
+// hand its old data to a new volume. Only a file that no disk uses is removed,
+// as v (a proven view of the free slot and the path) shows.
+func (c *Client) clearLeftoverFile(ctx context.Context, slot, filePath string, v diskView) error {
+	removed, err := c.removeUnusedFile(ctx, slot, filePath, v)
 	if err != nil {
 		return fmt.Errorf("leftover backing file: %w", err)
 	}
@@ -614,11 +720,14 @@ func (c *Client) clearLeftoverFile(ctx context.Context, slot, filePath string) e
 // touch and is left alone. Deleting what is already gone succeeds, so a
 // retry after a partial delete finishes the job.
 //
-// Each removal follows an anchored read that shows what it removes and that
-// nothing else depends on it (see viewSlotAndFile): an empty, cut or garbled
-// reply stops the delete with an error instead of being read as "not there".
-// filePath must be named after the slot: /disk remove leaves the file behind,
-// and the file is removed by its exact name, never by pattern.
+// Each removal follows a proven, anchored read that shows what it removes
+// and that nothing else depends on it (see viewSlotAndFile): an empty, cut or
+// garbled reply stops the delete with an error instead of being read as "not
+// there". The disk's removal and the read that shows it gone travel in one
+// script, and that read is the proof the file's removal rests on: it shows
+// the slot, every disk on the path and the file. filePath must be named
+// after the slot: /disk remove leaves the file behind, and the file is
+// removed by its exact name, never by pattern.
 func (c *Client) DeleteDisk(ctx context.Context, slot, filePath string) error {
 	if err := ValidateSlot(slot); err != nil {
 		return err
@@ -626,7 +735,7 @@ func (c *Client) DeleteDisk(ctx context.Context, slot, filePath string) error {
 	if err := c.checkVolumeFile(slot, filePath); err != nil {
 		return err
 	}
-	v, err := c.viewSlotAndFile(ctx, slot, filePath)
+	v, err := c.viewSlotAndFile(ctx, "", slot, filePath)
 	if err != nil {
 		return err
 	}
@@ -634,21 +743,24 @@ func (c *Client) DeleteDisk(ctx context.Context, slot, filePath string) error {
 		return fmt.Errorf("%w: file %q is also used by disk %s; deleting nothing", ErrInUse, fileName(filePath), v.usersOf())
 	}
 	if v.slot != nil && v.slot.FilePath == filePath {
-		if _, err := c.exec(ctx, cmdDiskRemove(slot, filePath)); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+		// A remove that printed nothing is not proof of removal: the view
+		// after it, in the same script, is.
+		after, err := c.viewSlotAndFile(ctx, cmdDiskRemove(slot, filePath), slot, filePath)
+		if errors.Is(err, ErrNotFound) {
+			// "no such item": gone meanwhile; the listing did not print.
+			after, err = c.viewSlotAndFile(ctx, "", slot, filePath)
 		}
-		// A remove that printed nothing is not proof of removal.
-		after, err := c.viewSlotAndFile(ctx, slot, filePath)
 		if err != nil {
 			return err
 		}
 		if after.slot != nil && after.slot.FilePath == filePath {
 			return fmt.Errorf("%w: disk %q still present after remove", ErrFailed, slot)
 		}
+		v = after
 	} else if v.slot != nil {
 		klog.InfoS("Slot holds a disk with another file; leaving it alone", "slot", slot, "file", v.slot.FilePath, "expected", filePath)
 	}
-	if _, err := c.removeUnusedFile(ctx, slot, filePath); err != nil {
+	if _, err := c.removeUnusedFile(ctx, slot, filePath, v); err != nil {
 		return err
 	}
 	klog.InfoS("Deleted RDS disk", "slot", slot, "path", filePath)
@@ -661,7 +773,7 @@ func (c *Client) PoolCapacity(ctx context.Context, pool string) (*Capacity, erro
 	if err := ValidateSlot(pool); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
-	entries, err := c.printDisks(ctx, cmdPool(pool))
+	entries, err := c.printDisks(ctx, wherePool(pool))
 	if err != nil {
 		return nil, err
 	}
@@ -684,20 +796,17 @@ func (c *Client) ListFiles(ctx context.Context, nameRegex string) ([]File, error
 	if err := ValidateRegex(nameRegex); err != nil {
 		return nil, err
 	}
-	entries, err := c.printFiles(ctx, cmdFileList(nameRegex))
+	ls, err := c.runProven(ctx, "", fileListing(whereFileLike(nameRegex)))
 	if err != nil {
 		return nil, err
 	}
-	files := make([]File, 0, len(entries))
-	for _, e := range entries {
+	files := make([]File, 0, len(ls[0]))
+	for _, e := range ls[0] {
 		f, err := fileFromEntry(e)
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, f)
-	}
-	if err := c.expectCount(ctx, cmdFileCountList(nameRegex), len(files)); err != nil {
-		return nil, err
 	}
 	return files, nil
 }

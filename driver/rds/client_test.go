@@ -372,15 +372,20 @@ func mustCreate(t *testing.T, c *Client, slot string) {
 }
 
 func TestClientReadsSamples(t *testing.T) {
-	script := map[string]string{
-		`/disk print detail where slot="pvc-a1"`:                readSample(t, "disk-print-detail-two.txt"),
-		`/disk print detail where slot~"^pvc-"`:                 readSample(t, "disk-print-detail-two.txt"),
-		`/disk print detail where slot="none"`:                  readSample(t, "disk-print-empty.txt"),
-		`/disk print detail where mount-point="storage-pool"`:   readSample(t, "pool-capacity.txt"),
-		`/file print detail where name~"^storage-pool/k8s"`:     readSample(t, "file-print-detail.txt"),
-		`/disk print count-only where slot~"^pvc-"`:             "2\n",
-		`/disk print count-only where slot="none"`:              "0\n",
-		`/file print count-only where name~"^storage-pool/k8s"`: "3\n",
+	// Each read is one script: the listing, then its count.
+	proven := func(menu, where, sample, count string) (string, string) {
+		return provenScript("", listing{menu: menu, where: where}), readSample(t, sample) + count
+	}
+	script := map[string]string{}
+	for _, r := range [][4]string{
+		{"disk", `slot="pvc-a1"`, "disk-print-detail-two.txt", "2\n"},
+		{"disk", `slot~"^pvc-"`, "disk-print-detail-two.txt", "2\n"},
+		{"disk", `slot="none"`, "disk-print-empty.txt", "0\n"},
+		{"disk", `mount-point="storage-pool"`, "pool-capacity.txt", "1\n"},
+		{"file", `name~"^storage-pool/k8s"`, "file-print-detail.txt", "3\n"},
+	} {
+		cmd, out := proven(r[0], r[1], r[2], r[3])
+		script[cmd] = out
 	}
 	tr := transportFunc(func(_ context.Context, cmd string) (string, error) {
 		out, ok := script[cmd]

@@ -187,25 +187,23 @@ func writeExport(b *strings.Builder, export bool, port int, nqn string) {
 	b.WriteString(Quote(nqn))
 }
 
-func cmdDiskGet(slot string) string { return "/disk print detail where slot=" + Quote(slot) }
+// Where clauses of the listings the client reads (see listing and
+// provenScript, which turn them into a listing followed by its count).
 
-func cmdDiskList(re string) string { return "/disk print detail where slot~" + Quote(re) }
+func whereSlot(slot string) string     { return "slot=" + Quote(slot) }
+func whereSlotLike(re string) string   { return "slot~" + Quote(re) }
+func wherePool(pool string) string     { return "mount-point=" + Quote(pool) }
+func whereFileLike(re string) string   { return "name~" + Quote(re) }
+func whereFile(filePath string) string { return "name=" + Quote(fileName(filePath)) }
 
-// cmdDiskView lists the disk in slot, the disks using filePath and the pool's
-// partition entry (the anchor that shows the reply is whole).
-func cmdDiskView(slot, filePath, pool string) string {
-	return "/disk print detail where slot=" + Quote(slot) + " or file-path=" + Quote(filePath) + " or mount-point=" + Quote(pool)
+// whereView selects the disk in slot, the disks using filePath and the
+// pool's partition entry (the anchor that shows the reply is whole).
+func whereView(slot, filePath, pool string) string {
+	return "slot=" + Quote(slot) + " or file-path=" + Quote(filePath) + " or mount-point=" + Quote(pool)
 }
 
 func cmdDiskResize(slot string, size int64) string {
 	return "/disk set [find slot=" + Quote(slot) + "] file-size=" + itoa(size)
-}
-
-// cmdDiskCount counts the disks whose property key matches value (op "=" or
-// "~"). A count is a positive statement: "0" has to be printed, where an empty
-// listing could be an emptied one.
-func cmdDiskCount(key, op, value string) string {
-	return "/disk print count-only where " + key + op + Quote(value)
 }
 
 // cmdDiskRemove removes the disk in slot only if its file is still filePath,
@@ -217,20 +215,6 @@ func cmdDiskRemove(slot, filePath string) string {
 func cmdFileRemove(filePath string) string {
 	return "/file remove [find name=" + Quote(fileName(filePath)) + "]"
 }
-
-func cmdFileGet(filePath string) string {
-	return "/file print detail where name=" + Quote(fileName(filePath))
-}
-
-func cmdFileList(re string) string { return "/file print detail where name~" + Quote(re) }
-
-func cmdFileCount(filePath string) string {
-	return "/file print count-only where name=" + Quote(fileName(filePath))
-}
-
-func cmdFileCountList(re string) string { return "/file print count-only where name~" + Quote(re) }
-
-func cmdPool(pool string) string { return "/disk print detail where mount-point=" + Quote(pool) }
 
 const (
 	cmdIdentity = "/system identity print"

@@ -102,18 +102,19 @@ func TestQuoteInjection(t *testing.T) {
 			// Builders: a hostile value must produce exactly the token
 			// structure of a harmless one.
 			builders := map[string]func(string) string{
-				"get":    cmdDiskGet,
-				"list":   cmdDiskList,
+				"get":    func(v string) string { return provenScript("", diskListing(whereSlot(v))) },
+				"list":   func(v string) string { return provenScript("", diskListing(whereSlotLike(v))) },
 				"remove": func(v string) string { return cmdDiskRemove(v, v) },
-				"view":   func(v string) string { return cmdDiskView(v, v, v) },
-				"count":  func(v string) string { return cmdDiskCount("file-path", "=", v) },
-				"fcount": cmdFileCount,
-				"flist":  cmdFileCountList,
+				"view": func(v string) string {
+					return provenScript(cmdDiskRemove(v, v), diskListing(whereView(v, v, v)), fileListing(whereFile(v)))
+				},
+				"file":   func(v string) string { return provenScript(cmdFileRemove(v), fileListing(whereFile(v))) },
+				"flist":  func(v string) string { return provenScript("", fileListing(whereFileLike(v))) },
 				"resize": func(v string) string { return cmdDiskResize(v, 1048576) },
 				"fileRm": cmdFileRemove,
 				"add":    func(v string) string { return cmdDiskAdd(v, v, 1048576, true, 4420, v) },
 				"copy":   func(v string) string { return cmdDiskCopy(v, v, v, true, 4420, v) },
-				"pool":   cmdPool,
+				"pool":   func(v string) string { return provenScript("", diskListing(wherePool(v))) },
 			}
 			for name, b := range builders {
 				good, err1 := lexRouterOS(b("X"))
@@ -227,16 +228,21 @@ func TestCommandShapes(t *testing.T) {
 			`/disk add type=file file-path="/storage-pool/k8s/pvc-a1.img" file-size=10737418240 slot="pvc-a1" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a1"`},
 		{cmdDiskCopy("pvc-a1", "snap-1", "/storage-pool/k8s/snap-1.img", false, 0, ""),
 			`/disk add type=file copy-from=[find slot="pvc-a1"] file-path="/storage-pool/k8s/snap-1.img" slot="snap-1" nvme-tcp-export=no`},
-		{cmdDiskGet("pvc-a1"), `/disk print detail where slot="pvc-a1"`},
-		{cmdDiskList("^pvc-.*$"), `/disk print detail where slot~"^pvc-.*\$"`},
-		{cmdDiskList("^a?b\\.c"), `/disk print detail where slot~"^a\3Fb\\.c"`},
+		{provenScript("", diskListing(whereSlot("pvc-a1"))),
+			`/disk print detail where slot="pvc-a1"; /disk print count-only where slot="pvc-a1"`},
+		{provenScript("", diskListing(whereSlotLike("^pvc-.*$"))),
+			`/disk print detail where slot~"^pvc-.*\$"; /disk print count-only where slot~"^pvc-.*\$"`},
+		{whereSlotLike("^a?b\\.c"), `slot~"^a\3Fb\\.c"`},
 		{cmdDiskResize("pvc-a1", 2<<30), `/disk set [find slot="pvc-a1"] file-size=2147483648`},
 		{cmdDiskRemove("pvc-a1", "/storage-pool/k8s/pvc-a1.img"), `/disk remove [find slot="pvc-a1" and file-path="/storage-pool/k8s/pvc-a1.img"]`},
-		{cmdDiskView("pvc-a1", "/storage-pool/k8s/pvc-a1.img", "storage-pool"),
-			`/disk print detail where slot="pvc-a1" or file-path="/storage-pool/k8s/pvc-a1.img" or mount-point="storage-pool"`},
+		{provenScript(cmdDiskRemove("pvc-a1", "/storage-pool/k8s/pvc-a1.img"),
+			diskListing(whereView("pvc-a1", "/storage-pool/k8s/pvc-a1.img", "storage-pool")), fileListing(whereFile("/storage-pool/k8s/pvc-a1.img"))),
+			`/disk remove [find slot="pvc-a1" and file-path="/storage-pool/k8s/pvc-a1.img"]; ` +
+				`/disk print detail where slot="pvc-a1" or file-path="/storage-pool/k8s/pvc-a1.img" or mount-point="storage-pool"; ` +
+				`/disk print count-only where slot="pvc-a1" or file-path="/storage-pool/k8s/pvc-a1.img" or mount-point="storage-pool"; ` +
+				`/file print detail where name="storage-pool/k8s/pvc-a1.img"; /file print count-only where name="storage-pool/k8s/pvc-a1.img"`},
 		{cmdFileRemove("/storage-pool/k8s/pvc-a1.img"), `/file remove [find name="storage-pool/k8s/pvc-a1.img"]`},
-		{cmdFileGet("/storage-pool/k8s/pvc-a1.img"), `/file print detail where name="storage-pool/k8s/pvc-a1.img"`},
-		{cmdPool("storage-pool"), `/disk print detail where mount-point="storage-pool"`},
+		{wherePool("storage-pool"), `mount-point="storage-pool"`},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -15,6 +15,14 @@
 //     Transport. It validates and quotes every argument, classifies errors
 //     from the printed text and reads sizes back from the device.
 //
+// Every read the client decides on is a proven listing: one script prints
+// the listing and then counts the same where clause, so a reply cut or
+// shortened anywhere fails its count instead of reading as a shorter
+// listing, and one round trip does what a listing and a count did. A
+// destructive command travels in the same script in front of the read that
+// verifies it (RouterOS stops a script at its first error), so a create is
+// two scripts and a delete three.
+//
 // RouterOS reports errors on stdout and its exit status is undocumented, so
 // every decision is made from the text; see Classify. Output that wraps at
 // the terminal width is re-joined by ParseDetail; the rule it follows is

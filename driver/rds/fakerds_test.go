@@ -37,16 +37,15 @@ func newFakeRDS() *fakeRDS {
 const qre = `("(?:[^"\\]|\\.)*")`
 
 var (
-	reAdd       = regexp.MustCompile(`^/disk add type=file file-path=` + qre + ` file-size=([0-9]+) slot=` + qre + `(.*)$`)
-	reCopy      = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
-	reExport    = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
-	reWhere     = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
-	reFileCount = regexp.MustCompile(`^/file print count-only where name(=|~)` + qre + `$`)
-	reCount     = regexp.MustCompile(`^/disk print count-only where (slot|file-path)(=|~)` + qre + `$`)
-	reCond      = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
-	reSet       = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
-	reRm        = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
-	reFileRm    = regexp.MustCompile(`^/file remove \[find name=` + qre + `\]$`)
+	reAdd    = regexp.MustCompile(`^/disk add type=file file-path=` + qre + ` file-size=([0-9]+) slot=` + qre + `(.*)$`)
+	reCopy   = regexp.MustCompile(`^/disk add type=file copy-from=\[find slot=` + qre + `\] file-path=` + qre + ` slot=` + qre + `(.*)$`)
+	reExport = regexp.MustCompile(`^ nvme-tcp-export=(?:no|yes nvme-tcp-server-port=([0-9]+) nvme-tcp-server-nqn=` + qre + `)$`)
+	reWhere  = regexp.MustCompile(`^/(disk|file) print detail where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
+	reCount  = regexp.MustCompile(`^/(disk|file) print count-only where ((?:(?:slot|file-path|mount-point|name)(?:=|~)` + qre + `(?: or |$))+)$`)
+	reCond   = regexp.MustCompile(`(slot|file-path|mount-point|name)(=|~)` + qre)
+	reSet    = regexp.MustCompile(`^/disk set \[find slot=` + qre + `\] file-size=([0-9]+)$`)
+	reRm     = regexp.MustCompile(`^/disk remove \[find slot=` + qre + `(?: and file-path=` + qre + `)?\]$`)
+	reFileRm = regexp.MustCompile(`^/file remove \[find name=` + qre + `\]$`)
 )
 
 func (f *fakeRDS) Run(ctx context.Context, cmd string) (string, error) {
@@ -125,7 +124,39 @@ func (f *fakeRDS) parseExport(d *testDisk, rest string) bool {
 	return true
 }
 
-func (f *fakeRDS) exec(cmd string) string {
+// exec runs a script: its commands in order, stopping after the first that
+// prints an error, as RouterOS does.
+func (f *fakeRDS) exec(script string) string {
+	var b strings.Builder
+	for _, cmd := range splitScript(script) {
+		out := f.exec1(cmd)
+		b.WriteString(out)
+		if kind, _ := Classify(out); kind != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+// splitScript cuts a script at the semicolons outside quoted strings.
+func splitScript(script string) []string {
+	var cmds []string
+	start, inQuote := 0, false
+	for i := 0; i < len(script); i++ {
+		switch c := script[i]; {
+		case inQuote && c == '\\':
+			i++
+		case c == '"':
+			inQuote = !inQuote
+		case !inQuote && c == ';':
+			cmds = append(cmds, strings.TrimSpace(script[start:i]))
+			start = i + 1
+		}
+	}
+	return append(cmds, strings.TrimSpace(script[start:]))
+}
+
+func (f *fakeRDS) exec1(cmd string) string {
 	switch {
 	case cmd == "/system identity print":
 		return "  name: rds-test\n"
@@ -152,31 +183,10 @@ func (f *fakeRDS) exec(cmd string) string {
 		return f.add(d)
 	}
 	if m := reCount.FindStringSubmatch(cmd); m != nil {
-		c := cond{key: m[1], op: m[2], val: mustUnquote(m[3])}
-		n := 0
-		for _, d := range f.disks {
-			if c.match("slot", d.slot) || c.match("file-path", d.path) {
-				n++
-			}
-		}
-		return strconv.Itoa(n) + "\n"
-	}
-	if m := reFileCount.FindStringSubmatch(cmd); m != nil {
-		c := cond{key: "name", op: m[1], val: mustUnquote(m[2])}
-		n := 0
-		for name := range f.files {
-			if c.match("name", name) {
-				n++
-			}
-		}
-		return strconv.Itoa(n) + "\n"
+		return strconv.Itoa(len(f.selectEntries(m[1], conditions(m[2])))) + "\n"
 	}
 	if m := reWhere.FindStringSubmatch(cmd); m != nil {
-		var conds []cond
-		for _, c := range reCond.FindAllStringSubmatch(m[2], -1) {
-			conds = append(conds, cond{key: c[1], op: c[2], val: mustUnquote(c[3])})
-		}
-		return f.print(m[1], conds)
+		return f.print(m[1], conditions(m[2]))
 	}
 	if m := reSet.FindStringSubmatch(cmd); m != nil {
 		d := f.find(mustUnquote(m[1]))
@@ -252,9 +262,17 @@ func anyMatch(conds []cond, key, s string) bool {
 	return false
 }
 
-func (f *fakeRDS) print(menu string, conds []cond) string {
-	r := &renderer{width: 80, rng: f.rng, blank: true}
-	legend := "Flags: X - disabled; B - blocked"
+func conditions(where string) []cond {
+	var conds []cond
+	for _, c := range reCond.FindAllStringSubmatch(where, -1) {
+		conds = append(conds, cond{key: c[1], op: c[2], val: mustUnquote(c[3])})
+	}
+	return conds
+}
+
+// selectEntries is what a print of menu with conds lists (and its
+// count-only counts).
+func (f *fakeRDS) selectEntries(menu string, conds []cond) [][]rprop {
 	var entries [][]rprop
 	if menu == "file" {
 		names := make([]string, 0, len(f.files))
@@ -267,7 +285,7 @@ func (f *fakeRDS) print(menu string, conds []cond) string {
 				entries = append(entries, fileProps(n, f.files[n], n == "storage-pool/k8s", false))
 			}
 		}
-		return r.render("", entries, nil)
+		return entries
 	}
 	if anyMatch(conds, "mount-point", "storage-pool") || anyMatch(conds, "slot", "storage-pool") {
 		entries = append(entries, []rprop{
@@ -282,5 +300,13 @@ func (f *fakeRDS) print(menu string, conds []cond) string {
 			entries = append(entries, diskProps(*d))
 		}
 	}
-	return r.render(legend, entries, nil)
+	return entries
+}
+
+func (f *fakeRDS) print(menu string, conds []cond) string {
+	r := &renderer{width: 80, rng: f.rng, blank: true}
+	if menu == "file" {
+		return r.render("", f.selectEntries(menu, conds), nil)
+	}
+	return r.render("Flags: X - disabled; B - blocked", f.selectEntries(menu, conds), nil)
 }

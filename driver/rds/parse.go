@@ -70,6 +70,9 @@ func (e *Entry) Get(key string) (string, bool) {
 // keys still parse.
 var knownKeys = map[string]bool{}
 
+// knownKeyNames maps each known key to itself, to intern key names.
+var knownKeyNames = map[string]string{}
+
 func init() {
 	for _, k := range strings.Fields(`
 		type slot slot-default parent fs model serial fw-version size label
@@ -83,6 +86,7 @@ func init() {
 		name creation-time last-modified contents package
 	`) {
 		knownKeys[k] = true
+		knownKeyNames[k] = k
 	}
 }
 
@@ -134,7 +138,28 @@ func splitLines(s string) []string {
 	return strings.Split(s, "\n")
 }
 
-var entryStartRE = regexp.MustCompile(`^( *)([0-9]{1,9})([ A-Z*]|$)`)
+// entryStart matches an entry's first line, as the regular expression
+// ^( *)([0-9]{1,9})([ A-Z*]|$) would, and returns where its index digits
+// start and end. Written out because it runs on every line of a listing.
+func entryStart(line string) (digits, end int, ok bool) {
+	i := 0
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	j := i
+	for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+		j++
+	}
+	if j == i || j-i > 9 {
+		return 0, 0, false
+	}
+	if j < len(line) {
+		if c := line[j]; c != ' ' && c != '*' && (c < 'A' || c > 'Z') {
+			return 0, 0, false
+		}
+	}
+	return i, j, true
+}
 
 // ParseDetail parses RouterOS "print detail" output into entries.
 //
@@ -206,17 +231,17 @@ func ParseDetail(out string, opts ParseOptions) ([]Entry, error) {
 			}
 			continue
 		}
-		if m := entryStartRE.FindStringSubmatchIndex(line); m != nil && (cur == nil || (cur.propCol >= 0 && indent < cur.propCol) || (cur.propCol < 0 && indent <= cur.indexEnd())) {
+		if ds, de, ok := entryStart(line); ok && (cur == nil || (cur.propCol >= 0 && indent < cur.propCol) || (cur.propCol < 0 && indent <= cur.indexEnd())) {
 			if opts.RequireLegend && !legend {
 				return nil, fmt.Errorf("%w: %w: listing has no Flags: legend before its first entry", ErrUnavailable, ErrIncompleteReply)
 			}
 			if err := flush(); err != nil {
 				return nil, err
 			}
-			idx, _ := strconv.Atoi(line[m[4]:m[5]])
+			idx, _ := strconv.Atoi(line[ds:de])
 			cur = &rawEntry{index: idx, propCol: -1, lastSpace: -1}
 			seen = true
-			p := m[5]
+			p := de
 			var flags strings.Builder
 			for p < len(line) && (line[p] == ' ' || line[p] == '*' || (line[p] >= 'A' && line[p] <= 'Z')) {
 				if line[p] != ' ' {
@@ -272,8 +297,8 @@ func truncate(s string, n int) string {
 
 // tokenize splits one logical entry line into properties.
 func tokenize(s string) ([]Property, error) {
-	var props []Property
-	seen := map[string]bool{}
+	props := make([]Property, 0, 32)
+	var seen map[string]bool // only for entries too long to check by scanning
 	i := 0
 	for {
 		for i < len(s) && s[i] == ' ' {
@@ -305,14 +330,39 @@ func tokenize(s string) ([]Property, error) {
 			p.Value = normalizeValue(key, strings.TrimRight(s[i:end], " "))
 			i = end
 		}
-		if seen[key] {
+		if repeated(props, &seen, key) {
 			// A repeated key means the text was not split where RouterOS
 			// meant it to be; refuse rather than guess which one is real.
 			return nil, fmt.Errorf("property %s appears twice", key)
 		}
-		seen[key] = true
 		props = append(props, p)
 	}
+}
+
+// repeated reports whether key is among props (the keys so far). Entries
+// have a few dozen properties, so a scan beats a map; past 64 a map takes
+// over, so a hostile entry of a million properties stays linear.
+func repeated(props []Property, seen *map[string]bool, key string) bool {
+	const scan = 64
+	if len(props) < scan {
+		for i := range props {
+			if props[i].Key == key {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]bool, 2*scan)
+		for i := range props {
+			(*seen)[props[i].Key] = true
+		}
+	}
+	if (*seen)[key] {
+		return true
+	}
+	(*seen)[key] = true
+	return false
 }
 
 // unquotedEnd returns the end of an unquoted value starting at i: the
@@ -337,6 +387,15 @@ func unquotedEnd(s string, i int) int {
 // unquoteAt decodes a RouterOS double-quoted string starting at s[i]=='"'.
 // It returns the value and the index just past the closing quote.
 func unquoteAt(s string, i int) (string, int, error) {
+	// Most values hold no escape: they are the text between the quotes.
+	for j := i + 1; j < len(s); j++ {
+		if s[j] == '"' {
+			return s[i+1 : j], j + 1, nil
+		}
+		if s[j] == '\\' {
+			break
+		}
+	}
 	var b strings.Builder
 	j := i + 1
 	for j < len(s) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -417,6 +418,30 @@ func TestParseNumbersAndTimes(t *testing.T) {
 		got, err := ParseTime(tt.in)
 		if (err == nil) != tt.ok || !got.Equal(tt.want) {
 			t.Errorf("ParseTime(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestIsGroupedMatchesGroupDigits(t *testing.T) {
+	for _, n := range []string{"0", "7", "12", "123", "1234", "12345", "123456", "1234567", "53687091200", "1649267441664"} {
+		if g := groupDigits(n); !isGrouped(g) {
+			t.Errorf("isGrouped(%q) = false", g)
+		}
+	}
+	for _, v := range []string{"", " ", "1 ", " 1", "1234", "12 34", "1 2345", "1  234", "a", "1 23a", "123 456 78"} {
+		if isGrouped(v) {
+			t.Errorf("isGrouped(%q) = true", v)
+		}
+	}
+}
+
+func TestEntryStartMatchesItsRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^( *)([0-9]{1,9})([ A-Z*]|$)`)
+	for _, l := range []string{"", " ", "0", " 0", " 0 ", "12  type=file", "123456789 x", "1234567890 x", "  7X", "7x", "7*", " a", "07;", "3\t"} {
+		m := re.FindStringSubmatchIndex(l)
+		ds, de, ok := entryStart(l)
+		if ok != (m != nil) || ok && (ds != m[4] || de != m[5]) {
+			t.Errorf("entryStart(%q) = %d, %d, %v; regexp says %v", l, ds, de, ok, m)
 		}
 	}
 }

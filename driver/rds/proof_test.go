@@ -59,7 +59,15 @@ func (h *hostileTransport) Run(ctx context.Context, cmd string) (string, error) 
 		b = h.script[h.n]
 	}
 	h.n++
-	if m := reFileRemoveName.FindStringSubmatch(cmd); m != nil {
+	// Scripts are checked command by command. The state met is the state
+	// before the script: a file removal in a script after a disk removal
+	// would be judged before that disk went, which only errs towards a
+	// violation.
+	for _, part := range splitScript(cmd) {
+		m := reFileRemoveName.FindStringSubmatch(part)
+		if m == nil {
+			continue
+		}
 		name := mustUnquote(m[1])
 		h.f.mu.Lock()
 		for _, d := range h.f.disks {
@@ -269,6 +277,43 @@ func TestMissingPropertiesAreErrors(t *testing.T) {
 	for _, cmd := range sent {
 		if strings.Contains(cmd, " remove ") {
 			t.Fatalf("sent %s after an unreadable reply", cmd)
+		}
+	}
+}
+
+// TestProvenReplyCutAnywhereProvesNothing: a proven reply (listings, each
+// followed by its count) cut at any byte, with a clean exit, is refused, or
+// reads exactly as the whole reply (a cut that took only the final newline).
+// Putting a count before its listing fails this: a cut inside the last
+// entry would leave an entry with a shortened path that matches its count.
+func TestProvenReplyCutAnywhereProvesNothing(t *testing.T) {
+	f := hostileWorld()
+	ls := []listing{diskListing(whereView("doomed", testBase+"/taken.img", "storage-pool")), fileListing(whereFile(testBase + "/doomed.img"))}
+	out, err := f.Run(context.Background(), provenScript("", ls...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := parseProven(out, ParseOptions{}, ls)
+	if err != nil || len(whole[0]) != 3 || len(whole[1]) != 1 {
+		t.Fatalf("whole reply: %v, %v\n%s", whole, err, out)
+	}
+	for n := 0; n < len(out); n++ {
+		got, err := parseProven(out[:n], ParseOptions{}, ls)
+		if err == nil && fmt.Sprint(got) != fmt.Sprint(whole) {
+			t.Fatalf("cut at %d of %d accepted as a different answer:\n%q\n%v", n, len(out), out[:n], got)
+		}
+		if err != nil && !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrFailed) {
+			t.Fatalf("cut at %d: error wraps no sentinel: %v", n, err)
+		}
+	}
+	// Entries left out between entries, or a listing emptied, fail the count.
+	second := regexp.MustCompile(`(?s)\n 1 .*?\n\n`)
+	for _, mangled := range []string{cutAfterFirstEntry(out), second.ReplaceAllString(out, "\n\n")} {
+		if mangled == out {
+			t.Fatal("the mangling changed nothing")
+		}
+		if _, err := parseProven(mangled, ParseOptions{}, ls); err == nil {
+			t.Fatalf("mangled reply accepted:\n%s", mangled)
 		}
 	}
 }

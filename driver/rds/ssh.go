@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -456,6 +457,32 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	}
 	return b.buf.Write(p)
 }
+
+// ReadFrom lets io.Copy (which the SSH session runs for stdout and stderr)
+// read straight into the buffer: without it every command allocated two
+// 32 KiB copy buffers, most of the driver's garbage on the provisioning path.
+func (b *limitedBuffer) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyChunks.Get().(*[4096]byte)
+	defer copyChunks.Put(bp)
+	chunk := bp[:]
+	var total int64
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 {
+			total += int64(n)
+			_, _ = b.Write(chunk[:n])
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// copyChunks are ReadFrom's read buffers, shared by every command.
+var copyChunks = sync.Pool{New: func() any { return new([4096]byte) }}
 
 func (b *limitedBuffer) String() string {
 	b.mu.Lock()

@@ -57,6 +57,9 @@ var (
 func normalizeValue(key, v string) string {
 	switch key {
 	case "size", "free":
+		if isGrouped(v) {
+			return v // already as RouterOS groups it: nothing to restore
+		}
 		if byteCountRE.MatchString(v) {
 			return groupDigits(strings.ReplaceAll(v, " ", ""))
 		}
@@ -73,6 +76,25 @@ func normalizeValue(key, v string) string {
 		}
 	}
 	return v
+}
+
+// isGrouped reports whether v is a byte count exactly as groupDigits prints
+// it: 1 to 3 digits, then groups of a space and 3 digits.
+func isGrouped(v string) bool {
+	first := len(v) % 4
+	if first == 0 || len(v) == 0 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if (i-first)%4 == 0 && i >= first {
+			if v[i] != ' ' {
+				return false
+			}
+		} else if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // groupDigits prints a decimal number as RouterOS does: "53 687 091 200".
@@ -109,6 +131,14 @@ const (
 // maxKeyLen bounds the key a tracker remembers; longer words are no known key.
 const maxKeyLen = 64
 
+// keyString is string(k), without allocating for the keys RDS prints.
+func keyString(k []byte) string {
+	if name, ok := knownKeyNames[string(k)]; ok {
+		return name
+	}
+	return string(k)
+}
+
 func (q *quoteTracker) feed(s string) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -126,7 +156,7 @@ func (q *quoteTracker) feed(s string) {
 			case c == '=':
 				if q.keyShape && len(q.word) <= maxKeyLen {
 					q.state = qsValStart
-					q.valKey = string(q.word)
+					q.valKey = keyString(q.word)
 				} else {
 					q.state = qsUnquoted
 				}

@@ -2,8 +2,10 @@ package console
 
 import (
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rds-csi/rds-csi/emulator/routeros"
 	"github.com/rds-csi/rds-csi/emulator/store"
@@ -43,35 +45,75 @@ func diskProps(d store.Disk) []prop {
 	}
 }
 
-// diskMatchProps exposes a disk's properties, unformatted, to where-expressions.
-func diskMatchProps(d store.Disk) routeros.Props {
-	return func(name string) (string, bool) {
-		switch name {
-		case "type":
-			return "file", true
-		case "slot":
-			return d.Slot, true
-		case "model", "file-path":
-			return d.FilePath, true
-		case "size":
-			return strconv.FormatInt(d.FileSize, 10), true
-		case "file-size":
-			return humanSize(d.FileSize), true
-		case "nvme-tcp-export":
-			return yesNo(d.NVMeTCPExport), true
-		case "nvme-tcp-server-port":
-			return strconv.Itoa(d.NVMeTCPServerPort), true
-		case "nvme-tcp-server-nqn":
-			return d.NVMeTCPServerNQN, true
-		case "nvme-tcp-server-allow-host-name":
-			return d.NVMeTCPServerAllowHostName, true
-		case "comment":
-			return d.Comment, true
-		case "disabled":
-			return "no", true
-		}
-		return "", false
+// writeDiskDetail prints what diskProps lists, in the same order, without a
+// string per value (see detailWriter). TestStreamingPrinterMatchesProps keeps
+// the two in step.
+func writeDiskDetail(w *detailWriter, d *store.Disk) {
+	w.raw("type", "file")
+	w.quoted("slot", d.Slot)
+	w.raw("slot-default", `""`)
+	w.raw("parent", `""`)
+	w.raw("fs", "-")
+	w.quoted("model", d.FilePath)
+	w.spaced("size", d.FileSize)
+	w.raw("mount-filesystem", "yes")
+	w.raw("mount-read-only", "no")
+	w.raw("compress", "no")
+	w.raw("sector-size", "512")
+	w.raw("raid-master", "none")
+	w.raw("nvme-tcp-export", yesNo(d.NVMeTCPExport))
+	w.int("nvme-tcp-server-port", int64(d.NVMeTCPServerPort))
+	w.quoted("nvme-tcp-server-nqn", d.NVMeTCPServerNQN)
+	w.quoted("nvme-tcp-server-allow-host-name", d.NVMeTCPServerAllowHostName)
+	w.raw("iscsi-export", "no")
+	w.raw("nfs-sharing", "no")
+	w.raw("smb-sharing", "no")
+	w.raw("media-sharing", "no")
+	w.raw("media-interface", "none")
+	w.raw("swap", "no")
+	w.bare("file-path", d.FilePath)
+	w.human("file-size", d.FileSize)
+	w.raw("file-offset", "0")
+}
+
+func writePartitionDetail(w *detailWriter, p store.Pool) {
+	for _, pr := range partitionProps(p) {
+		w.raw(pr.name, pr.value)
 	}
+}
+
+// diskMatcher exposes a disk's properties, unformatted, to where-expressions
+// (its props method is a routeros.Props). It is pointed at one disk after
+// another, so a scan of 10,000 disks makes one closure, not one per disk.
+type diskMatcher struct{ d *store.Disk }
+
+func (m *diskMatcher) props(name string) (string, bool) {
+	d := m.d
+	switch name {
+	case "type":
+		return "file", true
+	case "slot":
+		return d.Slot, true
+	case "model", "file-path":
+		return d.FilePath, true
+	case "size":
+		return strconv.FormatInt(d.FileSize, 10), true
+	case "file-size":
+		return humanSize(d.FileSize), true
+	case "nvme-tcp-export":
+		return yesNo(d.NVMeTCPExport), true
+	case "nvme-tcp-server-port":
+		return strconv.Itoa(d.NVMeTCPServerPort), true
+	case "nvme-tcp-server-nqn":
+		return d.NVMeTCPServerNQN, true
+	case "nvme-tcp-server-allow-host-name":
+		return d.NVMeTCPServerAllowHostName, true
+	case "comment":
+		return d.Comment, true
+	case "disabled":
+		return "no", true
+	}
+	return "", false
 }
 
 func partitionProps(p store.Pool) []prop {
@@ -137,52 +179,96 @@ func (s *Session) disk(b *strings.Builder, cmd routeros.Command) error {
 // The partition entry is included as partitionID when it matches. `slot=X` alone
 // is answered from the store's index so lookups stay O(1) with many disks.
 func (s *Session) selectDisks(where routeros.Expr) []uint64 {
-	st := s.c.store
-	if cmp, ok := where.(*routeros.Compare); ok && cmp.Op == "=" && cmp.Prop == "slot" {
-		var ids []uint64
-		if p := st.Pool(); p.Name == cmp.Value {
-			ids = append(ids, partitionID)
-		}
-		if d, ok := st.DiskBySlot(cmp.Value); ok {
-			ids = append(ids, d.ID)
-		}
-		return ids
-	}
-	var ids []uint64
-	if where == nil || where.Match(partitionMatchProps(st.Pool())) {
-		ids = append(ids, partitionID)
-	}
-	for _, d := range st.Disks() {
-		if where == nil || where.Match(diskMatchProps(d)) {
-			ids = append(ids, d.ID)
-		}
-	}
+	ids, _, _ := s.selectDiskEntries(where, nil)
 	return ids
 }
 
+// selectDiskEntries is selectDisks with the disks themselves, as read in the
+// same pass, so a print needs no second lookup per disk: partition reports
+// whether the pool's partition entry matched (it prints first), disks are the
+// file disks that matched.
+//
+// With scratch, the store's disks are read into *scratch (and a full listing
+// is returned in it), so scans and prints of every disk reuse one buffer.
+func (s *Session) selectDiskEntries(where routeros.Expr, scratch *[]store.Disk) (ids []uint64, partition bool, disks []store.Disk) {
+	st := s.c.store
+	if cmp, ok := where.(*routeros.Compare); ok && cmp.Op == "=" && cmp.Prop == "slot" {
+		if p := st.Pool(); p.Name == cmp.Value {
+			ids, partition = append(ids, partitionID), true
+		}
+		if d, ok := st.DiskBySlot(cmp.Value); ok {
+			ids = append(ids, d.ID)
+			disks = append(disks, d)
+		}
+		return ids, partition, disks
+	}
+	var all []store.Disk
+	if scratch != nil {
+		all = st.AppendDisks((*scratch)[:0])
+		*scratch = all
+	} else {
+		all = st.Disks()
+	}
+	if where == nil || where.Match(partitionMatchProps(st.Pool())) {
+		ids, partition = append(ids, partitionID), true
+	}
+	if where == nil {
+		// Everything: the store's copy is the listing.
+		ids = slices.Grow(ids, len(all))
+		for i := range all {
+			ids = append(ids, all[i].ID)
+		}
+		return ids, partition, all
+	}
+	m := &diskMatcher{}
+	props := m.props
+	for i := range all {
+		m.d = &all[i]
+		if where.Match(props) {
+			ids = append(ids, all[i].ID)
+			disks = append(disks, all[i])
+		}
+	}
+	return ids, partition, disks
+}
+
+// diskBufs are the buffers full prints read the store's disks into.
+var diskBufs = sync.Pool{New: func() any { return new([]store.Disk) }}
+
 func (s *Session) diskPrint(b *strings.Builder, cmd routeros.Command) error {
-	ids := s.selectDisks(cmd.Where)
+	scratch := diskBufs.Get().(*[]store.Disk)
+	defer diskBufs.Put(scratch)
+	ids, partition, disks := s.selectDiskEntries(cmd.Where, scratch)
 	s.lastDisks = ids
 	if hasWord(cmd, "count-only") {
 		b.WriteString(strconv.Itoa(len(ids)) + "\n")
 		return nil
 	}
-	entries := make([]entry, 0, len(ids))
 	st := s.c.store
-	for _, id := range ids {
-		if id == partitionID {
-			entries = append(entries, entry{props: partitionProps(st.Pool())})
-			continue
-		}
-		d, ok := st.DiskByID(id)
-		if !ok {
-			continue // removed concurrently
-		}
-		entries = append(entries, entry{comment: d.Comment, props: diskProps(d)})
+	n := len(disks)
+	if partition {
+		n++
 	}
 	if hasWord(cmd, "detail") {
-		renderDetail(b, flagsLegend, entries, s.Width)
+		w := newDetailWriter(b, flagsLegend, n, s.Width)
+		if partition {
+			w.begin("", "")
+			writePartitionDetail(w, st.Pool())
+			w.end()
+		}
+		for i := range disks {
+			w.begin("", disks[i].Comment)
+			writeDiskDetail(w, &disks[i])
+			w.end()
+		}
 		return nil
+	}
+	entries := make([]entry, 0, n)
+	if partition {
+		entries = append(entries, entry{props: partitionProps(st.Pool())})
+	}
+	for _, d := range disks {
+		entries = append(entries, entry{comment: d.Comment, props: diskProps(d)})
 	}
 	renderTable(b, flagsLegend, entries, []string{"slot", "type", "file-path", "file-size"})
 	return nil

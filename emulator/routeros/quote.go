@@ -1,7 +1,5 @@
 package routeros
 
-import "strings"
-
 const hexDigits = "0123456789ABCDEF"
 
 // Quote returns a double-quoted RouterOS literal that Parse reads back as
@@ -13,30 +11,30 @@ const hexDigits = "0123456789ABCDEF"
 // as `\3F` rather than `\?` because the named escape changed meaning across
 // RouterOS versions, while a hex escape is read the same by all of them.
 func Quote(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
+	return string(AppendQuote(make([]byte, 0, len(s)+2), s))
+}
+
+// AppendQuote appends Quote(s) to dst: the emulator's printer formats a
+// 10,000-disk listing into one buffer without a string per value.
+func AppendQuote(dst []byte, s string) []byte {
+	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\\', '"', '$':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			dst = append(dst, '\\', c)
 		case '\n':
-			b.WriteString(`\n`)
+			dst = append(dst, `\n`...)
 		case '\r':
-			b.WriteString(`\r`)
+			dst = append(dst, `\r`...)
 		case '\t':
-			b.WriteString(`\t`)
+			dst = append(dst, `\t`...)
 		default:
 			if c < 0x20 || c >= 0x7f || c == '?' {
-				b.WriteByte('\\')
-				b.WriteByte(hexDigits[c>>4])
-				b.WriteByte(hexDigits[c&0xf])
+				dst = append(dst, '\\', hexDigits[c>>4], hexDigits[c&0xf])
 			} else {
-				b.WriteByte(c)
+				dst = append(dst, c)
 			}
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(dst, '"')
 }

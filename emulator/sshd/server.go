@@ -415,8 +415,33 @@ func (s *Server) handle(sess ssh.Session) {
 func (s *Server) write(sess ssh.Session, out io.Writer, text string) error {
 	t := wallClock.AfterFunc(s.cfg.WriteTimeout, func() { _ = sess.Close() })
 	defer t.Stop()
-	_, err := io.WriteString(out, text)
-	return err
+	return writeString(out, text)
+}
+
+// writeChunk is the most writeString copies at once: the SSH channel splits
+// writes into packets of 32 KiB at most anyway.
+const writeChunk = 32 << 10
+
+var writeBufs = sync.Pool{New: func() any { return new([writeChunk]byte) }}
+
+// writeString writes text through a pooled buffer: io.WriteString would copy a
+// multi-megabyte listing into a fresh []byte, since a session is no
+// io.StringWriter.
+func writeString(w io.Writer, text string) error {
+	if len(text) <= 512 {
+		_, err := io.WriteString(w, text)
+		return err
+	}
+	buf := writeBufs.Get().(*[writeChunk]byte)
+	defer writeBufs.Put(buf)
+	for text != "" {
+		n := copy(buf[:], text)
+		if _, err := w.Write(buf[:n]); err != nil {
+			return err
+		}
+		text = text[n:]
+	}
+	return nil
 }
 
 // shell runs an interactive console: prompt, read a line, run it, repeat. With a

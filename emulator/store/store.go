@@ -794,15 +794,20 @@ func (s *Store) DiskByID(id uint64) (Disk, bool) {
 }
 
 // Disks lists all disks in creation order.
-func (s *Store) Disks() []Disk {
+func (s *Store) Disks() []Disk { return s.AppendDisks(nil) }
+
+// AppendDisks appends all disks, in creation order, to dst: a printer that
+// lists every disk over and over can reuse one buffer.
+func (s *Store) AppendDisks(dst []Disk) []Disk {
 	s.mu.RLock()
-	out := make([]Disk, 0, len(s.st.disks))
+	out := slices.Grow(dst, len(s.st.disks))
+	base := len(out)
 	for _, d := range s.st.disks {
 		out = append(out, *d)
 	}
 	seq := s.seq
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Disk) int {
+	slices.SortFunc(out[base:], func(a, b Disk) int {
 		switch {
 		case a.ID < b.ID:
 			return -1
