@@ -10,7 +10,7 @@ import (
 )
 
 // AllowHostProperty is the /disk property that limits which NVMe hosts may
-// connect to an export. RouterOS documents it as a string; empty means any
+// connect to an export. RouterOS prints it as a quoted string; empty means any
 // host. See routeros-allow-host.md beside this file for what is assumed
 // about a list.
 const AllowHostProperty = "nvme-tcp-server-allow-host-name"

@@ -25,7 +25,6 @@ type Options struct {
 	Clock           clock.Clock
 	StateDir        string // default: t.TempDir()
 	InMemory        bool   // no state directory at all
-	Fsync           bool   // flush every acknowledged change (the binary's default)
 	ZeroExitOnError bool
 	Registerer      prometheus.Registerer
 	CommandLog      func(emulator.CommandRecord)
@@ -58,7 +57,6 @@ func Start(t testing.TB, o Options) *Emulator {
 		StateDir:        dir,
 		AuthorizedKeys:  []gossh.PublicKey{signer.PublicKey()},
 		PoolSize:        o.PoolSize,
-		Fsync:           o.Fsync,
 		Clock:           o.Clock,
 		ZeroExitOnError: o.ZeroExitOnError,
 		Registerer:      o.Registerer,
