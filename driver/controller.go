@@ -135,14 +135,22 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if src.GetSnapshot() == nil && src.GetVolume() == nil {
 		// CreateDisk reads the slot itself and applies checkExisting to what
 		// it finds there, so an empty volume costs no read of its own.
+		found := false
 		disk, err := d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
 			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
-			OnExisting: checkExisting,
+			OnExisting: func(existing *rds.Disk) error {
+				found = true
+				return checkExisting(existing)
+			},
 		})
 		if err != nil {
 			return nil, rdsStatus("create volume", err)
 		}
-		klog.InfoS("Volume created or found", "name", req.GetName(), "volume", slot, "bytes", disk.Size, "file", disk.FilePath)
+		if found {
+			klog.InfoS("Volume already exists", "name", req.GetName(), "volume", slot, "bytes", disk.Size, "file", disk.FilePath)
+		} else {
+			klog.InfoS("Volume created", "name", req.GetName(), "volume", slot, "bytes", disk.Size, "file", disk.FilePath)
+		}
 		return d.createResponse(disk, params, src), nil
 	}
 
