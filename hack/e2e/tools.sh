@@ -22,6 +22,10 @@ PROVISIONER_VERSION=${PROVISIONER_VERSION:-v6.4.0}
 ATTACHER_VERSION=${ATTACHER_VERSION:-v4.13.0}
 RESIZER_VERSION=${RESIZER_VERSION:-v2.3.0}
 SNAPSHOTTER_VERSION=${SNAPSHOTTER_VERSION:-v8.7.0}
+# The kubelet lane (RDS_CSI_E2E_KUBELET=1) also builds the kubelet (KUBE_VERSION)
+# and node-driver-registrar, and installs containerd and runc from Debian.
+REGISTRAR_VERSION=${REGISTRAR_VERSION:-v2.17.0}
+
 
 CACHE=${RDS_CSI_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rds-csi/e2e}
 mkdir -p "$CACHE"
@@ -71,12 +75,14 @@ moddir() {
 	(cd "$2" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 }
 
-# kube: kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes,
-# built in a throwaway module whose replace directives point every staging module
+# kube_cmds OUT WORK CMD...: commands (k8s.io/kubernetes/cmd/CMD) built in a
+# throwaway module whose replace directives point every staging module
 # (./staging/src/k8s.io/X in kubernetes' own go.mod) at the published k8s.io/X
 # v0.<minor>.<patch> that matches.
-build_kube() {
+kube_cmds() {
 	local out=$1 work=$2
+	shift 2
+	local cmds=("$@")
 	local staging=v0.${KUBE_VERSION#v1.}
 	cd "$work"
 	go mod init rds-csi-e2e-kube >/dev/null 2>&1
@@ -97,17 +103,13 @@ build_kube() {
 		fi
 	done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\1#p' "$gomod")
 	go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
-	cat >tools.go <<-'EOF'
-	//go:build tools
-
-	package tools
-
-	import (
-		_ "k8s.io/kubernetes/cmd/kube-apiserver"
-		_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-		_ "k8s.io/kubernetes/cmd/kubectl"
-	)
-	EOF
+	local c targets=()
+	for c in "${cmds[@]}"; do targets+=("k8s.io/kubernetes/cmd/$c"); done
+	{
+		printf '//go:build tools\n\npackage tools\n\nimport (\n'
+		for c in "${targets[@]}"; do printf '\t_ "%s"\n' "$c"; done
+		printf ')\n'
+	} >tools.go
 	go mod tidy -e >/dev/null 2>&1 || true
 	local minor=${KUBE_VERSION#v1.}
 	minor=${minor%%.*}
@@ -116,11 +118,16 @@ build_kube() {
 	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ld="$ld -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 	done
-	go build -trimpath -ldflags "$ld" -o "$out/" \
-		k8s.io/kubernetes/cmd/kube-apiserver \
-		k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kubectl
+	go build -trimpath -ldflags "$ld" -o "$out/" "${targets[@]}"
 }
+
+# kube: the control plane the e2e lane runs, and kubectl.
+build_kube() { kube_cmds "$1" "$2" kube-apiserver kube-controller-manager kubectl; }
+
+# kubelet: the same k8s.io/kubernetes version as the control plane, in its own
+# cache entry so that adding it did not invalidate an existing kube-<version>/.
+# It is built with CGO_ENABLED=0 like the rest (upstream ships it static too).
+build_kubelet() { kube_cmds "$1" "$2" kubelet; }
 
 # sidecar MODULE VERSION "PACKAGE..." OUT WORK: kubernetes-csi commands built
 # with the dependency versions (and replace directives) of their own go.mod.
@@ -183,6 +190,47 @@ build_snapshotter() {
 	fi
 }
 
+# node-driver-registrar: the module proxy does not serve
+# github.com/kubernetes-csi/node-driver-registrar (its v2 tags sit on a go.mod
+# without /v2, so they are not valid module versions, and the proxy refuses the
+# path outright: 403), and no other source is reachable from CI. So it is built
+# from a checkout of the release tag that the caller provides in
+# RDS_CSI_REGISTRAR_SRC (git clone -b $REGISTRAR_VERSION
+# https://github.com/kubernetes-csi/node-driver-registrar); its dependencies
+# come from the proxy at the versions of its own go.mod/go.sum. The project
+# keeps no copy of another project's source.
+build_registrar() {
+	local out=$1 work=$2
+	local src=${RDS_CSI_REGISTRAR_SRC:-}
+	if [ -z "$src" ] || [ ! -f "$src/go.mod" ]; then
+		log "node-driver-registrar: set RDS_CSI_REGISTRAR_SRC to a checkout of its $REGISTRAR_VERSION tag (the module proxy refuses the module)"
+		return 1
+	fi
+	# A copy, so that -mod=mod never rewrites the checkout's go.mod/go.sum.
+	cp -r "$src/." "$work/"
+	cd "$work"
+	go build -trimpath -ldflags "-s -w -X main.version=$REGISTRAR_VERSION" -o "$out/" ./cmd/csi-node-driver-registrar
+}
+
+# apt_install PACKAGE...: Debian packages, installed once under a lock shared
+# with every other run of this script (apt itself refuses concurrent installs).
+apt_install() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} = 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		log "not root: install Debian's ${missing[*]}"
+		return 1
+	fi
+	log "installing ${missing[*]} from Debian"
+	(flock 9
+	 apt-get update -qq
+	 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	) 9>"$CACHE/.apt.lock" >&2
+}
+
 # etcd: Debian's etcd-server.
 ETCD=${ETCD:-$(command -v etcd || true)}
 if [ -z "$ETCD" ]; then
@@ -211,9 +259,21 @@ run build_component csi-provisioner "$PROVISIONER_VERSION" build_provisioner
 run build_component csi-attacher "$ATTACHER_VERSION" build_attacher
 run build_component csi-resizer "$RESIZER_VERSION" build_resizer
 run build_component external-snapshotter "$SNAPSHOTTER_VERSION" build_snapshotter
+if [ "${RDS_CSI_E2E_KUBELET:-}" = 1 ]; then
+	run build_component kubelet "$KUBE_VERSION" build_kubelet
+	run build_component node-driver-registrar "$REGISTRAR_VERSION" build_registrar
+fi
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
 [ "$fail" = 0 ] || { log "a build failed"; exit 1; }
+if [ "${RDS_CSI_E2E_KUBELET:-}" = 1 ]; then
+	# containerd (Debian 12: 1.6.20; CRI v1, which the kubelet requires), runc,
+	# the CNI plugins containerd's CRI needs before it reports the network ready
+	# (bridge, host-local, loopback), and the static binaries the lane's images
+	# are made of: catatonit (its -P mode is a pause process) and busybox (sh,
+	# dd, sha256sum for test pods).
+	apt_install containerd runc containernetworking-plugins catatonit busybox-static
+fi
 
 cat <<EOF
 E2E_ETCD=$ETCD
@@ -226,5 +286,22 @@ E2E_CSI_RESIZER=$CACHE/csi-resizer-$RESIZER_VERSION/csi-resizer
 E2E_CSI_SNAPSHOTTER=$CACHE/external-snapshotter-$SNAPSHOTTER_VERSION/csi-snapshotter
 E2E_SNAPSHOT_CONTROLLER=$CACHE/external-snapshotter-$SNAPSHOTTER_VERSION/snapshot-controller
 E2E_SNAPSHOT_CRDS=$CACHE/external-snapshotter-$SNAPSHOTTER_VERSION/crd
-E2E_VERSIONS=kube=$KUBE_VERSION,etcd=$("$ETCD" --version 2>/dev/null | sed -n 's/^etcd Version: //p'),provisioner=$PROVISIONER_VERSION,attacher=$ATTACHER_VERSION,resizer=$RESIZER_VERSION,snapshotter=$SNAPSHOTTER_VERSION
+EOF
+lane_versions=
+if [ "${RDS_CSI_E2E_KUBELET:-}" = 1 ]; then
+	lane_versions=",kubelet=$KUBE_VERSION,registrar=$REGISTRAR_VERSION,containerd=$(dpkg-query -W -f='${Version}' containerd),runc=$(dpkg-query -W -f='${Version}' runc)"
+	cat <<EOF
+E2E_KUBELET=$CACHE/kubelet-$KUBE_VERSION/kubelet
+E2E_NODE_DRIVER_REGISTRAR=$CACHE/node-driver-registrar-$REGISTRAR_VERSION/csi-node-driver-registrar
+E2E_CONTAINERD=$(command -v containerd)
+E2E_CONTAINERD_SHIM=$(command -v containerd-shim-runc-v2)
+E2E_CTR=$(command -v ctr)
+E2E_RUNC=$(command -v runc)
+E2E_CATATONIT=$(command -v catatonit)
+E2E_BUSYBOX=$(command -v busybox)
+E2E_CNI_BIN_DIR=/usr/lib/cni
+EOF
+fi
+cat <<EOF
+E2E_VERSIONS=kube=$KUBE_VERSION,etcd=$("$ETCD" --version 2>/dev/null | sed -n 's/^etcd Version: //p'),provisioner=$PROVISIONER_VERSION,attacher=$ATTACHER_VERSION,resizer=$RESIZER_VERSION,snapshotter=$SNAPSHOTTER_VERSION$lane_versions
 EOF
