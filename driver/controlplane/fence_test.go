@@ -11,6 +11,7 @@ import (
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -227,6 +228,26 @@ func TestRestrictHosts(t *testing.T) {
 	}
 }
 
+// newPublishedOnA is a fence rig with one volume as Kubernetes leaves it
+// attached to node-a: its PV, its VolumeAttachment, and the publish.
+func newPublishedOnA(t *testing.T, kube *fake.Clientset, emu *emulatortest.Emulator, clk *libclock.Mock) (*fenceRig, *storagev1.VolumeAttachment) {
+	t.Helper()
+	ctx := context.Background()
+	r := newFenceRig(t, kube, emu, clk)
+	r.create(t, rwoMount)
+	if _, err := kube.CoreV1().PersistentVolumes().Create(ctx, pvFor(r.id), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	va := vaFor(r.id, "node-a", clk.Now())
+	if _, err := kube.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.publish("node-a", rwoMount); err != nil {
+		t.Fatal(err)
+	}
+	return r, va
+}
+
 // TestRestrictHostsAcrossRestart: the controller that recorded a revocation
 // during an outage dies before RDS is back; its successor keeps nothing of
 // it in memory, yet its first run once RDS answers finds the export allowing
@@ -243,18 +264,7 @@ func TestRestrictHostsAcrossRestart(t *testing.T) {
 			clk := libclock.NewMock()
 			emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
 			kube := fake.NewSimpleClientset(readyNode("node-a"), readyNode("node-b"))
-			r := newFenceRig(t, kube, emu, clk)
-			r.create(t, rwoMount)
-			if _, err := kube.CoreV1().PersistentVolumes().Create(ctx, pvFor(r.id), metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			va := vaFor(r.id, "node-a", clk.Now())
-			if _, err := kube.StorageV1().VolumeAttachments().Create(ctx, va, metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.publish("node-a", rwoMount); err != nil {
-				t.Fatal(err)
-			}
+			r, va := newPublishedOnA(t, kube, emu, clk)
 			r.outage(t)
 			if !keepVA {
 				r.unpublish(t, "node-a")
@@ -300,17 +310,7 @@ func TestFenceBeforeFailover(t *testing.T) {
 			clk := libclock.NewMock()
 			emu := emulatortest.Start(t, emulatortest.Options{InMemory: true})
 			kube := fake.NewSimpleClientset(readyNode("node-a"), readyNode("node-b"))
-			r := newFenceRig(t, kube, emu, clk)
-			r.create(t, rwoMount)
-			if _, err := kube.CoreV1().PersistentVolumes().Create(ctx, pvFor(r.id), metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := kube.StorageV1().VolumeAttachments().Create(ctx, vaFor(r.id, "node-a", clk.Now()), metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.publish("node-a", rwoMount); err != nil {
-				t.Fatal(err)
-			}
+			r, _ := newPublishedOnA(t, kube, emu, clk)
 			if down {
 				r.outage(t)
 			}
