@@ -43,7 +43,9 @@ func (w *World) quiesce() error {
 			ev := w.trace.Events()
 			return fmt.Errorf("engine: no fixed point at t=%v; last events: %v", w.Now(), ev[max(0, len(ev)-6):])
 		}
-		w.settle()
+		if round > 0 { // round 0 starts from the standstill the idle check settled to
+			w.settle()
+		}
 		gen := w.trace.generation() + int64(w.kube.seq)
 		now := w.Clock.Now()
 		for {
