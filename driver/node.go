@@ -913,7 +913,7 @@ func (n *NodeServer) checkNotPublished(staging string) error {
 
 // dataPlaneStatus maps data plane errors: a device in use is FAILED_PRECONDITION
 // (kubelet retries once the user is gone), a missing backing file NOT_FOUND,
-// deadlines DEADLINE_EXCEEDED.
+// deadlines DEADLINE_EXCEEDED, an unreachable storage target UNAVAILABLE.
 func dataPlaneStatus(op string, err error) error {
 	code := codes.Internal
 	switch {
@@ -929,6 +929,10 @@ func dataPlaneStatus(op string, err error) error {
 		// The storage refuses this node: the export follows another
 		// node's claim (a publish elsewhere, or this node was fenced).
 		code = codes.FailedPrecondition
+	case errors.Is(err, dataplane.ErrTargetUnreachable):
+		// The storage is down or cut off: kubelet retries, and the
+		// volume is usable again once it answers.
+		code = codes.Unavailable
 	}
 	return status.Errorf(code, "%s: %v", op, err)
 }

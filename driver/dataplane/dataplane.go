@@ -63,4 +63,8 @@ var (
 	// ErrHostNotAllowed: the export does not allow this node's host NQN
 	// (storage-side access control); the storage refuses the connection.
 	ErrHostNotAllowed = errors.New("the export does not allow this node's host")
+	// ErrTargetUnreachable: the storage's address did not answer (refused,
+	// no route, timed out). Transient as far as the node can tell: nothing
+	// was changed, and a retry once the storage is back can succeed.
+	ErrTargetUnreachable = errors.New("the storage target is unreachable")
 )

@@ -24,6 +24,15 @@ var ErrTimeout = errors.New("nvme: timed out waiting for the block device")
 // because the same controller already exists.
 const exitEALREADY = 114
 
+// Linux errno values nvme-cli exits with when the target's address does not
+// answer a connect.
+const (
+	exitENETUNREACH  = 101
+	exitETIMEDOUT    = 110
+	exitECONNREFUSED = 111
+	exitEHOSTUNREACH = 113
+)
+
 // Defaults for Options.
 const (
 	DefaultNVMeCLI           = "nvme"
@@ -141,6 +150,9 @@ func (n *NVMe) Attach(ctx context.Context, t dataplane.Target) (string, error) {
 		out, err := n.run(ctx, args)
 		if err != nil {
 			if !alreadyConnected(out, err) {
+				if unreachable(out, err) {
+					return "", fmt.Errorf("%w: %w", dataplane.ErrTargetUnreachable, err)
+				}
 				return "", err
 			}
 			klog.V(2).InfoS("nvme connect: already connected", "volumeID", t.VolumeID, "nqn", t.NQN,
@@ -172,6 +184,28 @@ func alreadyConnected(out []byte, err error) bool {
 	}
 	s := strings.ToLower(string(out))
 	return strings.Contains(s, "already connected") || strings.Contains(s, "operation already in progress")
+}
+
+// unreachable recognises a connect that failed because the target's address
+// did not answer: the kernel's errno as nvme-cli's exit status (ECONNREFUSED,
+// EHOSTUNREACH, ENETUNREACH, ETIMEDOUT) or its strerror text. A target that
+// answered and refused (an NVMe status such as an invalid host) is not one:
+// the kernel reports those as EIO, and retrying cannot help.
+func unreachable(out []byte, err error) bool {
+	var ee utilexec.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitStatus() {
+		case exitECONNREFUSED, exitEHOSTUNREACH, exitENETUNREACH, exitETIMEDOUT:
+			return true
+		}
+	}
+	s := strings.ToLower(string(out))
+	for _, m := range []string{"connection refused", "no route to host", "network is unreachable", "connection timed out"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *NVMe) waitDevice(ctx context.Context, t dataplane.Target) (string, error) {

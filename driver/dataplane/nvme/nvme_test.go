@@ -237,6 +237,9 @@ func TestAttachExistingController(t *testing.T) {
 		wantConnect bool
 		wantDev     string
 		wantErr     string
+		// wantUnreachable: the error must (or must not) say the target
+		// did not answer, which the node reports as UNAVAILABLE.
+		wantUnreachable bool
 	}{
 		{
 			name:     "EALREADY exit status",
@@ -259,9 +262,24 @@ func TestAttachExistingController(t *testing.T) {
 			wantConnect: true, wantDev: "nvme2n1",
 		},
 		{
-			name:    "other failure",
+			name:    "connection refused, by text",
 			address: rdsAddr, exit: 1, output: "Failed to write to /dev/nvme-fabrics: Connection refused",
-			wantConnect: true, wantErr: "Connection refused",
+			wantConnect: true, wantErr: "Connection refused", wantUnreachable: true,
+		},
+		{
+			name:    "no route to host, by exit status",
+			address: rdsAddr, exit: 113, output: "could not add new controller: failed to write to nvme-fabrics device",
+			wantConnect: true, wantErr: "failed to write", wantUnreachable: true,
+		},
+		{
+			name:    "connect timed out, by exit status",
+			address: rdsAddr, exit: 110, output: "could not add new controller: failed to write to nvme-fabrics device",
+			wantConnect: true, wantErr: "failed to write", wantUnreachable: true,
+		},
+		{
+			name:    "target answered and refused",
+			address: rdsAddr, exit: 5, output: "Failed to write to /dev/nvme-fabrics: Input/output error",
+			wantConnect: true, wantErr: "Input/output error",
 		},
 		{
 			name:     "reconnecting controller counts as connected",
@@ -305,6 +323,9 @@ func TestAttachExistingController(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				if got := errors.Is(err, dataplane.ErrTargetUnreachable); got != tc.wantUnreachable {
+					t.Fatalf("err = %v: unreachable %v, want %v", err, got, tc.wantUnreachable)
 				}
 				return
 			}
