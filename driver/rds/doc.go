@@ -20,8 +20,10 @@
 // shortened anywhere fails its count instead of reading as a shorter
 // listing, and one round trip does what a listing and a count did. A
 // destructive command travels in the same script in front of the read that
-// verifies it (RouterOS stops a script at its first error), so a create is
-// two scripts and a delete three.
+// verifies it (RouterOS stops a script at its first error: its scripting
+// manual runs command lines, ended by ';' or a newline, one by one until the
+// end or a runtime error; deploy/README.md has the check for hardware), so a
+// create is two scripts and a delete three.
 //
 // RouterOS reports errors on stdout and its exit status is undocumented, so
 // every decision is made from the text; see Classify. Output that wraps at
