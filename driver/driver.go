@@ -192,6 +192,9 @@ func New(opts Options) (*Driver, error) {
 		attach: opts.Attachments,
 	}
 	if opts.RestrictHosts {
+		if err := d.fence.register(opts.Registerer); err != nil {
+			return nil, err
+		}
 		// What a predecessor left pending is known only to RDS.
 		d.fence.markAll()
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
@@ -46,6 +47,50 @@ type fencer struct {
 	// all: every volume is owed a check (start-up).
 	all    bool
 	allGen uint64
+
+	// pendingGauge and sweepGauge follow pending and all as they change
+	// (nil: not registered), so a scrape takes no lock and does no I/O.
+	pendingGauge, sweepGauge prometheus.Gauge
+}
+
+// Metric names (register): operators alert on a revocation that stays
+// pending, which means a host that lost its claim may still reach RDS.
+const (
+	metricPendingRevocations = "rds_csi_pending_host_revocations"
+	metricRevocationSweep    = "rds_csi_host_revocation_sweep_pending"
+)
+
+// register exports the fencer's bookkeeping on reg (nil: nowhere).
+func (f *fencer) register(reg prometheus.Registerer) error {
+	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPendingRevocations,
+		Help: "Volumes whose export may still allow a host that lost its claim: revocations recorded and not yet applied on RDS (--restrict-hosts)."})
+	sweep := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricRevocationSweep,
+		Help: "1 while the start-up check of every export's allow-list against the claims is still owed (--restrict-hosts), else 0."})
+	if reg != nil {
+		for _, c := range []prometheus.Collector{pending, sweep} {
+			if err := reg.Register(c); err != nil {
+				return fmt.Errorf("restrict hosts metrics: %w", err)
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pendingGauge, f.sweepGauge = pending, sweep
+	f.publish()
+	return nil
+}
+
+// publish sets the gauges from the bookkeeping; the caller holds mu.
+func (f *fencer) publish() {
+	if f.pendingGauge == nil {
+		return
+	}
+	f.pendingGauge.Set(float64(len(f.pending)))
+	sweep := 0.0
+	if f.all {
+		sweep = 1
+	}
+	f.sweepGauge.Set(sweep)
 }
 
 func (f *fencer) mark(volume string) {
@@ -56,6 +101,7 @@ func (f *fencer) mark(volume string) {
 		f.pending = map[string]uint64{}
 	}
 	f.pending[volume] = f.gen
+	f.publish()
 }
 
 func (f *fencer) markAll() {
@@ -63,6 +109,7 @@ func (f *fencer) markAll() {
 	defer f.mu.Unlock()
 	f.gen++
 	f.all, f.allGen = true, f.gen
+	f.publish()
 }
 
 // snapshot returns the current generation, the pending volumes (sorted) and
@@ -85,6 +132,7 @@ func (f *fencer) done(volume string, gen uint64) {
 	if g, ok := f.pending[volume]; ok && g <= gen {
 		delete(f.pending, volume)
 	}
+	f.publish()
 }
 
 func (f *fencer) doneAll(gen uint64) {
@@ -93,6 +141,7 @@ func (f *fencer) doneAll(gen uint64) {
 	if f.all && f.allGen <= gen {
 		f.all = false
 	}
+	f.publish()
 }
 
 // Pending reports the volumes whose export may still allow a host that lost

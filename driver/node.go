@@ -29,6 +29,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/dataplane/mountinfo"
 	"github.com/rds-csi/rds-csi/driver/hostnqn"
+	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/internal/keylock"
 )
 
@@ -915,6 +916,11 @@ func (n *NodeServer) checkNotPublished(staging string) error {
 // (kubelet retries once the user is gone), a missing backing file NOT_FOUND,
 // deadlines DEADLINE_EXCEEDED, an unreachable storage target UNAVAILABLE.
 func dataPlaneStatus(op string, err error) error {
+	if rds.KindOf(err) != nil && !errors.Is(err, dataplane.ErrHostNotAllowed) {
+		// The loop data plane read the export's allow-list from RDS
+		// (--restrict-hosts): RDS unreachable is UNAVAILABLE, and so on.
+		return rdsStatus(op, err)
+	}
 	code := codes.Internal
 	switch {
 	case errors.Is(err, dataplane.ErrInUse):

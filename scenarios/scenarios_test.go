@@ -150,6 +150,11 @@ func TestPlantedBugs(t *testing.T) {
 			`{volumes: db-3, attachedTo: [], within: 10s}: not within 10s`},
 		{"unpublish needs RDS, link dark", "network-toxics.yaml", engine.Bugs{UnpublishNeedsRDS: true},
 			`{volumes: db-3, attachedTo: [], within: 10s}: not within 10s`},
+		// The partitioned node's claim is cleared with its host still
+		// allowed: its path keeps working with no claim behind it until
+		// node-b's publish rewrites the list (see the scenario README).
+		{"revocation disabled", "partition-fencing.yaml", engine.Bugs{RevocationDisabled: true},
+			`invariant 3m30s: data-plane-single-writer: node node-a (gone from the API server but running) has a working NVMe/TCP path to volume db-1`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res := run(t, c.file, runner.Options{Bugs: c.bugs})

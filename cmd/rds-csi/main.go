@@ -86,7 +86,7 @@ func main() {
 	flag.DurationVar(&c.reconcileInterval, "reconcile-interval", 5*time.Minute, "controller: periodic attachment reconcile")
 	flag.DurationVar(&c.notReadyTimeout, "not-ready-timeout", 0, "controller: opt in to treating a node NotReady this long as gone (0: never)")
 	flag.Int64Var(&c.maxVolumesPerNode, "max-volumes-per-node", 0, "volumes one node may hold: reported to Kubernetes by the node plugin, enforced by the controller (0: no limit; neither NVMe/TCP nor loop devices have a fixed kernel cap, so set it to what your nodes and RDS can carry)")
-	flag.BoolVar(&c.restrictHosts, "restrict-hosts", false, "storage-side access control: each export allows only the host NQNs of the nodes holding a claim on it, and nodes connect with a host NQN derived from --node-id (set it on controller and nodes alike; unvalidated on hardware, see deploy/README.md)")
+	flag.BoolVar(&c.restrictHosts, "restrict-hosts", false, "storage-side access control: each export allows only the host NQNs of the nodes holding a claim on it, and nodes connect with a host NQN derived from --node-id; a node with --loop-backing-dir reads the export's allow-list from the emulator over SSH (the --rds-* flags) and refuses a host it does not allow (set it on controller and nodes alike; unvalidated on hardware, see deploy/README.md)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		klog.ErrorS(err, "rds-csi failed")
@@ -125,7 +125,11 @@ func run(c config) error {
 		ready = cp.Ready
 	}
 	if c.mode != "controller" {
-		ns, err := nodeServer(c)
+		var exports rds.Transport
+		if cp != nil {
+			exports = cp.RDS
+		}
+		ns, err := nodeServer(ctx, c, exports, reg)
 		if err != nil {
 			return err
 		}
@@ -171,22 +175,9 @@ func serve(ctx context.Context, c config, svc driver.Services, reg *prometheus.R
 // RDS, the Kubernetes client (none: standalone) and, in a cluster with
 // --leader-election in controller mode, the Lease elector.
 func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane, error) {
-	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
-		return nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
-	}
-	keyPEM, err := os.ReadFile(c.rdsKeyFile)
+	connector, err := sshConnector(c)
 	if err != nil {
-		return nil, fmt.Errorf("--rds-key-file: %w", err)
-	}
-	signer, err := gossh.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("--rds-key-file: %w", err)
-	}
-	knownHosts := ""
-	if c.rdsKnownHosts != "" {
-		if knownHosts, err = firstKeyLine(c.rdsKnownHosts); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	if c.nvmeAddress == "" {
 		host, _, err := net.SplitHostPort(c.rdsAddress)
@@ -194,13 +185,6 @@ func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane,
 			return nil, fmt.Errorf("--rds-address: %w", err)
 		}
 		c.nvmeAddress = host
-	}
-	connector, err := rds.NewSSHConnector(nil, rds.SSHConfig{
-		Address: c.rdsAddress, User: c.rdsUser, Signer: signer,
-		KnownHostsLine: knownHosts, HostKeyFingerprint: c.rdsFingerprint,
-	})
-	if err != nil {
-		return nil, err
 	}
 	kube, err := kubeClient(c)
 	if err != nil {
@@ -227,6 +211,31 @@ func controller(c config, reg *prometheus.Registry) (*controlplane.ControlPlane,
 	})
 }
 
+// sshConnector is the SSH connection to RDS the --rds-* flags describe.
+func sshConnector(c config) (*rds.SSHConnector, error) {
+	if c.rdsAddress == "" || c.rdsKeyFile == "" || (c.rdsKnownHosts == "" && c.rdsFingerprint == "") {
+		return nil, errors.New("--rds-address, --rds-key-file and --rds-known-hosts (or --rds-host-key-fingerprint) are required")
+	}
+	keyPEM, err := os.ReadFile(c.rdsKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--rds-key-file: %w", err)
+	}
+	signer, err := gossh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("--rds-key-file: %w", err)
+	}
+	knownHosts := ""
+	if c.rdsKnownHosts != "" {
+		if knownHosts, err = firstKeyLine(c.rdsKnownHosts); err != nil {
+			return nil, err
+		}
+	}
+	return rds.NewSSHConnector(nil, rds.SSHConfig{
+		Address: c.rdsAddress, User: c.rdsUser, Signer: signer,
+		KnownHostsLine: knownHosts, HostKeyFingerprint: c.rdsFingerprint,
+	})
+}
+
 // checkTimeouts: a command may not outlive the operation it serves (0 keeps
 // the driver's default for either).
 func checkTimeouts(c config) error {
@@ -245,13 +254,37 @@ func checkTimeouts(c config) error {
 
 // nodeServer builds the node service with the data planes this node can use:
 // nvme always (hardware), loop when --loop-backing-dir is set (emulator).
-func nodeServer(c config) (*driver.NodeServer, error) {
+//
+// With --restrict-hosts the loop plane refuses a volume whose export does not
+// allow this node's host NQN, as RDS refuses the connection on hardware. It
+// learns the export's allow-list where the hardware keeps it: from the
+// emulator, over SSH, as RouterOS prints it (never from the controller's
+// bookkeeping, which is what the rule checks). exports is that connection:
+// the controller's in --mode=all; nil makes the node open its own from the
+// --rds-* flags.
+func nodeServer(ctx context.Context, c config, exports rds.Transport, reg prometheus.Registerer) (*driver.NodeServer, error) {
 	if c.nodeID == "" {
 		return nil, errors.New("--node-id is required in node and all modes")
 	}
 	planes := map[string]dataplane.Plane{"nvme": nvme.New(nvme.Options{})}
 	if c.loopBackingDir != "" {
-		lp, err := loop.New(loop.Options{BackingDir: c.loopBackingDir})
+		lo := loop.Options{BackingDir: c.loopBackingDir}
+		if c.restrictHosts {
+			var creg prometheus.Registerer // the controller's client already counts on reg
+			if exports == nil {
+				mgr, err := nodeRDS(ctx, c, reg)
+				if err != nil {
+					return nil, fmt.Errorf("--restrict-hosts with --loop-backing-dir reads each export's allow-list from the emulator: %w", err)
+				}
+				exports, creg = mgr, reg
+			}
+			client, err := rds.NewClient(exports, rds.ClientOptions{BasePath: c.basePath, Registerer: creg})
+			if err != nil {
+				return nil, err
+			}
+			lo.AllowHost = exportAllowList(client)
+		}
+		lp, err := loop.New(lo)
 		if err != nil {
 			return nil, err
 		}

@@ -81,6 +81,10 @@ type Hooks struct {
 	// Started runs on becoming leader, once the attachment state is rebuilt
 	// (or its rebuild has failed), before the reconciler's loop starts.
 	Started func()
+	// WrapFencer wraps the reconciler's Fencer (with RestrictHosts): the
+	// scenario runner plants a fencer that revokes nothing, to prove that
+	// its invariants notice.
+	WrapFencer func(reconciler.Fencer) reconciler.Fencer
 }
 
 // ControlPlane is one controller replica's running parts.
@@ -147,6 +151,9 @@ func New(s Seams, o Options) (*ControlPlane, error) {
 		ro.Clock, ro.Recorder, ro.Registerer = s.Clock, s.Recorder, s.Registerer
 		if o.Driver.RestrictHosts {
 			ro.Fencer = lateFencer{p}
+			if o.Hooks.WrapFencer != nil {
+				ro.Fencer = o.Hooks.WrapFencer(ro.Fencer)
+			}
 		}
 		if p.Reconciler, err = reconciler.New(ro); err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/hostnqn"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator/emulatortest"
+	"github.com/rds-csi/rds-csi/internal/promtest"
 )
 
 var rwxBlock = []*csi.VolumeCapability{{AccessType: &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}},
@@ -193,9 +194,16 @@ func TestRestrictHosts(t *testing.T) {
 			if vols, _ := r.d.Pending(); !slices.Contains(vols, r.id) {
 				t.Fatalf("revocation not recorded: pending %v", vols)
 			}
+			if v := promtest.Value(t, r.reg, "rds_csi_pending_host_revocations", nil); v != 1 {
+				t.Fatalf("rds_csi_pending_host_revocations = %v during the outage, want 1", v)
+			}
 			r.recover(t)
 			// Nobody asks for the volume: the reconnect's run applies it.
 			r.follows(t, hosts())
+			eventually(t, "no revocation pending", func() bool {
+				return promtest.Value(t, r.reg, "rds_csi_pending_host_revocations", nil) == 0 &&
+					promtest.Value(t, r.reg, "rds_csi_host_revocation_sweep_pending", nil) == 0
+			})
 			if err := r.publish("node-b", rwoMount); err != nil {
 				t.Fatal(err)
 			}

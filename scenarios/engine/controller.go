@@ -68,7 +68,8 @@ func (w *World) startController(r *replica) error {
 		Rand:       rand.New(rand.NewPCG(w.opts.Seed, uint64(r.restarts)<<8|0x5e)),
 		Registerer: tracedRegisterer{all: c.reg, traced: c.traced}, Recorder: &recorder{w: w},
 	}, controlplane.Options{
-		Driver:          driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420, GracePeriod: grace},
+		Driver: driver.Options{BasePath: "/storage-pool/k8s", NVMeAddress: "10.0.0.1", NVMePort: 4420, GracePeriod: grace,
+			RestrictHosts: w.opts.RestrictHosts},
 		RDS:             rds.ManagerConfig{HealthInterval: w.opts.HealthInterval},
 		MigrationWindow: w.opts.MigrationWindow,
 		Reconciler: reconciler.Options{Interval: w.opts.ReconcileInterval,
@@ -80,6 +81,12 @@ func (w *World) startController(r *replica) error {
 					trace.FieldOther: e.OtherNode, trace.FieldMsg: e.Message})
 			},
 			WrapRDS: func(next driver.RDSConnection) driver.RDSConnection { return &transport{c: c, next: next} },
+			WrapFencer: func(f reconciler.Fencer) reconciler.Fencer {
+				if w.opts.Bugs.RevocationDisabled {
+					return noRevocation{f}
+				}
+				return f
+			},
 		},
 	})
 	if err != nil {
@@ -148,6 +155,14 @@ func (w *World) unpublish(ctx context.Context, c *controller, vol, node string) 
 	_, err := c.cp.Driver.ControllerUnpublishVolume(ctx, &csi.ControllerUnpublishVolumeRequest{VolumeId: vol, NodeId: node})
 	return err
 }
+
+// noRevocation is the planted RevocationDisabled fencer: it reports every
+// fence done without touching RDS, so the reconciler clears lapsed claims
+// with their hosts still allowed, and it applies nothing pending.
+type noRevocation struct{ reconciler.Fencer }
+
+func (noRevocation) Fence(context.Context, string, []string) error { return nil }
+func (noRevocation) ApplyPending(context.Context) error            { return nil }
 
 // recorder is the reconciler's event recorder: events go to the trace with
 // virtual time (client-go's recorder stamps the wall clock).

@@ -37,8 +37,12 @@
 //     hooks, its CSI calls, event recorder and metrics; rdsmodel.go: the RDS
 //     transport and connector handed to it, which trace what crosses them;
 //   - nodes.go: the node plugins and the simulated data plane; nvmepath.go:
-//     the kernel's NVMe/TCP reconnect timing;
-//   - invariants.go: what is checked at every instant; trace.go: the trace.
+//     the kernel's NVMe/TCP reconnect timing, and the target's access rule
+//     with Options.RestrictHosts (a host the export does not allow is
+//     refused, one it drops is cut);
+//   - invariants.go: what is checked at every instant (with RestrictHosts,
+//     data-plane-single-writer on the target's working paths); trace.go: the
+//     trace.
 //
 // # Quiescence: the Go runtime decides
 //

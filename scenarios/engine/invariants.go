@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rds-csi/rds-csi/driver/attachment"
 	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
@@ -21,6 +22,7 @@ const (
 	InvNoRestartLoop   = "no-restart-loop"
 	InvSurvivorsKeep   = "survivors-keep-volumes"
 	InvAttachedClaim   = "attached-has-claim"
+	InvDataPlaneWriter = "data-plane-single-writer"
 )
 
 // Violation is one broken invariant.
@@ -231,6 +233,9 @@ func (iv *invariants) check() {
 			}
 		}
 	}
+	if w.opts.RestrictHosts {
+		iv.dataPlaneWriters(view)
+	}
 	// no-volume-lost: the disk of every volume is still on RDS.
 	store := w.Emulator.Store()
 	for _, v := range iv.volumes {
@@ -300,6 +305,71 @@ func (iv *invariants) check() {
 	if total > w.timelineRestarts {
 		iv.violate(InvNoRestartLoop, "controller", fmt.Sprintf("controller replicas restarted %d times, the timeline caused %d",
 			total, w.timelineRestarts))
+	}
+}
+
+// dataPlaneWriters is data-plane-single-writer, the rule storage-side
+// access control exists for, checked on the paths the simulated target
+// serves rather than on what the API server says. A simulated node never
+// powers off: a deleted, NotReady or out-of-service node is one cut off
+// from the API server that keeps running and keeps its NVMe/TCP paths, the
+// worst case, so every node's paths count whatever its Node object says.
+//
+//   - A single-writer (RWO) volume has a working path on at most one node
+//     at any instant (RWX: two, the live-migration pair).
+//   - A working path belongs to a node the leader holds a claim for, once
+//     the leader has rebuilt its claims: a node whose claim lapsed and was
+//     cleared without its host being revoked writes to a volume the
+//     controller is free to hand to another node, and a revoked node's path
+//     that reconnected is the same hazard.
+//
+// Without RestrictHosts nothing fences a partitioned node, so the check is
+// made only with it (node-deletion-grace would break it by design: that is
+// the hazard issue 20 is about).
+func (iv *invariants) dataPlaneWriters(view func(string) nodeView) {
+	w := iv.w
+	k := w.kube
+	working := map[string][]string{}
+	w.fab.mu.Lock()
+	for _, p := range w.fab.paths {
+		if p.working() {
+			working[p.volumeID] = append(working[p.volumeID], p.node)
+		}
+	}
+	w.fab.mu.Unlock()
+	if len(working) == 0 {
+		return
+	}
+	c := w.ctrl
+	claimsKnown := c != nil && c.cp.Ready() == nil
+	for _, name := range k.order {
+		v := k.vols[name]
+		nodes := working[v.ID]
+		if len(nodes) == 0 {
+			continue
+		}
+		sort.Strings(nodes)
+		limit := 1
+		if v.RWX {
+			limit = 2
+		}
+		if len(nodes) > limit {
+			iv.violate(InvDataPlaneWriter, name+"/writers", fmt.Sprintf("volume %s has working NVMe/TCP paths on nodes %v at once", name, nodes))
+		}
+		if !claimsKnown {
+			continue
+		}
+		holders := c.cp.Attachments.Holders(v.ID)
+		for _, n := range nodes {
+			if !slices.ContainsFunc(holders, func(cl attachment.Claim) bool { return cl.Node == n }) {
+				what := "running"
+				if view(n).gone() {
+					what = "gone from the API server but running"
+				}
+				iv.violate(InvDataPlaneWriter, name+"@"+n+"/unclaimed", fmt.Sprintf(
+					"node %s (%s) has a working NVMe/TCP path to volume %s and holds no claim on it: its host was not revoked", n, what, name))
+			}
+		}
 	}
 }
 

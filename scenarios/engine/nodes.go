@@ -30,13 +30,13 @@ type simNode struct {
 
 func (w *World) addNodePlugin(name string) error {
 	dir := filepath.Join(w.tmp, name)
-	plane := &simPlane{node: name, dir: filepath.Join(dir, "dev"), fab: w.fabric(), rds: w.Emulator}
+	plane := &simPlane{node: name, dir: filepath.Join(dir, "dev"), fab: w.fabric(), rds: w.target()}
 	if err := os.MkdirAll(plane.dir, 0o700); err != nil {
 		return err
 	}
 	ns, err := driver.NewNodeServer(driver.NodeOptions{NodeID: name, DataPlanes: map[string]dataplane.Plane{"nvme": plane},
 		DefaultDataPlane: "nvme", StateDir: filepath.Join(dir, "state"), KubeletDir: dir, Mounter: mount.NewFakeMounter(nil),
-		Exec: simExec{fab: plane.fab}, Clock: w.vc.view()})
+		Exec: simExec{fab: plane.fab}, Clock: w.vc.view(), RestrictHosts: w.opts.RestrictHosts})
 	if err != nil {
 		return err
 	}
@@ -131,6 +131,9 @@ func (p *simPlane) Attach(_ context.Context, t dataplane.Target) (string, error)
 	}
 	if !p.rds.Serving() {
 		return "", fmt.Errorf("sim data plane: nvme connect %s: RDS does not answer", t.NQN)
+	}
+	if !p.rds.Admits(t.VolumeID, t.HostNQN) {
+		return "", fmt.Errorf("sim data plane: nvme connect %s as host %q: %w", t.NQN, t.HostNQN, dataplane.ErrHostNotAllowed)
 	}
 	path, err := newPath(t, p.node, p.rds.Crashes())
 	if err != nil {

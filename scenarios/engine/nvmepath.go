@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
+	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
+	"github.com/rds-csi/rds-csi/emulator"
 	"github.com/rds-csi/rds-csi/scenarios/trace"
 )
 
@@ -28,6 +30,16 @@ import (
 //
 // The path follows the RDS box (the emulator crashing or serving), not the
 // SSH management network that network faults act on.
+//
+// Storage-side access control (Options.RestrictHosts): the target admits a
+// connect only from a host NQN the disk's nvme-tcp-server-allow-host-name
+// allows (loop.Allows, the loop data plane's rule). What RouterOS does to a
+// host already connected when the list drops it is unverified on hardware
+// (deploy/README.md's checklist asks); the model takes the assumption the
+// fencing relies on and says so: the target ends that host's association
+// at the list change ("revoked": its next I/O fails), and the host's
+// reconnect tries are refused like a fresh connect, until ctrl_loss_tmo
+// deletes the controller or the host is allowed again.
 const (
 	kernelReconnectDelay = 10 * time.Second  // NVMF_DEF_RECONNECT_DELAY
 	kernelCtrlLossTmo    = 600 * time.Second // NVMF_DEF_CTRL_LOSS_TMO
@@ -38,11 +50,15 @@ const (
 	pathLive       = "live"
 	pathConnecting = "connecting"
 	pathDeleted    = "deleted"
+	// pathRevoked is traced, never a state: the target cut a live path
+	// whose host the allow-list dropped; the path is connecting after it.
+	pathRevoked = "revoked"
 )
 
 // nvmePath is one node's controller of one volume.
 type nvmePath struct {
 	volumeID, node string
+	hostNQN        string        // the identity it connected with ("" without RestrictHosts)
 	lossTmo        time.Duration // < 0: reconnect forever
 	delay          time.Duration
 	failFastTmo    time.Duration // < 0: never
@@ -59,7 +75,34 @@ type nvmePath struct {
 type rdsBox interface {
 	Serving() bool
 	Crashes() uint64
+	// Admits applies the export's allow-list to a host (always true
+	// without RestrictHosts).
+	Admits(volumeID, hostNQN string) bool
 }
+
+// target is the emulator as the NVMe/TCP target: with restrict, it applies
+// each disk's allow-list as the store holds it, the state RouterOS prints,
+// never the controller's bookkeeping.
+type target struct {
+	*emulator.Emulator
+	restrict bool
+}
+
+func (w *World) target() target { return target{w.Emulator, w.opts.RestrictHosts} }
+
+func (t target) Admits(volumeID, hostNQN string) bool {
+	if !t.restrict {
+		return true
+	}
+	d, ok := t.Store().DiskBySlot(volumeID)
+	// No disk, no export to restrict: connecting to it is not this rule's
+	// business (the sim data plane never modelled a missing subsystem).
+	return !ok || loop.Allows(d.NVMeTCPServerAllowHostName, hostNQN)
+}
+
+// working reports whether the path carries I/O now: live, and (with
+// RestrictHosts) still allowed.
+func (p *nvmePath) working() bool { return p.state == pathLive }
 
 // newPath reads the connect options the node plugin passed, with the
 // kernel's defaults for what it left out.
@@ -74,7 +117,7 @@ func newPath(t dataplane.Target, nodeName string, crashes uint64) (*nvmePath, er
 		}
 		return time.Duration(n) * time.Second, nil
 	}
-	p := &nvmePath{volumeID: t.VolumeID, node: nodeName, state: pathLive, crashes: crashes}
+	p := &nvmePath{volumeID: t.VolumeID, node: nodeName, hostNQN: t.HostNQN, state: pathLive, crashes: crashes}
 	var err error
 	if p.lossTmo, err = secs("ctrl-loss-tmo", t.CtrlLossTmo, kernelCtrlLossTmo); err != nil {
 		return nil, err
@@ -114,6 +157,12 @@ func (p *nvmePath) step(now time.Time, box rdsBox) []string {
 		p.state, p.lostAt, p.tries, p.failFast = pathConnecting, now, 0, false
 		out = append(out, pathConnecting)
 	}
+	if p.state == pathLive && !box.Admits(p.volumeID, p.hostNQN) {
+		// The export no longer allows this host: the target ends its
+		// association, and the kernel reconnects as after a loss.
+		p.state, p.lostAt, p.tries, p.failFast = pathConnecting, now, 0, false
+		out = append(out, pathRevoked)
+	}
 	for p.state == pathConnecting {
 		try := p.nextTry()
 		if ff := p.lostAt.Add(p.failFastTmo); p.failFastTmo >= 0 && !p.failFast && !now.Before(ff) && !ff.After(try) {
@@ -125,7 +174,7 @@ func (p *nvmePath) step(now time.Time, box rdsBox) []string {
 		}
 		// The clock stops at every try (due), so this loop normally runs
 		// one try; it catches up if a caller stepped past some.
-		if box.Serving() {
+		if box.Serving() && box.Admits(p.volumeID, p.hostNQN) {
 			p.state, p.crashes = pathLive, box.Crashes()
 			out = append(out, pathLive)
 			break
@@ -147,10 +196,11 @@ func (w *World) tickPaths(now time.Time) {
 		state string
 	}
 	var changes []change
+	box := w.target()
 	f := w.fab
 	f.mu.Lock()
 	for _, p := range f.paths {
-		for _, s := range p.step(now, w.Emulator) {
+		for _, s := range p.step(now, box) {
 			changes = append(changes, change{p, s})
 		}
 	}
@@ -165,7 +215,7 @@ func (w *World) tickPaths(now time.Time) {
 	})
 	for _, c := range changes {
 		fields := map[string]any{trace.FieldVolume: w.volumeName(c.p.volumeID), trace.FieldNode: c.p.node, trace.FieldState: c.state}
-		if c.state != pathConnecting {
+		if c.state != pathConnecting && c.state != pathRevoked {
 			fields[trace.FieldAfter] = now.Sub(c.p.lostAt).String()
 		}
 		w.record(trace.KindNVMe, fields)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -13,10 +14,66 @@ import (
 type fakeBox struct {
 	serving bool
 	crashes uint64
+	denied  map[string]bool // host NQN → the export refuses it
 }
 
-func (b *fakeBox) Serving() bool   { return b.serving }
-func (b *fakeBox) Crashes() uint64 { return b.crashes }
+func (b *fakeBox) Serving() bool                 { return b.serving }
+func (b *fakeBox) Crashes() uint64               { return b.crashes }
+func (b *fakeBox) Admits(_, hostNQN string) bool { return !b.denied[hostNQN] }
+
+// TestNVMePathRevoked: the modelled target cuts a live path whose host the
+// allow-list drops, refuses its reconnect tries while it stays dropped, and
+// takes it back at the first try after the host is allowed again; a host
+// never allowed back is deleted at ctrl_loss_tmo like any lost path.
+func TestNVMePathRevoked(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, tc := range []struct {
+		name    string
+		allowAt time.Duration // 0: never allowed again
+		want    []string
+	}{
+		{"never allowed again", 0, []string{"revoked@1s", "deleted@1m1s"}},
+		{"allowed again", 25 * time.Second, []string{"revoked@1s", "live@31s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			box := &fakeBox{serving: true, denied: map[string]bool{}}
+			p, err := newPath(dataplane.Target{VolumeID: "v", HostNQN: "h", CtrlLossTmo: "60", ReconnectDelay: "10"}, "n", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			record := func(now time.Time) {
+				for _, s := range p.step(now, box) {
+					got = append(got, s+"@"+now.Sub(t0).String())
+				}
+			}
+			record(t0)
+			if !p.working() {
+				t.Fatal("an allowed live path does not carry I/O")
+			}
+			box.denied["h"] = true
+			now := t0.Add(time.Second)
+			record(now)
+			if p.working() {
+				t.Fatal("a revoked path still carries I/O")
+			}
+			for i := 0; i < 20; i++ {
+				next, ok := p.due(now)
+				if !ok {
+					break
+				}
+				if tc.allowAt > 0 && !next.Before(t0.Add(tc.allowAt)) {
+					box.denied["h"] = false
+				}
+				now = next
+				record(now)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("transitions %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
 
 // The kernel's timing: tries every reconnect_delay from the loss, deletion
 // after ceil(ctrl_loss_tmo/reconnect_delay) failed tries, fail-fast at its
@@ -142,5 +199,43 @@ func TestSurvivorsKeepVolumes(t *testing.T) {
 				})
 			})
 		}
+	}
+}
+
+// TestSimTargetRefusesHostNotAllowed: with RestrictHosts the simulated
+// target reads the allow-list the controller wrote to the emulator and
+// refuses a connect from any other node's host NQN, while the node holding
+// the claim connects; without it any host connects, as before.
+func TestSimTargetRefusesHostNotAllowed(t *testing.T) {
+	for _, restrict := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			w, err := NewWorld(Options{Seed: 3, RestrictHosts: restrict})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			if err := w.CreateVolume(Volume{Name: "db", Size: 1 << 30}, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Run([]Step{{At: time.Minute, Name: "end", Do: func(*World) error { return nil }}}); err != nil {
+				t.Fatal(err)
+			}
+			v := w.kube.vols["db"]
+			d, ok := w.Emulator.Store().DiskBySlot(v.ID)
+			if !ok {
+				t.Fatal("no disk")
+			}
+			for _, node := range []string{"node-1", "node-2"} {
+				host := ""
+				if restrict {
+					host = "nqn.2026-12.io.rds-csi:node:" + node
+				}
+				_, err := w.nodes[node].plane.Attach(w.ctx, dataplane.Target{VolumeID: v.ID, NQN: "nqn.x:" + v.ID, HostNQN: host})
+				refused := errors.Is(err, dataplane.ErrHostNotAllowed)
+				if want := restrict && node == "node-2"; refused != want || (!want && err != nil) {
+					t.Errorf("restrict %v: attach on %s (export allows %q): %v, want refused=%v", restrict, node, d.NVMeTCPServerAllowHostName, err, want)
+				}
+			}
+		})
 	}
 }

@@ -59,6 +59,12 @@ type Options struct {
 	// or not (idle.go): traces are the same either way, and a test proves
 	// it with this switch.
 	NoIdleSkip bool
+	// RestrictHosts runs the controller and every node plugin with
+	// --restrict-hosts: each export allows only the host NQNs of the nodes
+	// holding a claim, the simulated NVMe/TCP target refuses any other host
+	// and cuts one that is revoked (nodes.go, nvmepath.go), and the
+	// data-plane-single-writer invariant is checked.
+	RestrictHosts bool
 	// Bugs plants known-bad behaviour, to prove that scenarios catch it.
 	Bugs Bugs
 }
@@ -82,6 +88,12 @@ type Bugs struct {
 	// the call each reply answers. Replies that come back in launch order
 	// hide it; only another ordering exposes it.
 	RepliesByPosition bool
+	// RevocationDisabled makes the reconciler clear a lapsed claim without
+	// revoking its node's host from the export, and never apply what
+	// unpublishes left pending (with RestrictHosts): the fencing step of
+	// issue 20 switched off. The old node keeps a working path after its
+	// claim is gone, until a publish elsewhere rewrites the list.
+	RevocationDisabled bool
 }
 
 func (o *Options) defaults() {

@@ -71,7 +71,8 @@ func playOnce(sc *spec.Scenario, o Options) (*Result, error) {
 	w, err := engine.NewWorld(engine.Options{
 		Seed: uint64(seed), Nodes: sc.Topology.Nodes, Replicas: sc.Topology.Controller.Replicas,
 		GracePeriod: sc.Topology.Controller.GracePeriod, ReconcileInterval: sc.Topology.Controller.ReconcileInterval,
-		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs, FixedOrder: o.FixedOrder, NoIdleSkip: o.NoIdleSkip,
+		MigrationWindow: sc.Topology.Controller.MigrationWindow, PoolSize: sc.Topology.RDS.Size, Bugs: o.Bugs,
+		RestrictHosts: sc.Topology.Controller.RestrictHosts, FixedOrder: o.FixedOrder, NoIdleSkip: o.NoIdleSkip,
 	})
 	if err != nil {
 		return nil, err

@@ -230,6 +230,9 @@ var invariants = []InvariantSpec{
 		"serving controller's claim for that node: Kubernetes never believes in an attachment the driver did not grant."},
 	{"survivors-keep-volumes", "A volume mounted on a node that stays up keeps its NVMe/TCP controller through " +
 		"an RDS outage of any length (ctrl_loss_tmo) and reconnects by itself: nothing is remounted or detached."},
+	{"data-plane-single-writer", "With restrictHosts: no RWO volume has a working NVMe/TCP path on two running nodes " +
+		"at once (a node cut off from the API server keeps running and counts), and a working path belongs only to a " +
+		"node holding a claim: a lapsed claim's host is revoked before the claim is cleared, and a revoked path does not reconnect."},
 }
 
 // KnownInvariants lists the invariants a scenario may name, sorted by name.

@@ -44,8 +44,14 @@ func (s *Scenario) body(b *strings.Builder) {
 	b.WriteString("topology:\n")
 	fmt.Fprintf(b, "  nodes: %s\n", flowList(t.Nodes))
 	fmt.Fprintf(b, "  rds: {pool: %s, size: %s}\n", quote(t.RDS.Pool), FormatSize(t.RDS.Size))
-	fmt.Fprintf(b, "  controller: {replicas: %d, gracePeriod: %s, reconcileInterval: %s, migrationWindow: %s}\n",
-		c.Replicas, FormatDuration(c.GracePeriod), FormatDuration(c.ReconcileInterval), FormatDuration(c.MigrationWindow))
+	// restrictHosts only when on: every scenario written before it keeps
+	// its canonical form, and so its hash.
+	restrict := ""
+	if c.RestrictHosts {
+		restrict = ", restrictHosts: true"
+	}
+	fmt.Fprintf(b, "  controller: {replicas: %d, gracePeriod: %s, reconcileInterval: %s, migrationWindow: %s%s}\n",
+		c.Replicas, FormatDuration(c.GracePeriod), FormatDuration(c.ReconcileInterval), FormatDuration(c.MigrationWindow), restrict)
 	if vols := s.AllVolumes(); len(vols) > 0 {
 		b.WriteString("volumes:\n")
 		for _, v := range vols {

@@ -35,7 +35,8 @@
 //	topology:
 //	  nodes: [node-a, node-b, node-c]
 //	  rds: {pool: storage-pool, size: 8TiB}           # defaults: storage-pool, 8TiB
-//	  controller: {replicas: 2, gracePeriod: 30s}     # defaults: 1, 30s, reconcileInterval 5m, migrationWindow 5m
+//	  controller: {replicas: 2, gracePeriod: 30s}     # defaults: 1, 30s, reconcileInterval 5m, migrationWindow 5m,
+//	                                                  # restrictHosts false (true: --restrict-hosts on controller and nodes)
 //	volumes:
 //	  - {name: "db-{1..6}", size: 20GiB, access: RWO, mode: filesystem, attachedTo: node-a}
 //	timeline:

@@ -33,7 +33,7 @@ var errorCases = []struct {
 	// keys
 	{"unknown top-level key", head + "  - {at: 1m, do: rds.crash}\nseeds: 3\n", 6, "", `unknown key "seeds"`, 0},
 	{"unknown controller key", "name: t\ntopology:\n  nodes: [n]\n  controller:\n    gracePeriode: 30s\ntimeline: [{at: 0s, do: rds.crash}]\n",
-		5, "topology.controller", `unknown key "gracePeriode" (known: replicas, gracePeriod, reconcileInterval, migrationWindow)`, 0},
+		5, "topology.controller", `unknown key "gracePeriode" (known: replicas, gracePeriod, reconcileInterval, migrationWindow, restrictHosts)`, 0},
 	{"unknown volume key", "name: t\ntopology: {nodes: [n]}\nvolumes:\n  - {name: v, size: 1, accessMode: RWO}\ntimeline: [{at: 0s, do: rds.crash}]\n",
 		4, "volumes[0]", `unknown key "accessMode"`, 0},
 	{"unknown step key", head + "  - {at: 1m, do: rds.crash, until: 2m}\n", 5, "timeline[0]", `unknown key "until"`, 0},
@@ -52,6 +52,7 @@ var errorCases = []struct {
 	{"bad pool name", "name: t\ntopology:\n  nodes: [n]\n  rds: {pool: \"my pool\"}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.rds.pool", "not a pool name", 0},
 	{"zero replicas", "name: t\ntopology:\n  nodes: [n]\n  controller: {replicas: 0}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.controller.replicas", "from 1 to 100", 0},
 	{"zero reconcile interval", "name: t\ntopology:\n  nodes: [n]\n  controller: {reconcileInterval: 0s}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.controller.reconcileInterval", "above zero", 0},
+	{"restrictHosts not a boolean", "name: t\ntopology:\n  nodes: [n]\n  controller: {restrictHosts: yes}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.controller.restrictHosts", `restrictHosts "yes": want true or false`, 0},
 	{"negative grace period", "name: t\ntopology:\n  nodes: [n]\n  controller: {gracePeriod: -1s}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.controller.gracePeriod", "negative duration", 0},
 	{"duration without unit", "name: t\ntopology:\n  nodes: [n]\n  controller: {gracePeriod: 30}\ntimeline: [{at: 0s, do: rds.crash}]\n", 4, "topology.controller.gracePeriod", `has no unit (write e.g. 30s`, 0},
 
@@ -134,7 +135,7 @@ var errorCases = []struct {
 
 	// invariants
 	{"unknown invariant", head + "  - {at: 1m, do: rds.crash}\ninvariants:\n  - single-writer\n  - no-data-loss\n", 8, "invariants[1]",
-		`unknown invariant "no-data-loss" (known: attached-has-claim, no-restart-loop, no-stale-claim, no-volume-lost, probe-follows-rds, rpc-deadlines, single-writer, survivors-keep-volumes)`, 0},
+		`unknown invariant "no-data-loss" (known: attached-has-claim, data-plane-single-writer, no-restart-loop, no-stale-claim, no-volume-lost, probe-follows-rds, rpc-deadlines, single-writer, survivors-keep-volumes)`, 0},
 	{"duplicate invariant", head + "  - {at: 1m, do: rds.crash}\ninvariants: [single-writer, single-writer]\n", 6, "invariants[1]", "listed twice", 0},
 
 	// several problems at once, reported in line order

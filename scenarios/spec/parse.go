@@ -398,9 +398,20 @@ var poolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
 
 func (p *parser) controller(n *yaml.Node, c *ControllerSpec) {
 	const path = "topology.controller"
-	m := p.mapping(n, path, []string{"replicas", "gracePeriod", "reconcileInterval", "migrationWindow"})
+	m := p.mapping(n, path, []string{"replicas", "gracePeriod", "reconcileInterval", "migrationWindow", "restrictHosts"})
 	if m == nil {
 		return
+	}
+	if f, ok := m["restrictHosts"]; ok {
+		if v, ok := p.scalar(f.val, join(path, "restrictHosts")); ok {
+			switch v {
+			case "true":
+				c.RestrictHosts = true
+			case "false":
+			default:
+				p.errorf(f.val, join(path, "restrictHosts"), "restrictHosts %q: want true or false", v)
+			}
+		}
 	}
 	if f, ok := m["replicas"]; ok {
 		if v, ok := p.scalar(f.val, join(path, "replicas")); ok {

@@ -215,6 +215,7 @@ func TestFingerprintSensitive(t *testing.T) {
 		strings.Replace(base, "[node-a, node-b]", "[node-a, node-b, node-c]", 1),
 		base + "invariants: [single-writer]\n",
 		strings.Replace(base, "topology: {nodes: [node-a, node-b]}", "topology: {nodes: [node-a, node-b], controller: {replicas: 2}}", 1),
+		strings.Replace(base, "topology: {nodes: [node-a, node-b]}", "topology: {nodes: [node-a, node-b], controller: {restrictHosts: true}}", 1),
 	}
 	s, err := Parse([]byte(base))
 	if err != nil {
@@ -230,6 +231,32 @@ func TestFingerprintSensitive(t *testing.T) {
 			t.Errorf("variant %d has the fingerprint of %d", i, j)
 		}
 		seen[vs.Fingerprint()] = i
+	}
+}
+
+// TestRestrictHostsRoundTrip: restrictHosts survives the canonical form,
+// and "false" is the default spelled out (same fingerprint as leaving it out,
+// so every file written before the key keeps its fingerprint).
+func TestRestrictHostsRoundTrip(t *testing.T) {
+	base := head + "  - {at: 1m, do: rds.crash}\n"
+	on, err := Parse([]byte(strings.Replace(base, "topology: {nodes: [node-a, node-b]}", "topology: {nodes: [node-a, node-b], controller: {restrictHosts: true}}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !on.Topology.Controller.RestrictHosts {
+		t.Fatal("restrictHosts: true parsed as false")
+	}
+	checkRoundTrip(t, on)
+	off, err := Parse([]byte(strings.Replace(base, "topology: {nodes: [node-a, node-b]}", "topology: {nodes: [node-a, node-b], controller: {restrictHosts: false}}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Fingerprint() != plain.Fingerprint() || off.Topology.Controller.RestrictHosts {
+		t.Fatal("restrictHosts: false differs from the default")
 	}
 }
 
@@ -368,7 +395,7 @@ func TestCatalogue(t *testing.T) {
 	for _, i := range inv {
 		names = append(names, i.Name)
 	}
-	if want := []string{"attached-has-claim", "no-restart-loop", "no-stale-claim", "no-volume-lost", "probe-follows-rds", "rpc-deadlines", "single-writer", "survivors-keep-volumes"}; !slices.Equal(names, want) {
+	if want := []string{"attached-has-claim", "data-plane-single-writer", "no-restart-loop", "no-stale-claim", "no-volume-lost", "probe-follows-rds", "rpc-deadlines", "single-writer", "survivors-keep-volumes"}; !slices.Equal(names, want) {
 		t.Errorf("KnownInvariants = %v, want %v", names, want)
 	}
 }

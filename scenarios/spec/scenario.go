@@ -67,6 +67,11 @@ type ControllerSpec struct {
 	// MigrationWindow is how long an RWX volume may stay attached to two nodes
 	// during a live migration (default DefaultMigrationWindow).
 	MigrationWindow time.Duration
+	// RestrictHosts runs the controller and the node plugins with
+	// --restrict-hosts (storage-side access control; default false): the
+	// simulated target then refuses and cuts hosts the export does not
+	// allow, and data-plane-single-writer is checked.
+	RestrictHosts bool
 }
 
 // Access is a volume's access mode.

@@ -38,8 +38,8 @@ func TestAttachRefusesHostNotAllowed(t *testing.T) {
 	tg := e.file(t, "/storage-pool/k8s/pvc-1.img", 4*mib)
 	tg.HostNQN = "nqn.2026-12.io.rds-csi:node:b"
 	asked := ""
-	l, err := New(Options{BackingDir: e.dir, AllowHost: func(_ context.Context, vol string) (string, error) {
-		asked = vol
+	l, err := New(Options{BackingDir: e.dir, AllowHost: func(_ context.Context, t dataplane.Target) (string, error) {
+		asked = t.VolumeID
 		return "nqn.2026-12.io.rds-csi:node:a", nil
 	}})
 	if err != nil {
@@ -52,7 +52,7 @@ func TestAttachRefusesHostNotAllowed(t *testing.T) {
 		t.Errorf("allow-list asked for %q, want %q", asked, tg.VolumeID)
 	}
 	boom := errors.New("emulator state unreadable")
-	l.allowHost = func(context.Context, string) (string, error) { return "", boom }
+	l.allowHost = func(context.Context, dataplane.Target) (string, error) { return "", boom }
 	if _, err := l.Attach(context.Background(), tg); !errors.Is(err, boom) {
 		t.Fatalf("Attach with an unreadable allow-list: %v; want it to fail, never to attach", err)
 	}

@@ -38,4 +38,13 @@
 // scanning (a guest's partition table is not the node's business), and with
 // buffered I/O, so the emulator, which reads and copies the same file through
 // the page cache, sees what was written through the device.
+//
+// With Options.AllowHost (the binary sets it with --restrict-hosts) Attach
+// first applies the storage's access rule, Allows, to the export's
+// nvme-tcp-server-allow-host-name as the emulator holds it, and refuses a
+// host it does not allow (dataplane.ErrHostNotAllowed) before it touches a
+// device, so kind and CI refuse the wrong host where RDS would. The check is
+// made on attach only: a device already bound stays bound, as the loop
+// plane has no session for the storage to cut; the scenario runner models
+// the cut (scenarios/engine/nvmepath.go).
 package loop

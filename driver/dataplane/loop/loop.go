@@ -43,11 +43,13 @@ type Options struct {
 	// Clock times the retry delays when a free loop device is taken by
 	// another process; nil means the real clock.
 	Clock clock.Clock
-	// AllowHost, when set, returns the export's
-	// nvme-tcp-server-allow-host-name as the emulator holds it, so that
-	// Attach refuses a volume whose export does not allow the target's host
-	// NQN, as RDS refuses the connection on hardware. Nil checks nothing.
-	AllowHost func(ctx context.Context, volumeID string) (string, error)
+	// AllowHost, when set, returns the target's export's
+	// nvme-tcp-server-allow-host-name as the emulator holds it (the binary
+	// reads it over SSH, as RouterOS prints it), so that Attach refuses a
+	// volume whose export does not allow the target's host NQN, as RDS
+	// refuses the connection on hardware. It must fail, never answer "",
+	// when it cannot tell: "" allows any host. Nil checks nothing.
+	AllowHost func(ctx context.Context, t dataplane.Target) (string, error)
 }
 
 // Loop is the loop-device data plane. It is safe for concurrent use; calls for
@@ -59,7 +61,7 @@ type Loop struct {
 	devDir    string
 	clock     clock.Clock
 	locks     keylock.Set
-	allowHost func(ctx context.Context, volumeID string) (string, error)
+	allowHost func(ctx context.Context, t dataplane.Target) (string, error)
 
 	// legacy forces LOOP_SET_FD + LOOP_SET_STATUS64 instead of LOOP_CONFIGURE
 	// (tests of the pre-5.8 path).
@@ -297,7 +299,7 @@ func (l *Loop) admitted(ctx context.Context, t dataplane.Target) error {
 	if l.allowHost == nil {
 		return nil
 	}
-	v, err := l.allowHost(ctx, t.VolumeID)
+	v, err := l.allowHost(ctx, t)
 	if err != nil {
 		return fmt.Errorf("loop: attach volume %s: read the export's allowed hosts: %w", t.VolumeID, err)
 	}
