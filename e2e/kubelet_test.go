@@ -107,7 +107,8 @@ type podVol struct {
 }
 
 // addNode starts a node plugin for name and registers the node like a kubelet.
-func (c *cluster) addNode(ctx context.Context, name string) (*node, error) {
+// extra are flags the node plugin gets besides the harness's own.
+func (c *cluster) addNode(ctx context.Context, name string, extra ...string) (*node, error) {
 	n := &node{c: c, name: name, root: filepath.Join(c.dir, "nodes", name, "kubelet"),
 		inUse: map[string]bool{}, staged: map[string]*stagedVol{}, pods: map[types.UID]*podVols{},
 		inflight: map[types.UID]bool{}, devices: map[string]string{}}
@@ -130,11 +131,11 @@ func (c *cluster) addNode(ctx context.Context, name string) (*node, error) {
 	} else if err := unix.Mount(c.emuState, backing, "", unix.MS_BIND, ""); err != nil {
 		return nil, fmt.Errorf("bind-mount the emulator state for %s: %w", name, err)
 	}
-	n.plugin = c.procs.add(newProc(filepath.Join(c.dir, "logs"), "node-"+name, c.bins.rdsCSI,
-		"--mode=node", "--node-id="+name, "--endpoint=unix://"+n.socket,
-		"--data-plane=loop", "--loop-backing-dir="+backing, "--kubelet-dir="+n.root,
-		"--node-state-dir="+filepath.Join(c.dir, "nodes", name, "plugin-state"),
-		"--v=4"))
+	args := append([]string{"--mode=node", "--node-id=" + name, "--endpoint=unix://" + n.socket,
+		"--data-plane=loop", "--loop-backing-dir=" + backing, "--kubelet-dir=" + n.root,
+		"--node-state-dir=" + filepath.Join(c.dir, "nodes", name, "plugin-state"),
+		"--v=4"}, extra...)
+	n.plugin = c.procs.add(newProc(filepath.Join(c.dir, "logs"), "node-"+name, c.bins.rdsCSI, args...))
 	n.plugin.supervised = true
 	n.log = c.procs.add(newProc(filepath.Join(c.dir, "logs"), "kubelet-"+name, ""))
 	if err := n.plugin.Start(); err != nil {

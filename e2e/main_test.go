@@ -208,10 +208,11 @@ func newTestEnv(t *testing.T, name string) *testEnv {
 
 func (e *testEnv) ctx() context.Context { return context.Background() }
 
-// node starts a node plugin and registers the node.
-func (e *testEnv) node(name string) *node {
+// node starts a node plugin, with extra flags besides the harness's own,
+// and registers the node.
+func (e *testEnv) node(name string, extra ...string) *node {
 	e.t.Helper()
-	n, err := e.c.addNode(e.ctx(), name)
+	n, err := e.c.addNode(e.ctx(), name, extra...)
 	if err != nil {
 		e.t.Fatalf("node %s: %v", name, err)
 	}
