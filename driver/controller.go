@@ -138,6 +138,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 		found := false
 		disk, err := d.rds.CreateDisk(ctx, rds.CreateDiskRequest{
 			Slot: slot, FilePath: path, Size: size, Export: true, Port: params.nvmePort, NQN: d.nqnFor(slot),
+			AllowedHosts: d.newExportHosts(),
 			OnExisting: func(existing *rds.Disk) error {
 				found = true
 				return checkExisting(existing)
@@ -198,6 +199,7 @@ func (d *Driver) copyInto(ctx context.Context, srcID, kind, slot, path string, s
 	}
 	disk, err := d.rds.CopyDisk(ctx, rds.CopyDiskRequest{
 		SourceSlot: srcID, Slot: slot, FilePath: path, Export: true, Port: p.nvmePort, NQN: d.nqnFor(slot),
+		AllowedHosts: d.newExportHosts(),
 	})
 	if err != nil {
 		return nil, rdsStatus("copy "+kind, err)

@@ -151,6 +151,18 @@ func (d *Driver) Pending() ([]string, bool) {
 	return vols, all
 }
 
+// newExportHosts is the allow-list a new export is created with: with
+// RestrictHosts nobody, until a publish names its node (a disk open to any
+// host between its creation and its first publish would let any host in:
+// a restored snapshot holds data from its first moment); without it,
+// RouterOS's default (nil: the property is not set).
+func (d *Driver) newExportHosts() []string {
+	if !d.opts.RestrictHosts {
+		return nil
+	}
+	return []string{hostnqn.Nobody}
+}
+
 // allowedHosts is the allow-list volume should have: the host NQNs of its
 // holders other than without, or Nobody.
 func (d *Driver) allowedHosts(volume string, without []string) ([]string, error) {

@@ -141,6 +141,23 @@ func TestRestrictHosts(t *testing.T) {
 		name string
 		run  func(t *testing.T, r *fenceRig)
 	}{
+		{"created closed, cloned closed", func(t *testing.T, r *fenceRig) {
+			// No host may connect between a disk's creation and its
+			// first publish: a clone holds data from its first moment.
+			r.create(t, rwoMount)
+			if got := r.allowed(); got != hosts() {
+				t.Fatalf("new volume: RDS allows %q, want %q", got, hosts())
+			}
+			clone, err := r.d.CreateVolume(context.Background(), &csi.CreateVolumeRequest{Name: "pvc-fence-clone", VolumeCapabilities: rwoMount,
+				VolumeContentSource: &csi.VolumeContentSource{Type: &csi.VolumeContentSource_Volume{
+					Volume: &csi.VolumeContentSource_VolumeSource{VolumeId: r.id}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := r.emu.Store().DiskBySlot(clone.GetVolume().GetVolumeId()); d.NVMeTCPServerAllowHostName != hosts() {
+				t.Fatalf("cloned volume: RDS allows %q, want %q", d.NVMeTCPServerAllowHostName, hosts())
+			}
+		}},
 		{"publish then unpublish", func(t *testing.T, r *fenceRig) {
 			r.create(t, rwoMount)
 			if err := r.publish("node-a", rwoMount); err != nil {

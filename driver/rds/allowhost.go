@@ -39,6 +39,18 @@ func (d *Disk) AllowedHosts() (hosts []string, printed bool) {
 	return AllowedHosts(v), true
 }
 
+// allowAtAdd is the allow-host value a /disk add sets: "" (not set) when
+// hosts is nil, else hosts validated and encoded. Only an export has one.
+func allowAtAdd(export bool, hosts []string) (string, error) {
+	if hosts == nil {
+		return "", nil
+	}
+	if !export {
+		return "", invalidf("allow-list given for a disk that is not exported")
+	}
+	return encodeAllowedHosts(hosts)
+}
+
 // encodeAllowedHosts validates hosts and renders the property value: sorted,
 // so the same set always prints the same and a read-back compares equal.
 func encodeAllowedHosts(hosts []string) (string, error) {

@@ -3,6 +3,7 @@ package rds
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,5 +122,58 @@ func TestEmulatorSetAllowedHosts(t *testing.T) {
 				t.Errorf("refused calls sent %d /disk set", n-sets)
 			}
 		})
+	}
+}
+
+// TestEmulatorCreateWithAllowedHosts: a disk created (or copied) with an
+// allow-list has it from the reply of its /disk add on, and a list that
+// could not be set never sends the add.
+func TestEmulatorCreateWithAllowedHosts(t *testing.T) {
+	s := startEmu(t, emulatortest.Options{PoolSize: 1 << 40}, nil, nil)
+	c, ctx := s.c, context.Background()
+	nobody := "nqn.2026-12.io.rds-csi:nobody"
+	slot := "pvc-0d1f6a3e-7c2b-4f7e-8a0d-5b9e2c4f1a01"
+	d, err := c.CreateDisk(ctx, CreateDiskRequest{Slot: slot, FilePath: testBase + "/" + slot + ".img", Size: 1 << 30,
+		Export: true, Port: 4420, NQN: "nqn.2000-02.com.mikrotik:" + slot, AllowedHosts: []string{nobody}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, _ := d.AllowedHosts(); !slices.Equal(hosts, []string{nobody}) {
+		t.Fatalf("created disk allows %q, want only %q", hosts, nobody)
+	}
+	clone := "pvc-0d1f6a3e-7c2b-4f7e-8a0d-5b9e2c4f1a02"
+	d, err = c.CopyDisk(ctx, CopyDiskRequest{SourceSlot: slot, Slot: clone, FilePath: testBase + "/" + clone + ".img",
+		Export: true, Port: 4420, NQN: "nqn.2000-02.com.mikrotik:" + clone, AllowedHosts: []string{nobody}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := s.emu.Store().DiskBySlot(clone); !ok || st.NVMeTCPServerAllowHostName != nobody {
+		t.Fatalf("copied disk: emulator holds allow-list %q, want %q", st.NVMeTCPServerAllowHostName, nobody)
+	}
+	if hosts, _ := d.AllowedHosts(); !slices.Equal(hosts, []string{nobody}) {
+		t.Fatalf("copied disk allows %q, want only %q", hosts, nobody)
+	}
+	adds := s.log.count("/disk add")
+	for _, tc := range []struct {
+		name  string
+		req   CreateDiskRequest
+		hosts []string
+	}{
+		{"hostile host", CreateDiskRequest{Export: true, Port: 4420}, []string{`x" nvme-tcp-export=no "`}},
+		{"empty list (any host)", CreateDiskRequest{Export: true, Port: 4420}, []string{}},
+		{"three hosts", CreateDiskRequest{Export: true, Port: 4420}, []string{nobody + "1", nobody + "2", nobody + "3"}},
+		{"not exported", CreateDiskRequest{}, []string{nobody}},
+	} {
+		other := "pvc-0d1f6a3e-7c2b-4f7e-8a0d-5b9e2c4f1a09"
+		tc.req.Slot, tc.req.FilePath, tc.req.Size, tc.req.AllowedHosts = other, testBase+"/"+other+".img", 1<<30, tc.hosts
+		if tc.req.Export {
+			tc.req.NQN = "nqn.2000-02.com.mikrotik:" + other
+		}
+		if _, err := c.CreateDisk(ctx, tc.req); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("%s: %v, want ErrInvalidArgument", tc.name, err)
+		}
+	}
+	if n := s.log.count("/disk add"); n != adds {
+		t.Errorf("refused allow-lists sent %d /disk add", n-adds)
 	}
 }

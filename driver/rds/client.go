@@ -318,6 +318,11 @@ type CreateDiskRequest struct {
 	Export bool
 	Port   int
 	NQN    string
+	// AllowedHosts, when set, is the export's allow-list from the moment
+	// the disk exists (nvme-tcp-server-allow-host-name in the same /disk
+	// add), so no host can connect in between; nil leaves RouterOS's
+	// default, any host.
+	AllowedHosts []string
 	// OnExisting, if set, decides about a disk already in the slot instead
 	// of the default rule (same file, size and export, else *ExistsError):
 	// a nil error returns that disk as the result, any other is returned as
@@ -354,6 +359,10 @@ func (c *Client) CreateDisk(ctx context.Context, req CreateDiskRequest) (*Disk, 
 	if err := c.validateExport(req.Export, req.Port, req.NQN); err != nil {
 		return nil, err
 	}
+	allow, err := allowAtAdd(req.Export, req.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	size, err := RoundUpSize(req.Size)
 	if err != nil {
 		return nil, err
@@ -378,7 +387,7 @@ func (c *Client) CreateDisk(ctx context.Context, req CreateDiskRequest) (*Disk, 
 	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath, v); err != nil {
 		return nil, err
 	}
-	d, err := c.addAndRead(ctx, cmdDiskAdd(req.Slot, req.FilePath, size, req.Export, req.Port, req.NQN), req.Slot, match)
+	d, err := c.addAndRead(ctx, cmdDiskAdd(req.Slot, req.FilePath, size, req.Export, req.Port, req.NQN, allow), req.Slot, match)
 	if err != nil {
 		return nil, err
 	}
@@ -456,6 +465,8 @@ type CopyDiskRequest struct {
 	Export bool
 	Port   int
 	NQN    string
+	// AllowedHosts: as in CreateDiskRequest.
+	AllowedHosts []string
 }
 
 // CopyDisk creates Slot as a copy of SourceSlot and returns it as read back.
@@ -476,6 +487,10 @@ func (c *Client) CopyDisk(ctx context.Context, req CopyDiskRequest) (*Disk, erro
 	if err := c.validateExport(req.Export, req.Port, req.NQN); err != nil {
 		return nil, err
 	}
+	allow, err := allowAtAdd(req.Export, req.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	match := func(d *Disk) (*Disk, error) {
 		return d, matchExisting(d, req.Slot, req.FilePath, 0, req.Export, req.NQN)
 	}
@@ -493,7 +508,7 @@ func (c *Client) CopyDisk(ctx context.Context, req CopyDiskRequest) (*Disk, erro
 	if err := c.clearLeftoverFile(ctx, req.Slot, req.FilePath, v); err != nil {
 		return nil, err
 	}
-	d, err := c.addAndRead(ctx, cmdDiskCopy(req.SourceSlot, req.Slot, req.FilePath, req.Export, req.Port, req.NQN), req.Slot, match)
+	d, err := c.addAndRead(ctx, cmdDiskCopy(req.SourceSlot, req.Slot, req.FilePath, req.Export, req.Port, req.NQN, allow), req.Slot, match)
 	if err != nil {
 		return nil, err
 	}

@@ -152,7 +152,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // Command builders. Arguments are validated by the callers; quoting here is
 // the second line of defence.
 
-func cmdDiskAdd(slot, filePath string, size int64, export bool, port int, nqn string) string {
+func cmdDiskAdd(slot, filePath string, size int64, export bool, port int, nqn, allow string) string {
 	var b strings.Builder
 	b.WriteString("/disk add type=file file-path=")
 	b.WriteString(Quote(filePath))
@@ -160,11 +160,11 @@ func cmdDiskAdd(slot, filePath string, size int64, export bool, port int, nqn st
 	b.WriteString(itoa(size))
 	b.WriteString(" slot=")
 	b.WriteString(Quote(slot))
-	writeExport(&b, export, port, nqn)
+	writeExport(&b, export, port, nqn, allow)
 	return b.String()
 }
 
-func cmdDiskCopy(src, slot, filePath string, export bool, port int, nqn string) string {
+func cmdDiskCopy(src, slot, filePath string, export bool, port int, nqn, allow string) string {
 	var b strings.Builder
 	b.WriteString("/disk add type=file copy-from=[find slot=")
 	b.WriteString(Quote(src))
@@ -172,11 +172,14 @@ func cmdDiskCopy(src, slot, filePath string, export bool, port int, nqn string) 
 	b.WriteString(Quote(filePath))
 	b.WriteString(" slot=")
 	b.WriteString(Quote(slot))
-	writeExport(&b, export, port, nqn)
+	writeExport(&b, export, port, nqn, allow)
 	return b.String()
 }
 
-func writeExport(b *strings.Builder, export bool, port int, nqn string) {
+// writeExport writes the export's arguments; allow, when not "", is an
+// allow-host value encodeAllowedHosts made (its alphabet needs no quoting,
+// and it is quoted anyway).
+func writeExport(b *strings.Builder, export bool, port int, nqn, allow string) {
 	if !export {
 		b.WriteString(" nvme-tcp-export=no")
 		return
@@ -185,6 +188,10 @@ func writeExport(b *strings.Builder, export bool, port int, nqn string) {
 	b.WriteString(strconv.Itoa(port))
 	b.WriteString(" nvme-tcp-server-nqn=")
 	b.WriteString(Quote(nqn))
+	if allow != "" {
+		b.WriteString(" " + AllowHostProperty + "=")
+		b.WriteString(Quote(allow))
+	}
 }
 
 // Where clauses of the listings the client reads (see listing and

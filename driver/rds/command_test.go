@@ -112,8 +112,8 @@ func TestQuoteInjection(t *testing.T) {
 				"flist":  func(v string) string { return provenScript("", fileListing(whereFileLike(v))) },
 				"resize": func(v string) string { return cmdDiskResize(v, 1048576) },
 				"fileRm": cmdFileRemove,
-				"add":    func(v string) string { return cmdDiskAdd(v, v, 1048576, true, 4420, v) },
-				"copy":   func(v string) string { return cmdDiskCopy(v, v, v, true, 4420, v) },
+				"add":    func(v string) string { return cmdDiskAdd(v, v, 1048576, true, 4420, v, "h"+v) },
+				"copy":   func(v string) string { return cmdDiskCopy(v, v, v, true, 4420, v, "h"+v) },
 				"pool":   func(v string) string { return provenScript("", diskListing(wherePool(v))) },
 			}
 			for name, b := range builders {
@@ -224,9 +224,11 @@ func TestRoundUpSize(t *testing.T) {
 
 func TestCommandShapes(t *testing.T) {
 	tests := []struct{ got, want string }{
-		{cmdDiskAdd("pvc-a1", "/storage-pool/k8s/pvc-a1.img", 10737418240, true, 4420, "nqn.2000-02.com.mikrotik:pvc-a1"),
+		{cmdDiskAdd("pvc-a1", "/storage-pool/k8s/pvc-a1.img", 10737418240, true, 4420, "nqn.2000-02.com.mikrotik:pvc-a1", ""),
 			`/disk add type=file file-path="/storage-pool/k8s/pvc-a1.img" file-size=10737418240 slot="pvc-a1" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a1"`},
-		{cmdDiskCopy("pvc-a1", "snap-1", "/storage-pool/k8s/snap-1.img", false, 0, ""),
+		{cmdDiskAdd("pvc-a1", "/storage-pool/k8s/pvc-a1.img", 10737418240, true, 4420, "nqn.2000-02.com.mikrotik:pvc-a1", "nqn.2026-12.io.rds-csi:nobody"),
+			`/disk add type=file file-path="/storage-pool/k8s/pvc-a1.img" file-size=10737418240 slot="pvc-a1" nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn="nqn.2000-02.com.mikrotik:pvc-a1" nvme-tcp-server-allow-host-name="nqn.2026-12.io.rds-csi:nobody"`},
+		{cmdDiskCopy("pvc-a1", "snap-1", "/storage-pool/k8s/snap-1.img", false, 0, "", ""),
 			`/disk add type=file copy-from=[find slot="pvc-a1"] file-path="/storage-pool/k8s/snap-1.img" slot="snap-1" nvme-tcp-export=no`},
 		{provenScript("", diskListing(whereSlot("pvc-a1"))),
 			`/disk print detail where slot="pvc-a1"; /disk print count-only where slot="pvc-a1"`},
