@@ -4,6 +4,8 @@ GO        ?= go
 # each target's own execution count below.
 FUZZTIME  ?=
 BENCHTIME ?= 2s
+BENCHCOUNT ?= 1
+BENCH     ?= .
 BIN       := bin
 
 # Every fuzz target, as package:Target:executions. The budgets are counts,
@@ -73,9 +75,11 @@ fuzz:
 	done
 
 ## bench: throughput and latency figures (see README for what each one means).
-## Logs (stderr) are dropped so the figures stay readable.
+## Logs (stderr) are dropped so the figures stay readable. BENCHCOUNT=5 repeats
+## each benchmark, for benchstat (go install golang.org/x/perf/cmd/benchstat@latest);
+## BENCH selects benchmarks by regexp.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./emulator/... ./driver/... 2>/dev/null
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./emulator/... ./driver/... 2>/dev/null
 
 clean:
 	rm -rf $(BIN)

@@ -51,6 +51,11 @@ type Config struct {
 	// Fsync makes every acknowledged change durable against a machine crash, not
 	// just a process crash. It costs a disk flush per mutating command.
 	Fsync bool
+	// NoGroupCommit makes Fsync flush each change by itself, one fsync per
+	// change under the store's lock, as before group commit: for measuring
+	// what group commit buys and for ruling it out when debugging (see
+	// store.Options.NoGroupCommit).
+	NoGroupCommit bool
 	// ZeroExitOnError makes failed exec commands exit 0, to prove a client reads
 	// errors from the text as it must with real RouterOS.
 	ZeroExitOnError bool
@@ -128,6 +133,7 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	st, err := store.Open(store.Options{
 		Dir: cfg.StateDir, Pool: cfg.Pool, PoolSize: cfg.PoolSize, Clock: cfg.Clock, Fsync: cfg.Fsync,
+		NoGroupCommit: cfg.NoGroupCommit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)

@@ -32,6 +32,7 @@ type Options struct {
 	Version         string
 	Pool            string // default: storage-pool
 	Fsync           bool   // flush every change before acknowledging it, as the binary does by default
+	NoGroupCommit   bool   // with Fsync, one flush per change (the store before group commit)
 }
 
 // Emulator is a started emulator plus a client key it accepts for user "admin".
@@ -65,6 +66,7 @@ func Start(t testing.TB, o Options) *Emulator {
 		Version:         o.Version,
 		Pool:            o.Pool,
 		Fsync:           o.Fsync,
+		NoGroupCommit:   o.NoGroupCommit,
 	})
 	if err != nil {
 		t.Fatalf("emulator: %v", err)

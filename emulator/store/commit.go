@@ -51,6 +51,17 @@ func (s *Store) apply(r *record, op *hostOp) error {
 	op.seq = r.Seq
 	if s.fsync {
 		s.pending = append(s.pending, op)
+		if s.noGroup {
+			// Flushed here, under mu, so nothing is ever pending when
+			// mu is free: flushLeader never finds a batch, and a flush
+			// serialises every other command behind it, as before group
+			// commit. flushMu is not needed (no flush can run
+			// concurrently) and may not be taken here (it comes before mu).
+			s.drainLocked()
+			if s.broken == nil {
+				s.maybeCompact()
+			}
+		}
 		return nil
 	}
 	s.runHost(op)

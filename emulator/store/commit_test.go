@@ -170,3 +170,66 @@ func TestFailedFlushBreaksTheStore(t *testing.T) {
 		t.Fatal("a store whose flush failed took another change")
 	}
 }
+
+// TestNoGroupCommitFlushesEachChange: with NoGroupCommit every change gets
+// its own fsync, taken under the store's lock (so each flush covers exactly
+// one more record), and each is still durable, file included, before it is
+// acknowledged. The "before" case of the benchmarks relies on this being
+// the old behaviour and not a group commit in disguise.
+func TestNoGroupCommitFlushesEachChange(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, Options{Dir: dir, PoolSize: GiB, Fsync: true, NoGroupCommit: true})
+	const n = 16
+	var syncs atomic.Int32
+	var durableBytes atomic.Int64
+	var lastSeq atomic.Uint64
+	lastSeq.Store(s.seq)
+	realSync := s.syncJournal
+	s.syncJournal = func(f *os.File) error {
+		syncs.Add(1)
+		if s.mu.TryLock() {
+			s.mu.Unlock()
+			t.Error("a flush ran without the store's lock: changes could share it")
+		}
+		// Called under mu, so s.seq is stable here.
+		if got, prev := s.seq, lastSeq.Swap(s.seq); got != prev+1 {
+			t.Errorf("one fsync covers records %d..%d; want exactly one", prev+1, got)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if err := realSync(f); err != nil {
+			return err
+		}
+		durableBytes.Store(fi.Size())
+		return nil
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			slot := fmt.Sprintf("ngc-%d", i)
+			if _, err := s.AddDisk(pvc(slot, MiB)); err != nil {
+				t.Errorf("AddDisk(%s): %v", slot, err)
+				return
+			}
+			if !journalSlots(t, dir, durableBytes.Load())[slot] {
+				t.Errorf("%s acknowledged, but its record is not in the flushed part of the journal", slot)
+			}
+			if fi, err := os.Stat(s.BackingPath(pvc(slot, MiB).FilePath)); err != nil || fi.Size() != MiB {
+				t.Errorf("%s acknowledged without its backing file: %v", slot, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := syncs.Load(); got != n {
+		t.Errorf("%d adds took %d journal flushes; want one each", n, got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, Options{Dir: dir})
+	if r.DiskCount() != n {
+		t.Errorf("%d disks after reopening; want %d", r.DiskCount(), n)
+	}
+}

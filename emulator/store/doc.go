@@ -31,7 +31,10 @@
 // the filesystem has one, else only the source's data extents
 // (SEEK_DATA/SEEK_HOLE, then copy_file_range). It runs without the store's
 // lock, so other commands go on meanwhile; the new disk appears only once
-// its staged copy under tmp/ is complete, fsynced and journaled.
+// its staged copy under tmp/ is complete, fsynced and journaled. The data is
+// moved by a thread at the lowest CPU priority (sparse_linux.go), so a
+// command arriving during a large copy is not queued behind it for a time
+// slice.
 //
 // Every lookup by slot, ID or file name is a map access and every mutation
 // appends one record, so a server with ten thousand volumes behaves like one

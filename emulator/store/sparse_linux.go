@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"os"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -60,4 +61,29 @@ func cloneFile(dst, src *os.File) error {
 		return errNoClone
 	}
 	return err
+}
+
+// backgroundNice is the CPU niceness copies run at. A copy is bulk work
+// that the kernel does on the copying thread (copy_file_range, then the
+// fsync's writeback): at normal priority it takes a whole core for the
+// copy's length, and a command arriving meanwhile waits for the scheduler
+// to hand it a time slice, milliseconds on a small machine. At the lowest
+// priority the command's threads preempt the copy as soon as they wake.
+const backgroundNice = 19
+
+// inBackground runs f on an OS thread of its own at backgroundNice and
+// returns when f has. The thread is never unlocked: lowering its niceness
+// again needs a privilege the emulator may lack, so the runtime discards the
+// thread when the goroutine ends rather than reuse it for other work.
+func inBackground(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		// Best effort: at normal priority the copy is only slower for
+		// others, never wrong.
+		_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), backgroundNice)
+		f()
+	}()
+	<-done
 }

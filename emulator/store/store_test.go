@@ -743,3 +743,43 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	})
 }
+
+// TestGrowFile: a new file is created at size, an existing one only ever
+// grows (never shrinks, never rewritten), and a directory in the way is an
+// error, whichever of growFile's paths (exclusive create or the careful
+// one) handles it.
+func TestGrowFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.img")
+	if created, err := growFile(p, MiB); err != nil || !created {
+		t.Fatalf("new file: created=%v, %v", created, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("data"), 10); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, c := range []struct {
+		size, want int64
+	}{{1 << 10, MiB}, {MiB, MiB}, {2 * MiB, 2 * MiB}} {
+		if created, err := growFile(p, c.size); err != nil || created {
+			t.Fatalf("grow to %d: created=%v, %v", c.size, created, err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) != c.want || string(b[10:14]) != "data" {
+			t.Fatalf("grow to %d: %d bytes, data %q; want %d bytes and the data kept", c.size, len(b), b[10:14], c.want)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := growFile(filepath.Join(dir, "d"), MiB); err == nil {
+		t.Fatal("growFile over a directory succeeded")
+	}
+}
