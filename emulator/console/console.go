@@ -115,6 +115,13 @@ func (s *Session) Run(ctx context.Context, script string) Result {
 		}
 	}
 	res.Output = b.String()
+	if err := s.c.store.Err(); err != nil {
+		// The state this reply was built from may not be durable: a
+		// client must not act on it (a disk it lists could be gone after
+		// a machine crash). Its changes, if any, are what a failed flush
+		// leaves: unknown, which a failure reply says.
+		return Result{Output: errorText(err) + "\n", Failed: true, Verb: res.Verb}
+	}
 	return res
 }
 

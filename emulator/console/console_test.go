@@ -360,3 +360,29 @@ func TestLegacyFileTimes(t *testing.T) {
 		t.Fatalf("7.16 should print last-modified:\n%s", out)
 	}
 }
+
+// TestBrokenStoreFailsEveryReply: once a journal flush has failed, the
+// store's state may hold changes a machine crash would lose, so no reply is
+// printed from it: not the failed add's, not a later print's (which would
+// list the disk), not a count.
+func TestBrokenStoreFailsEveryReply(t *testing.T) {
+	clk := libclock.NewMock()
+	st, err := store.Open(store.Options{Dir: t.TempDir(), Pool: "storage-pool", PoolSize: 1 << 40, Fsync: true,
+		Clock: clock.FromLibrary(clk), SyncJournal: func(*os.File) error { return os.ErrDeadlineExceeded }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := New(st, Config{Identity: "rds", Clock: clock.FromLibrary(clk)}).NewSession("admin", 512)
+	for _, script := range []string{
+		addCmd(uuidSlot, "1G"),
+		"/disk print detail where slot=" + uuidSlot,
+		"/disk print count-only",
+		"/file print",
+	} {
+		r := run(t, s, script)
+		if !r.Failed || !strings.HasPrefix(r.Output, "failure: journal flush") || strings.Contains(r.Output, uuidSlot) {
+			t.Errorf("%s on a broken store: failed=%v, output %q; want only the flush failure", script, r.Failed, r.Output)
+		}
+	}
+}

@@ -98,6 +98,9 @@ type Options struct {
 	// ruling group commit out when a durability bug is suspected; it makes
 	// no difference to what survives a crash, only to how fast.
 	NoGroupCommit bool
+	// SyncJournal replaces the journal's fsync (nil: f.Sync), so that a
+	// test can make a flush fail the way a dying disk does.
+	SyncJournal func(f *os.File) error
 }
 
 // Store is the emulated RDS state. All methods are safe for concurrent use.
@@ -139,6 +142,9 @@ type Store struct {
 // match the journal, and compacts the journal into a fresh snapshot.
 func Open(o Options) (*Store, error) {
 	s := &Store{clk: o.Clock, fsync: o.Fsync, noGroup: o.NoGroupCommit, dir: o.Dir, persist: o.Dir != "", st: newState(), syncJournal: defaultSyncJournal}
+	if o.SyncJournal != nil {
+		s.syncJournal = o.SyncJournal
+	}
 	if s.clk == nil {
 		s.clk = clock.New()
 	}
@@ -547,6 +553,17 @@ func (s *Store) settle(seq uint64, err error) error {
 		return ferr
 	}
 	return err
+}
+
+// Err is what broke the store (a failed journal flush or a journal it could
+// not repair), or nil. Reads still answer from memory after that, and what
+// they show may include changes that would not survive a machine crash, so
+// a reply built from a broken store must not be trusted: the console fails
+// it instead of printing it.
+func (s *Store) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.broken
 }
 
 // Pool returns the pool and its usage.
