@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || e2ekubelet
 
 package e2e
 
@@ -31,6 +31,15 @@ var env *cluster
 var (
 	nodesMu  sync.Mutex
 	allNodes []*node
+)
+
+// atExit runs, last registered first, before the control plane stops; and
+// staleCleaners run before a run starts, on what killed runs left. They are
+// how files of one build tag only (the real-kubelet lane, e2ekubelet) add
+// their own processes and leftovers to the shared harness.
+var (
+	atExit        []func()
+	staleCleaners []func()
 )
 
 func TestMain(m *testing.M) {
@@ -85,6 +94,9 @@ func run(m *testing.M) int {
 	defer cancel()
 	c, err := startCluster(ctx, dir, bins)
 	defer func() {
+		for i := len(atExit) - 1; i >= 0; i-- {
+			atExit[i]()
+		}
 		nodesMu.Lock()
 		for _, n := range allNodes {
 			n.stop()
@@ -123,6 +135,9 @@ func run(m *testing.M) int {
 // SIGKILL) left behind: its mounts and loop devices. Runs whose test binary is
 // alive, and kept directories (E2E_KEEP), are left alone apart from that.
 func cleanStaleRuns() {
+	for _, f := range staleCleaners {
+		f()
+	}
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "rds-csi-e2e-*"))
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "pid"))

@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || e2ekubelet
 
 package e2e
 

@@ -170,7 +170,8 @@ oci_image() {
 	tar -C "$out" -cf "$DIR/images/$name.tar" oci-layout index.json blobs
 }
 
-images() {
+# build_images: $DIR/images/{pause,busybox}.tar from Debian's static binaries.
+build_images() {
 	local r=$DIR/images/rootfs-pause
 	rm -rf "$r" && mkdir -p "$r"
 	cp "$E2E_CATATONIT" "$r/catatonit"
@@ -179,8 +180,12 @@ images() {
 	rm -rf "$r" && mkdir -p "$r/bin" "$r/tmp" "$r/proc" "$r/sys" "$r/dev" "$r/etc"
 	cp "$E2E_BUSYBOX" "$r/bin/busybox"
 	local a
-	for a in sh dd sha256sum sleep cat ls mount df stat id touch; do ln -s busybox "$r/bin/$a"; done
+	for a in sh dd sha256sum sleep cat ls mount df stat id touch sync blockdev grep awk; do ln -s busybox "$r/bin/$a"; done
 	oci_image busybox localhost/rds-csi-lane/busybox:1 "$r" /bin/sh
+}
+
+images() {
+	build_images
 	local ctr=("$E2E_CTR" --address "$DIR/containerd/containerd.sock" --namespace k8s.io)
 	"${ctr[@]}" images import "$DIR/images/pause.tar" >&2 || die "ctr images import pause"
 	"${ctr[@]}" images import "$DIR/images/busybox.tar" >&2 || die "ctr images import busybox"
@@ -439,12 +444,75 @@ plugin() {
 	fi
 }
 
+# clean: what a killed run of the Go lane (e2e/, tag e2ekubelet) left behind,
+# for every /tmp/rds-csi-e2e-*/ whose test binary (its pid file) is dead and
+# that has a lane/: the processes in its pods' cgroups (rds-csi-e2ek-<pid>-*),
+# the containerd shims started for its sockets, its mounts, its loop devices,
+# the cgroups, and the lane's bridges. Live runs are not touched.
+clean() {
+	local d pid p h m any=0
+	for d in "${TMPDIR:-/tmp}"/rds-csi-e2e-*/; do
+		d=${d%/}
+		{ [ -f "$d/pid" ] && [ -d "$d/lane" ]; } || continue
+		pid=$(cat "$d/pid")
+		kill -0 "$pid" 2>/dev/null && continue
+		any=1
+		log "cleaning the dead lane run $d (pid $pid)"
+		for h in /sys/fs/cgroup/*/"rds-csi-e2ek-$pid-"*; do
+			[ -d "$h" ] || continue
+			find "$h" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r p; do kill -KILL "$p" 2>/dev/null || true; done
+		done
+		for p in /proc/[0-9]*; do
+			if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^/usr/bin/containerd-shim-runc-v2 .*$d/lane/"; then
+				kill -KILL "${p#/proc/}" 2>/dev/null || true
+			fi
+		done
+		{ grep -o " $d/[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		for p in /sys/block/loop*/loop/backing_file; do
+			[ -f "$p" ] || continue
+			case $(cat "$p") in "$d"/*) losetup -d "/dev/$(basename "$(dirname "$(dirname "$p")")")" 2>/dev/null || true ;; esac
+		done
+		sleep 1
+		for h in /sys/fs/cgroup/*/"rds-csi-e2ek-$pid-"*; do
+			if [ -d "$h" ]; then find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+		done
+		rm -rf "$d/lane" 2>/dev/null || true
+	done
+	# One lane runs at a time (make e2e-kubelet holds a lock): its bridges go
+	# with any dead run.
+	if [ "$any" = 1 ]; then
+		for p in 1 2 3; do ip link del "rdscsie2ek$p" 2>/dev/null || true; done
+	fi
+	return 0
+}
+
+# check: whether node-driver-registrar can be had here (a complete cache entry,
+# or a checkout in RDS_CSI_REGISTRAR_SRC to build it from); says why not and
+# fails otherwise. make e2e-kubelet and .ci/run ask before they start.
+check() {
+	local cache=${RDS_CSI_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rds-csi/e2e}
+	local v=${REGISTRAR_VERSION:-v2.17.0}
+	[ -f "$cache/node-driver-registrar-$v/.complete" ] && return 0
+	[ -n "${RDS_CSI_REGISTRAR_SRC:-}" ] && [ -f "$RDS_CSI_REGISTRAR_SRC/go.mod" ] && return 0
+	echo "node-driver-registrar $v cannot be built: RDS_CSI_REGISTRAR_SRC is not a checkout of its $v tag and $cache/node-driver-registrar-$v is not complete (the module proxy refuses the module; see hack/e2e/README.md)" >&2
+	return 3
+}
+
 case ${1:-} in
 up) up ;;
+check) check ;;
+clean) clean ;;
+images)
+	# Only the two image archives, for the Go lane (e2e/, tag e2ekubelet),
+	# which imports them into each node's containerd itself.
+	{ [ -n "${E2E_CATATONIT:-}" ] && [ -n "${E2E_BUSYBOX:-}" ]; } || die "E2E_CATATONIT and E2E_BUSYBOX: run under RDS_CSI_E2E_KUBELET=1 hack/e2e/tools.sh's variables"
+	mkdir -p "$DIR/images"
+	build_images
+	;;
 runtime) runtime ;;
 down) down ;;
 *)
-	echo "usage: $0 up|runtime|down" >&2
+	echo "usage: $0 up|runtime|down|images|check|clean" >&2
 	exit 2
 	;;
 esac
