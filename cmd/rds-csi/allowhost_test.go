@@ -17,6 +17,7 @@ import (
 
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
+	"github.com/rds-csi/rds-csi/driver/exportacl"
 	"github.com/rds-csi/rds-csi/driver/hostnqn"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/emulator"
@@ -74,7 +75,7 @@ func TestLoopRefusesHostTheExportDoesNotAllow(t *testing.T) {
 	}
 	const slot, file = "pvc-1", "/storage-pool/k8s/pvc-1.img"
 	run(`/disk add type=file file-path=` + file + ` file-size=1M slot=` + slot + ` nvme-tcp-export=yes nvme-tcp-server-port=4420 nvme-tcp-server-nqn=nqn.2000-02.com.mikrotik:pvc-1`)
-	lp, err := loop.New(loop.Options{BackingDir: filepath.Join(dir, "node"), AllowHost: exportAllowList(client)})
+	lp, err := loop.New(loop.Options{BackingDir: filepath.Join(dir, "node"), AllowHost: exportacl.AllowList(client)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/rds-csi/rds-csi/driver/dataplane"
 	"github.com/rds-csi/rds-csi/driver/dataplane/loop"
 	"github.com/rds-csi/rds-csi/driver/dataplane/nvme"
+	"github.com/rds-csi/rds-csi/driver/exportacl"
 	"github.com/rds-csi/rds-csi/driver/rds"
 	"github.com/rds-csi/rds-csi/driver/reconciler"
 )
@@ -282,7 +283,7 @@ func nodeServer(ctx context.Context, c config, exports rds.Transport, reg promet
 			if err != nil {
 				return nil, err
 			}
-			lo.AllowHost = exportAllowList(client)
+			lo.AllowHost = exportacl.AllowList(client)
 		}
 		lp, err := loop.New(lo)
 		if err != nil {
