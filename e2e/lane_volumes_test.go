@@ -349,14 +349,32 @@ func TestLaneFSGroup(t *testing.T) {
 // TestLaneNodeShutdown: node 1 shuts down (kubelet stopped, its containers
 // and node plugin gone, its mounts and loop devices with them); with the
 // out-of-service taint the pod-GC and the attach-detach controller let go
-// of its pod and volume at once, and the volume moves to node 2. Without
-// the taint the attach-detach controller waits its fixed 6 minutes
-// (maxWaitForUnmountDuration; no kube-controller-manager flag shortens it,
-// --disable-force-detach-on-timeout only removes it): not run here.
-func TestLaneNodeShutdown(t *testing.T) {
+// of its pod and volume at once, and the volume moves to node 2.
+func TestLaneNodeShutdown(t *testing.T) { laneNodeShutdown(t, true) }
+
+// TestLaneNodeShutdownWithoutTaint: the same shutdown, handled as a cluster
+// without the out-of-service taint must handle it. Nothing lets go by
+// itself: the pod stays (its containers are still reported running, so the
+// attach-detach controller keeps the volume), until an administrator
+// force-deletes it; then the attach-detach controller waits its fixed
+// maxWaitForUnmountDuration (6 minutes; no kube-controller-manager flag
+// shortens it) before it force-detaches, and only then does the volume
+// move. The test takes that long on purpose: it is the wait users live
+// through, and the driver must not add to it.
+func TestLaneNodeShutdownWithoutTaint(t *testing.T) { laneNodeShutdown(t, false) }
+
+// forceDetachWait bounds the wait for the attach-detach controller's force
+// detach: its 6 minutes, plus the attacher's and kubelet's retries.
+const forceDetachWait = 10 * time.Minute
+
+func laneNodeShutdown(t *testing.T, outOfService bool) {
 	nodes := lane(t)
 	ln := nodes[0]
-	e := newTestEnv(t, "lane-shutdown")
+	name := "lane-shutdown"
+	if !outOfService {
+		name = "lane-shutdown-notaint"
+	}
+	e := newTestEnv(t, name)
 	e.pvc("data", "64Mi", fsMode, rwo)
 	pv := e.waitBound("data", 3*time.Minute)
 	w := e.createPod(lanePod("app", ln.name, "data", false, writeFS))
@@ -385,27 +403,46 @@ func TestLaneNodeShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s NotReady %.1fs after its shutdown", ln.name, time.Since(start).Seconds())
-	taint := corev1.Taint{Key: "node.kubernetes.io/out-of-service", Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}
-	n, err := e.c.admin.CoreV1().Nodes().Get(e.ctx(), ln.name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	released := time.Now()
+	detachWait := lanePodTimeout
+	if outOfService {
+		taint := corev1.Taint{Key: "node.kubernetes.io/out-of-service", Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}
+		n, err := e.c.admin.CoreV1().Nodes().Get(e.ctx(), ln.name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Spec.Taints = append(n.Spec.Taints, taint)
+		if _, err := e.c.admin.CoreV1().Nodes().Update(e.ctx(), n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.untaint(ln.name, taint.Key) })
+		released = time.Now()
+		e.waitPodGone(w.Name, lanePodTimeout)
+		t.Logf("pod on %s deleted %.1fs after the taint", ln.name, time.Since(released).Seconds())
+	} else {
+		// Nothing frees the volume while the pod exists: its VolumeAttachment
+		// must still be there well after NotReady.
+		time.Sleep(20 * time.Second)
+		if e.va(pv, ln.name) == nil {
+			t.Fatalf("VolumeAttachment on %s gone without the taint or a pod deletion: the volume was let go while its pod may still run", ln.name)
+		}
+		released = time.Now()
+		if err := e.c.admin.CoreV1().Pods(e.ns).Delete(e.ctx(), w.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			t.Fatal(err)
+		}
+		e.waitPodGone(w.Name, lanePodTimeout)
+		t.Logf("pod on %s force-deleted", ln.name)
+		detachWait = forceDetachWait
 	}
-	n.Spec.Taints = append(n.Spec.Taints, taint)
-	if _, err := e.c.admin.CoreV1().Nodes().Update(e.ctx(), n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.untaint(ln.name, taint.Key) })
-	tainted := time.Now()
-	e.waitPodGone(w.Name, lanePodTimeout)
-	t.Logf("pod on %s deleted %.1fs after the taint", ln.name, time.Since(tainted).Seconds())
-	e.waitDetached(pv, ln.name, lanePodTimeout)
-	t.Logf("VolumeAttachment on %s gone %.1fs after the taint", ln.name, time.Since(tainted).Seconds())
+	e.waitDetached(pv, ln.name, detachWait)
+	t.Logf("VolumeAttachment on %s gone %.1fs after the pod was released", ln.name, time.Since(released).Seconds())
 	r := e.createPod(lanePod("reader", nodes[1].name, "data", false, readFS))
 	e.waitPhase(r.Name, corev1.PodSucceeded, lanePodTimeout)
 	if got := e.logValue(r, "sum"); got != sum {
 		t.Fatalf("reader on %s read %q after the move, written %q", nodes[1].name, got, sum)
 	}
-	t.Logf("volume moved to %s %.1fs after the taint", nodes[1].name, time.Since(tainted).Seconds())
+	t.Logf("volume moved to %s %.1fs after the pod was released (%.1fs after the shutdown)", nodes[1].name,
+		time.Since(released).Seconds(), time.Since(start).Seconds())
 	e.deletePod(r.Name, lanePodTimeout)
 }
 
