@@ -74,44 +74,15 @@ func TestGroupCommitSharesFlushes(t *testing.T) {
 	base := s.seqNow()
 	var syncs, acked atomic.Int32
 	var durableBytes atomic.Int64
-	realSync := s.syncJournal
-	s.syncJournal = func(f *os.File) error {
+	s.syncJournal = syncRecordingDurable(s.syncJournal, &durableBytes, func() {
 		if syncs.Add(1) == 1 {
 			waitUntil(t, "all 16 records appended while the first flush runs", func() bool { return s.seqNow() >= base+n })
 			if a := acked.Load(); a != 0 {
 				t.Errorf("%d changes acknowledged before any flush completed", a)
 			}
 		}
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if err := realSync(f); err != nil {
-			return err
-		}
-		// Flushes run one at a time, so this only grows.
-		durableBytes.Store(fi.Size())
-		return nil
-	}
-
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			slot := fmt.Sprintf("gc-%d", i)
-			if _, err := s.AddDisk(pvc(slot, MiB)); err != nil {
-				t.Errorf("AddDisk(%s): %v", slot, err)
-				return
-			}
-			acked.Add(1)
-			if !journalSlots(t, dir, durableBytes.Load())[slot] {
-				t.Errorf("%s acknowledged, but its record is not in the flushed part of the journal", slot)
-			}
-			if fi, err := os.Stat(s.BackingPath(pvc(slot, MiB).FilePath)); err != nil || fi.Size() != MiB {
-				t.Errorf("%s acknowledged without its backing file: %v", slot, err)
-			}
-		})
-	}
-	wg.Wait()
+	})
+	addConcurrentlyDurable(t, s, dir, n, "gc", &durableBytes, func() { acked.Add(1) })
 	if got := syncs.Load(); got > 2 {
 		t.Errorf("%d concurrent adds took %d journal flushes; want at most 2 (one held, one shared by the rest)", n, got)
 	}
@@ -184,8 +155,7 @@ func TestNoGroupCommitFlushesEachChange(t *testing.T) {
 	var durableBytes atomic.Int64
 	var lastSeq atomic.Uint64
 	lastSeq.Store(s.seq)
-	realSync := s.syncJournal
-	s.syncJournal = func(f *os.File) error {
+	s.syncJournal = syncRecordingDurable(s.syncJournal, &durableBytes, func() {
 		syncs.Add(1)
 		if s.mu.TryLock() {
 			s.mu.Unlock()
@@ -195,33 +165,8 @@ func TestNoGroupCommitFlushesEachChange(t *testing.T) {
 		if got, prev := s.seq, lastSeq.Swap(s.seq); got != prev+1 {
 			t.Errorf("one fsync covers records %d..%d; want exactly one", prev+1, got)
 		}
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if err := realSync(f); err != nil {
-			return err
-		}
-		durableBytes.Store(fi.Size())
-		return nil
-	}
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			slot := fmt.Sprintf("ngc-%d", i)
-			if _, err := s.AddDisk(pvc(slot, MiB)); err != nil {
-				t.Errorf("AddDisk(%s): %v", slot, err)
-				return
-			}
-			if !journalSlots(t, dir, durableBytes.Load())[slot] {
-				t.Errorf("%s acknowledged, but its record is not in the flushed part of the journal", slot)
-			}
-			if fi, err := os.Stat(s.BackingPath(pvc(slot, MiB).FilePath)); err != nil || fi.Size() != MiB {
-				t.Errorf("%s acknowledged without its backing file: %v", slot, err)
-			}
-		})
-	}
-	wg.Wait()
+	})
+	addConcurrentlyDurable(t, s, dir, n, "ngc", &durableBytes, nil)
 	if got := syncs.Load(); got != n {
 		t.Errorf("%d adds took %d journal flushes; want one each", n, got)
 	}
@@ -232,4 +177,50 @@ func TestNoGroupCommitFlushesEachChange(t *testing.T) {
 	if r.DiskCount() != n {
 		t.Errorf("%d disks after reopening; want %d", r.DiskCount(), n)
 	}
+}
+
+// syncRecordingDurable wraps a journal fsync: before runs first (a test's
+// checks at flush time), then the sync, and durable records how much of the
+// journal the last good flush covered (flushes run one at a time, so it
+// only grows).
+func syncRecordingDurable(next func(*os.File) error, durable *atomic.Int64, before func()) func(*os.File) error {
+	return func(f *os.File) error {
+		before()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if err := next(f); err != nil {
+			return err
+		}
+		durable.Store(fi.Size())
+		return nil
+	}
+}
+
+// addConcurrentlyDurable adds n disks named prefix-<i> at once and checks
+// that each acknowledged one is in the flushed part of the journal and has
+// its backing file; onAck, if set, runs as each add is acknowledged.
+func addConcurrentlyDurable(t *testing.T, s *Store, dir string, n int, prefix string, durable *atomic.Int64, onAck func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			slot := fmt.Sprintf("%s-%d", prefix, i)
+			if _, err := s.AddDisk(pvc(slot, MiB)); err != nil {
+				t.Errorf("AddDisk(%s): %v", slot, err)
+				return
+			}
+			if onAck != nil {
+				onAck()
+			}
+			if !journalSlots(t, dir, durable.Load())[slot] {
+				t.Errorf("%s acknowledged, but its record is not in the flushed part of the journal", slot)
+			}
+			if fi, err := os.Stat(s.BackingPath(pvc(slot, MiB).FilePath)); err != nil || fi.Size() != MiB {
+				t.Errorf("%s acknowledged without its backing file: %v", slot, err)
+			}
+		})
+	}
+	wg.Wait()
 }
