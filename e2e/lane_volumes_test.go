@@ -388,34 +388,13 @@ func laneNodeShutdown(t *testing.T, outOfService bool) {
 			t.Errorf("bring %s back: %v", ln.name, err)
 		}
 	})
-	if err := waitFor(e.ctx(), 3*time.Minute, time.Second, ln.name+" NotReady", func(ctx context.Context) (bool, error) {
-		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, ln.name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status != corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.waitNotReady(ln.name, 3*time.Minute)
 	t.Logf("%s NotReady %.1fs after its shutdown", ln.name, time.Since(start).Seconds())
 	released := time.Now()
 	detachWait := lanePodTimeout
 	if outOfService {
-		taint := corev1.Taint{Key: "node.kubernetes.io/out-of-service", Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}
-		n, err := e.c.admin.CoreV1().Nodes().Get(e.ctx(), ln.name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Spec.Taints = append(n.Spec.Taints, taint)
-		if _, err := e.c.admin.CoreV1().Nodes().Update(e.ctx(), n, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.untaint(ln.name, taint.Key) })
+		e.taintOutOfService(ln.name)
+		t.Cleanup(func() { e.untaint(ln.name, corev1.TaintNodeOutOfService) })
 		released = time.Now()
 		e.waitPodGone(w.Name, lanePodTimeout)
 		t.Logf("pod on %s deleted %.1fs after the taint", ln.name, time.Since(released).Seconds())

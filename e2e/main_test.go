@@ -404,3 +404,40 @@ func (e *testEnv) backingFile(pv *corev1.PersistentVolume) string {
 	}
 	return filepath.Join(e.c.emuState, "files", strings.TrimPrefix(fp, "/"))
 }
+
+// waitNotReady waits for the node-lifecycle controller to mark the node
+// NotReady.
+func (e *testEnv) waitNotReady(name string, timeout time.Duration) {
+	e.t.Helper()
+	if err := waitFor(e.ctx(), timeout, 200*time.Millisecond, name+" NotReady", func(ctx context.Context) (bool, error) {
+		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.Status != corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// taintOutOfService applies node.kubernetes.io/out-of-service=nodeshutdown:NoExecute,
+// retrying on update conflicts.
+func (e *testEnv) taintOutOfService(name string) {
+	e.t.Helper()
+	if err := waitFor(e.ctx(), 10*time.Second, 100*time.Millisecond, "taint "+name, func(ctx context.Context) (bool, error) {
+		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
+		_, err = e.c.admin.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err == nil, err
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}

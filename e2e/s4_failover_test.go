@@ -316,32 +316,8 @@ func (e *testEnv) waitNotReadyAndTaint(name string) (notReadyAt time.Time) {
 	e.t.Helper()
 	taintMu.Lock()
 	defer taintMu.Unlock()
-	ctx := e.ctx()
-	if err := waitFor(ctx, nodeMonitorGracePeriod+30*time.Second, 200*time.Millisecond, name+" NotReady", func(ctx context.Context) (bool, error) {
-		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status != corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+	e.waitNotReady(name, nodeMonitorGracePeriod+30*time.Second)
 	notReadyAt = time.Now()
-	if err := waitFor(ctx, 10*time.Second, 100*time.Millisecond, "taint "+name, func(ctx context.Context) (bool, error) {
-		n, err := e.c.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
-		_, err = e.c.admin.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
-		return err == nil, err
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+	e.taintOutOfService(name)
 	return notReadyAt
 }
